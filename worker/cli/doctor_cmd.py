@@ -1,0 +1,3 @@
+"""Placeholder until wired."""
+
+COMMANDS: list[object] = []

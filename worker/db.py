@@ -1,0 +1,121 @@
+"""PostgreSQL access through psycopg 3 connection pools, sync and async twins.
+
+Rows come back as dicts. Each ``transaction()`` is one short transaction on a pooled
+connection; nothing holds a connection across an HTTP call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from worker.config import Settings
+
+Connection = psycopg.Connection[DictRow]
+AsyncConnection = psycopg.AsyncConnection[DictRow]
+
+_CONNECT_KWARGS: dict[str, Any] = {
+    "row_factory": dict_row,
+    "connect_timeout": 5,
+    "application_name": "video-worker",
+    # Fail fast instead of hanging on a half-open connection after a network blip.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
+class Database:
+    """A connection pool (default 2–10 connections, ``DB_POOL_MIN``/``DB_POOL_MAX``)."""
+
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10, name: str = "db"):
+        self.url = url
+        self.pool: ConnectionPool[Connection] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=_CONNECT_KWARGS,
+            open=False,
+            name=name,
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=60,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+
+    def open(self, wait: bool = True, timeout: float = 10.0) -> Database:
+        self.pool.open(wait=wait, timeout=timeout)
+        return self
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> Database:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def fetchone(self, query: str, params: Any = None) -> dict[str, Any] | None:
+        with self.transaction() as conn:
+            return conn.execute(query, params).fetchone()
+
+    def fetchall(self, query: str, params: Any = None) -> list[dict[str, Any]]:
+        with self.transaction() as conn:
+            return conn.execute(query, params).fetchall()
+
+
+class AsyncDatabase:
+    """The async twin of :class:`Database`."""
+
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10, name: str = "adb"):
+        self.url = url
+        self.pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=_CONNECT_KWARGS,
+            open=False,
+            name=name,
+            check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=60,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AsyncDatabase:
+        return cls(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+
+    async def open(self, wait: bool = True, timeout: float = 10.0) -> AsyncDatabase:
+        await self.pool.open(wait=wait, timeout=timeout)
+        return self
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+
+def connect(url: str, *, autocommit: bool = False) -> Connection:
+    """A single connection outside the pool (migrations, the maintenance leader's lock)."""
+    return psycopg.connect(url, autocommit=autocommit, **_CONNECT_KWARGS)

@@ -1,0 +1,147 @@
+"""Failure classes: every provider failure is classified once, here, into one of seven classes.
+
+The class decides what happens to the key, the job, the user and the operators (see
+``worker.policy`` for the table). Clients raise :class:`ProviderError`; nothing else in the
+code base inspects HTTP statuses or vendor error codes.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorClass(enum.StrEnum):
+    USER_ERROR = "USER_ERROR"
+    TEMPORARY = "TEMPORARY"
+    RATE_LIMIT = "RATE_LIMIT"
+    BILLING = "BILLING"
+    AUTH = "AUTH"
+    UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+
+
+#: What the user reads when a job ends in this class and the provider gave nothing better.
+DEFAULT_USER_MESSAGES: dict[ErrorClass, str] = {
+    ErrorClass.USER_ERROR: "We could not make this video from your request.",
+    ErrorClass.TEMPORARY: "The video service had a problem and we could not finish your video.",
+    ErrorClass.RATE_LIMIT: "The video service is very busy right now.",
+    ErrorClass.BILLING: "The video service is temporarily unavailable.",
+    ErrorClass.AUTH: "The video service is temporarily unavailable.",
+    ErrorClass.UNAVAILABLE: "This video service is temporarily unavailable.",
+    ErrorClass.INTERNAL: "Something went wrong on our side while making your video.",
+}
+
+
+class ProviderError(Exception):
+    """A classified failure of one exchange with an external provider.
+
+    ``message`` is for operators (already free of secrets); ``user_message`` is short and fit to
+    show the user; ``retry_after`` is the wait the provider asked for, in seconds, if it said.
+    """
+
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        code: str | None = None,
+        user_message: str | None = None,
+        retry_after: float | None = None,
+        key_name: str | None = None,
+        permanent_for_notification: bool = False,
+    ) -> None:
+        from worker.redaction import redact
+
+        self.error_class = error_class
+        self.provider = provider
+        self.status = status
+        self.code = code
+        self.message = redact(message)
+        self.user_message = user_message or DEFAULT_USER_MESSAGES[error_class]
+        self.retry_after = retry_after
+        self.key_name = key_name
+        self.permanent_for_notification = permanent_for_notification
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        where = self.provider
+        if self.status is not None:
+            where += f" HTTP {self.status}"
+        if self.code not in (None, "", str(self.status)):
+            where += f" code {self.code}"
+        return f"{self.error_class} from {where}: {self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError({self.error_class!s}, provider={self.provider!r}, "
+            f"status={self.status!r}, code={self.code!r}, message={self.message!r}, "
+            f"retry_after={self.retry_after!r}, key_name={self.key_name!r})"
+        )
+
+
+class WorkerError(Exception):
+    """Base of the errors this package raises on purpose (refusals, configuration, ledger)."""
+
+
+class ConfigError(WorkerError):
+    """A configuration value is missing or malformed. The message names the variable."""
+
+
+class NoKeyAvailable(WorkerError):
+    """No key of a provider can serve now.
+
+    ``retry_at`` is the epoch time when one can (a cooldown or a pacing window ends), or ``None``
+    when every key is quarantined or disabled and only an operator can help.
+    """
+
+    def __init__(self, provider: str, retry_at: float | None, reason: str) -> None:
+        self.provider = provider
+        self.retry_at = retry_at
+        self.reason = reason
+        super().__init__(f"no {provider} key can serve now: {reason}")
+
+
+class RequestRefused(WorkerError):
+    """A request was refused and nothing changed (the CLI exits 1)."""
+
+
+class InvalidRequest(RequestRefused, ValueError):
+    """A field of a request is missing or malformed. ``field`` names it; ``reason`` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field} {reason}")
+
+
+class InsufficientCredits(RequestRefused):
+    """The user's available credits do not cover the request."""
+
+    def __init__(self, user_id: int, needed: int, available: int) -> None:
+        self.user_id = user_id
+        self.needed = needed
+        self.available = available
+        super().__init__(
+            f"user {user_id} needs {needed} credit{'s' if needed != 1 else ''} "
+            f"but has {available} available"
+        )
+
+
+class UnknownJob(RequestRefused, LookupError):
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(f"there is no job {job_id}")
+
+
+class JobStateConflict(RequestRefused):
+    """The job is not in a state that allows the operation (e.g. cancelling a finished job)."""
+
+
+class LedgerError(WorkerError):
+    """A transfer was refused by the ledger's rules."""
+
+
+class HoldAlreadyResolved(LedgerError):
+    """The hold was already posted or voided the other way; a hold resolves exactly once."""

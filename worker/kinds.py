@@ -1,0 +1,95 @@
+"""Job kinds: what the framework needs to know about a kind of job, and where to find them.
+
+A kind is a module in the ``jobs`` package exposing ``KIND`` (a :class:`JobKind`). The framework
+finds kinds by name, so adding one is adding a module, not editing ``worker/``. The step
+handlers are loaded separately (``JobKind.handlers``), so the bot's process, which only submits,
+never imports provider clients.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from worker.errors import WorkerError
+
+if TYPE_CHECKING:
+    from worker.config import Settings
+    from worker.steps import StepHandler
+
+JOBS_PACKAGE = "jobs"
+
+
+class UnknownKind(WorkerError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """Static description of a job kind.
+
+    ``validate`` turns a caller's request into the stored payload or raises
+    :class:`worker.errors.InvalidRequest`; ``price`` is credits per job; ``deadline`` is the
+    seconds a job may take end to end; ``handlers`` names the module whose ``HANDLERS`` maps each
+    step to its function (imported only by workers).
+    """
+
+    name: str
+    steps: tuple[str, ...]
+    validate: Callable[[Mapping[str, Any], Settings], dict[str, Any]]
+    price: Callable[[Settings], int]
+    deadline: Callable[[Settings, Mapping[str, Any]], float]
+    handlers_module: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def first_step(self) -> str:
+        return self.steps[0]
+
+    def queue(self, step: str) -> str:
+        """The Dramatiq queue (and actor name) of one step: ``video.prompt``."""
+        return f"{self.name}.{step}"
+
+    def handlers(self) -> Mapping[str, StepHandler]:
+        module = importlib.import_module(self.handlers_module)
+        handlers: Mapping[str, StepHandler] = module.HANDLERS
+        missing = set(self.steps) - set(handlers)
+        if missing:
+            raise WorkerError(f"job kind {self.name} has no handler for steps {sorted(missing)}")
+        return handlers
+
+
+_cache: dict[str, JobKind] = {}
+
+
+def get_kind(name: str) -> JobKind:
+    if name not in _cache:
+        if not name.isidentifier():
+            raise UnknownKind(f"unknown job kind {name!r}")
+        try:
+            module = importlib.import_module(f"{JOBS_PACKAGE}.{name}")
+        except ModuleNotFoundError:
+            raise UnknownKind(f"unknown job kind {name!r}") from None
+        kind = getattr(module, "KIND", None)
+        if not isinstance(kind, JobKind):
+            raise UnknownKind(f"{JOBS_PACKAGE}.{name} does not define KIND")
+        _cache[name] = kind
+    return _cache[name]
+
+
+def all_kinds() -> list[JobKind]:
+    """Every kind in the ``jobs`` package."""
+    package = importlib.import_module(JOBS_PACKAGE)
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")
+    )
+    kinds = []
+    for name in names:
+        try:
+            kinds.append(get_kind(name))
+        except UnknownKind:
+            continue
+    return kinds

@@ -1,0 +1,1 @@
+"""Named, parameterised SQL, one module per table family. Schema lives in ``migrations/``."""

@@ -1,0 +1,89 @@
+"""Checks shared by every request: ids, counts, idempotency keys, URLs and text fields.
+
+Each check raises :class:`InvalidRequest` naming the field and the reason, before anything is
+written. Job kinds build their payload validation from these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from worker.errors import InvalidRequest
+
+MAX_ID = 2**63 - 1
+
+
+def positive_id(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(field, f"must be a positive integer, not {type(value).__name__}")
+    if not 0 < value <= MAX_ID:
+        raise InvalidRequest(field, "must be a positive integer")
+    return value
+
+
+def count_in(field: str, value: Any, allowed: Iterable[int]) -> int:
+    allowed = tuple(allowed)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        raise InvalidRequest(field, f"must be one of {', '.join(map(str, allowed))}")
+    return value
+
+
+def text(
+    field: str, value: Any, *, min_len: int = 1, max_len: int, required: bool = True
+) -> str | None:
+    """A string of ``min_len``..``max_len`` characters after trimming; no control characters."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(field, "must be a string" if value is not None else "is required")
+    stripped: str = value.strip()
+    if not stripped and not required:
+        return None
+    if len(stripped) < min_len:
+        raise InvalidRequest(field, "must not be empty")
+    if len(stripped) > max_len:
+        raise InvalidRequest(
+            field, f"must be at most {max_len:,} characters (got {len(stripped):,})"
+        )
+    if any(ord(c) < 32 and c not in "\n\t" for c in stripped):
+        raise InvalidRequest(field, "must not contain control characters")
+    return stripped
+
+
+def http_url(field: str, value: Any, *, max_len: int = 2048) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(field, "must be an http(s) URL string")
+    url: str = value.strip()
+    if len(url) > max_len:
+        raise InvalidRequest(field, f"must be at most {max_len} characters")
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() for c in url):
+        raise InvalidRequest(field, "must be an http:// or https:// URL")
+    return url
+
+
+def idempotency_key(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 255 or not value.isprintable():
+        raise InvalidRequest("idempotency_key", "must be 1 to 255 printable characters")
+    return value
+
+
+def mapping(field: str, value: Any, *, known: Iterable[str]) -> Mapping[str, Any]:
+    """An object with only ``known`` keys (a JSON string is refused, not parsed)."""
+    if isinstance(value, str | bytes):
+        raise InvalidRequest(field, "must be an object (a dict), not a string")
+    if not isinstance(value, Mapping):
+        raise InvalidRequest(field, f"must be an object (a dict), not {type(value).__name__}")
+    unknown = sorted(str(k) for k in value if k not in set(known))
+    if unknown:
+        raise InvalidRequest(f"{field}.{unknown[0]}", "is not a known field")
+    return value
