@@ -1,0 +1,87 @@
+"""Configuration: clear one-sentence errors naming the variable, and secrets never shown."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from worker.config import key_name_for, load_settings
+from worker.errors import ConfigError
+from worker.redaction import RedactingFilter, redact
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"database_url": "mysql://localhost/x"}, "DATABASE_URL"),
+        ({"database_url": "not a url"}, "DATABASE_URL"),
+        ({"redis_url": "http://localhost"}, "REDIS_URL"),
+        ({"redis_url": "redis://h:notaport/0"}, "REDIS_URL"),
+        ({"kie_api_keys": "a=one-secret-1,,b=two"}, "KIE_API_KEYS"),
+        ({"kie_api_keys": "a=sk-12345678,a=sk-87654321"}, "KIE_API_KEYS"),
+        ({"kie_api_keys": "bad name=sk-12345678"}, "KIE_API_KEYS"),
+        ({"openai_api_keys": "x="}, "OPENAI_API_KEYS"),
+        ({"video_price_credits": -1}, "VIDEO_PRICE_CREDITS"),
+        ({"video_price_credits": "lots"}, "VIDEO_PRICE_CREDITS"),
+        ({"video_counts": "1,0"}, "VIDEO_COUNTS"),
+        ({"kie_base_url": "ftp://api"}, "KIE_BASE_URL"),
+        ({"kie_aspect_ratio": "square"}, "KIE_ASPECT_RATIO"),
+        ({"kie_create_limit": "fast"}, "KIE_CREATE_LIMIT"),
+        ({"video_deadlines": "sora=abc"}, "VIDEO_DEADLINES"),
+        ({"metrics_port": 70000}, "METRICS_PORT"),
+    ],
+)
+def test_bad_values_name_the_variable(overrides: dict[str, object], variable: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(_env_file=None, **overrides)
+    message = str(info.value)
+    assert message.startswith(variable), message
+    assert "\n" not in message
+    for secret in ("one-secret-1", "sk-12345678", "sk-87654321"):
+        assert secret not in message
+
+
+def test_keys_parse_named_and_bare() -> None:
+    s = load_settings(_env_file=None, kie_api_keys="main=sk-aaaaaaaaaa, sk-bbbbbbbbbb\nspare=xyzxyzxyz")
+    assert [k.name for k in s.kie_keys] == ["main", key_name_for("sk-bbbbbbbbbb"), "spare"]
+    assert s.kie_keys[0].secret.get_secret_value() == "sk-aaaaaaaaaa"
+    assert key_name_for("sk-bbbbbbbbbb") == key_name_for("sk-bbbbbbbbbb")
+
+
+def test_secrets_never_in_repr(caplog: pytest.LogCaptureFixture) -> None:
+    s = load_settings(
+        _env_file=None,
+        kie_api_keys="main=kie-secret-value-1",
+        openai_api_keys="sk-openai-secret-2",
+        telegram_bot_token="123456:telegram-secret-3",
+        database_url="postgresql://u:db-password-4@127.0.0.1/x",
+    )
+    text = repr(s) + str(s) + repr(s.kie_keys) + repr(s.openai_keys)
+    for secret in ("kie-secret-value-1", "sk-openai-secret-2", "telegram-secret-3", "db-password-4"):
+        assert secret not in text
+    logger = logging.getLogger("test.redaction")
+    logger.addFilter(RedactingFilter())
+    with caplog.at_level(logging.INFO, logger="test.redaction"):
+        logger.info("calling with %s and %s", "kie-secret-value-1", "Bearer abcdefgh12345")
+    assert "kie-secret-value-1" not in caplog.text and "abcdefgh12345" not in caplog.text
+    assert "sk-unregistered-abcdef" not in redact("key sk-unregistered-abcdef leaked")
+
+
+def test_dotenv_and_credentials_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("KIE_API_KEYS", "VIDEO_PRICE_CREDITS", "TELEGRAM_BOT_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / ".env").write_text("VIDEO_PRICE_CREDITS=4\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "kie_api_keys").write_text("a=from-credential-file\nb=second-credential\n")
+    (creds / "TELEGRAM_BOT_TOKEN").write_text("42:token-from-file\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    s = load_settings()
+    assert s.video_price_credits == 4
+    assert [k.name for k in s.kie_keys] == ["a", "b"]
+    assert s.telegram_bot_token.get_secret_value() == "42:token-from-file"
+    monkeypatch.setenv("KIE_API_KEYS", "env=wins-over-file")
+    assert [k.name for k in load_settings().kie_keys] == ["env"]

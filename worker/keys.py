@@ -1,0 +1,590 @@
+"""The key pool: provider API keys as one scheduled resource shared by every worker process.
+
+Design principle 7: all processes, on all hosts, see the same state for a key — its cooldown
+after a 429 (which only ever extends), its quarantine after a 401/403 or a billing failure (until
+an operator re-enables it), an operator's ``disable`` — and pace their requests per key within the
+provider's published limits (KIE: 20 creates per 10 s per account, 10 status queries per second
+per key). That state lives in Redis and every decision that reads and writes it is one Lua script,
+so two processes can never both take the last slot of a pacing window.
+
+Secrets never leave this process: Redis holds key *names* and state only; the secret stays in the
+:class:`~worker.config.ApiKey` objects loaded from configuration, and :meth:`KeyPool.acquire`
+returns those objects. Error texts are scrubbed of the pool's own secrets before they are stored,
+on top of the redaction :class:`~worker.errors.ProviderError` already applies.
+
+Redis layout (``{ns}`` is ``REDIS_NAMESPACE``; key names match ``[A-Za-z0-9_.-]``, so ``:`` is an
+unambiguous separator)::
+
+    {ns}:keys:{provider}:{name}                  HASH, one per key, kept until deleted by hand
+        last_used          epoch seconds of the last hand-out (for people)
+        lru                value of {ns}:keys:seq at the last hand-out (LRU order: exact even
+                           when two hand-outs share a microsecond or the clock steps back)
+        uses               hand-outs, ever
+        last_success       epoch seconds of the last report_success
+        errors             failures reported, ever (any class)
+        last_error         "<CLASS>: <message>", at most 200 characters of message
+        last_error_at      epoch seconds
+        cooling_until      epoch seconds; only ever raised (a past value means "not cooling")
+        quarantine_reason  "<CLASS>: <message>" or an operator's text; present = quarantined
+        quarantined_at     epoch seconds of the first quarantine since the last enable
+        disabled_reason    operator's text; present = disabled
+        disabled_at        epoch seconds
+    {ns}:keys:{provider}:{name}:pace:{purpose}   ZSET, one per key and paced purpose
+        member "<µs>-<uses>", score = integer epoch *microseconds* of each hand-out (integers, so
+        window arithmetic is exact); trimmed to the last max(window, 60 s) and expiring after that,
+        which leaves a minute of history for inspection.
+    {ns}:keys:seq                                STRING, counter of hand-outs (all providers); it
+        has one segment fewer than any key's hash, so no key name can collide with it.
+
+Clock: every timestamp is Redis server time, read with ``TIME`` inside the script that acts on
+it. With workers on several hosts, pacing decisions compare timestamps written by different
+processes; one clock makes "20 in any 10 s" hold exactly, where host clocks skewed by a fraction
+of a second would let a window admit extra requests. The ``clock`` argument exists so tests can
+drive time deterministically: when given, its value is passed to every script instead of
+``TIME``. Production code (:meth:`KeyPool.from_settings`) never passes one. ``retry_at`` values
+and ``cooling_until`` are therefore in Redis's epoch; hosts are NTP-synchronised, and a retry
+scheduled a few milliseconds early just meets :class:`~worker.errors.NoKeyAvailable` again.
+
+Redis errors (connection refused, timeouts) propagate unchanged: the caller's step fails as
+TEMPORARY and is retried, which is right — no key state is guessed locally.
+
+Assumption: one key is one provider account. Pacing is per key; two keys of the same KIE account
+would share its 20-per-10-s budget without the pool knowing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from redis import Redis
+
+from worker.config import ApiKey, RateLimit
+from worker.errors import ErrorClass, NoKeyAvailable, ProviderError, WorkerError
+from worker.redaction import MASK, redact
+
+if TYPE_CHECKING:
+    from worker.config import Settings
+
+__all__ = ["KeyPool", "KeyState", "KeyStatus", "UnknownKey"]
+
+#: Pacing history kept per key and purpose, beyond the window itself (for inspection and tests).
+PACE_HISTORY_SECONDS = 60.0
+#: Longest error text stored for a key (``last_error``, quarantine reasons).
+MAX_ERROR_CHARS = 200
+
+_QUARANTINING = (ErrorClass.AUTH, ErrorClass.BILLING)
+
+
+class KeyState(StrEnum):
+    """What a key can do now, as operators read it (``worker keys ls``)."""
+
+    ACTIVE = "active"
+    COOLING = "cooling"
+    QUARANTINED = "quarantined"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """One key's shared state, by name. Never carries the secret."""
+
+    provider: str
+    name: str
+    state: KeyState
+    cooling_until: float | None
+    reason: str | None
+    since: float | None
+    last_used: float | None
+    uses: int
+    errors: int
+    last_error: str | None
+
+
+class UnknownKey(WorkerError, KeyError):
+    """A key name that is not configured for that provider (removed from configuration?)."""
+
+    def __str__(self) -> str:
+        # KeyError would show the message in quotes; this is a sentence for a person.
+        return str(self.args[0]) if self.args else "unknown key"
+
+
+# -- Lua ---------------------------------------------------------------------------------------
+# Shared prelude. ARGV[1] is always the time override in seconds ('' = Redis server TIME).
+_PRELUDE = """
+local function clock_us()
+  if ARGV[1] ~= '' then
+    return math.floor(tonumber(ARGV[1]) * 1000000 + 0.5)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function int(us) return string.format('%.0f', us) end
+local function secs(us) return string.format('%.6f', us / 1000000) end
+local function to_us(s)
+  if not s then return nil end
+  return math.floor(tonumber(s) * 1000000 + 0.5)
+end
+local function extend(hkey, until_us)
+  local old = to_us(redis.call('HGET', hkey, 'cooling_until'))
+  if old and old >= until_us then return old end
+  redis.call('HSET', hkey, 'cooling_until', secs(until_us))
+  return until_us
+end
+local function quarantine(hkey, reason, now)
+  if redis.call('HEXISTS', hkey, 'quarantine_reason') == 0 then
+    redis.call('HSET', hkey, 'quarantine_reason', reason, 'quarantined_at', secs(now))
+  end
+end
+"""
+
+# Pick the least recently used key that can serve, and record the use, in one step.
+# KEYS[2i-1], KEYS[2i]: state hash and pace zset of candidate i, in configuration order;
+# the last KEYS entry is the hand-out counter.
+# ARGV[2] limit count (0 = unpaced), ARGV[3] window µs, ARGV[4] history µs,
+# ARGV[5] '1' = skip quarantined/disabled keys (pool), '0' = ignore those states (named),
+# ARGV[6..] key names in the same order.
+# Returns {'ok', name} or {'no', retry_at_us or '', now_us, one code per key}; a code is
+# 'd:' disabled, 'q:<reason>' quarantined, 'c:' cooling, 'p:' paced, 'cp:' both.
+_ACQUIRE = (
+    _PRELUDE
+    + """
+local now = clock_us()
+local count = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local history = tonumber(ARGV[4])
+local screen = ARGV[5] == '1'
+local best, best_used, retry = nil, nil, nil
+local report = {}
+local n_keys = (#KEYS - 1) / 2
+for i = 1, n_keys do
+  local hkey, zkey = KEYS[2 * i - 1], KEYS[2 * i]
+  local f = redis.call('HMGET', hkey, 'disabled_reason', 'quarantine_reason',
+                       'cooling_until', 'lru')
+  if screen and f[1] then
+    report[i] = 'd:'
+  elseif screen and f[2] then
+    report[i] = 'q:' .. f[2]
+  else
+    local free_at, why = now, ''
+    local cool = to_us(f[3])
+    if cool and cool > now then free_at, why = cool, 'c' end
+    if count > 0 then
+      redis.call('ZREMRANGEBYSCORE', zkey, '-inf', int(now - history))
+      local cutoff = '(' .. int(now - window)
+      local n = redis.call('ZCOUNT', zkey, cutoff, '+inf')
+      if n >= count then
+        -- the key is free again when the oldest use that keeps it at the limit leaves the window
+        local e = redis.call('ZRANGEBYSCORE', zkey, cutoff, '+inf', 'WITHSCORES',
+                             'LIMIT', n - count, 1)
+        local paced_until = tonumber(e[2]) + window
+        if paced_until > free_at then free_at = paced_until end
+        why = why .. 'p'
+      end
+    end
+    if why == '' then
+      local used = tonumber(f[4]) or 0
+      if best == nil or used < best_used then best, best_used = i, used end
+    else
+      report[i] = why .. ':'
+      if retry == nil or free_at < retry then retry = free_at end
+    end
+  end
+end
+if best then
+  local hkey, zkey = KEYS[2 * best - 1], KEYS[2 * best]
+  local uses = redis.call('HINCRBY', hkey, 'uses', 1)
+  local seq = redis.call('INCR', KEYS[#KEYS])
+  redis.call('HSET', hkey, 'last_used', secs(now), 'lru', seq)
+  if count > 0 then
+    redis.call('ZADD', zkey, int(now), int(now) .. '-' .. uses)
+    redis.call('PEXPIRE', zkey, int(math.ceil(history / 1000)))
+  end
+  return {'ok', ARGV[5 + best]}
+end
+local out = {'no', retry and int(retry) or '', int(now)}
+for i = 1, n_keys do out[#out + 1] = report[i] end
+return out
+"""
+)
+
+# KEYS[1] state hash; ARGV[2] last_error text; ARGV[3] cooldown seconds or '';
+# ARGV[4] quarantine reason or ''.
+_FAILURE = (
+    _PRELUDE
+    + """
+local now = clock_us()
+redis.call('HINCRBY', KEYS[1], 'errors', 1)
+redis.call('HSET', KEYS[1], 'last_error', ARGV[2], 'last_error_at', secs(now))
+if ARGV[3] ~= '' then extend(KEYS[1], now + math.floor(tonumber(ARGV[3]) * 1000000 + 0.5)) end
+if ARGV[4] ~= '' then quarantine(KEYS[1], ARGV[4], now) end
+return secs(now)
+"""
+)
+
+# KEYS[1] state hash; ARGV[2] absolute epoch seconds. Returns the effective cooling_until.
+_EXTEND = (
+    _PRELUDE
+    + """
+return secs(extend(KEYS[1], to_us(ARGV[2])))
+"""
+)
+
+# KEYS[1] state hash; ARGV[2] reason.
+_QUARANTINE = (
+    _PRELUDE
+    + """
+quarantine(KEYS[1], ARGV[2], clock_us())
+return 1
+"""
+)
+
+# KEYS[1] state hash; ARGV[2] field holding the time ('disabled_at', 'last_success');
+# ARGV[3], ARGV[4] an optional extra field and value.
+_STAMP = (
+    _PRELUDE
+    + """
+redis.call('HSET', KEYS[1], ARGV[2], secs(clock_us()))
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
+return 1
+"""
+)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(_text(value))
+
+
+def _truncate(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _with_wait(reason: str, retry_at: float | None, now: float) -> str:
+    if retry_at is None:
+        return reason
+    wait = max(0.0, retry_at - now)
+    return f"{reason}; one is free again in {math.ceil(wait * 10) / 10:g} s"
+
+
+class KeyPool:
+    """Hands out provider keys so that all processes together respect each key's state and pace.
+
+    Thread-safe and process-safe: no state is kept in the object beyond configuration; every
+    decision is a Redis script. Keys are identified by ``(provider, name)``.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str,
+        keys: Sequence[ApiKey],
+        limits: Mapping[tuple[str, str], RateLimit] | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._redis = redis
+        self._prefix = f"{namespace}:keys"
+        self._keys: tuple[ApiKey, ...] = tuple(keys)
+        self._by_provider: dict[str, list[ApiKey]] = {}
+        for key in self._keys:
+            self._by_provider.setdefault(key.provider, []).append(key)
+        self._limits: dict[tuple[str, str], RateLimit] = dict(limits or {})
+        self._clock = clock
+        self._secrets = [s for s in (k.secret.get_secret_value() for k in self._keys) if s]
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._failure = redis.register_script(_FAILURE)
+        self._extend = redis.register_script(_EXTEND)
+        self._quarantine = redis.register_script(_QUARANTINE)
+        self._stamp = redis.register_script(_STAMP)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: Redis) -> KeyPool:
+        """The pool of the configured KIE and OpenAI keys, paced at the configured KIE limits."""
+        return cls(
+            redis,
+            settings.redis_namespace,
+            [*settings.kie_keys, *settings.openai_keys],
+            {
+                ("kie", "create"): settings.kie_create_rate,
+                ("kie", "query"): settings.kie_query_rate,
+            },
+        )
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def providers(self) -> list[str]:
+        """Providers that have at least one configured key, in configuration order."""
+        return list(self._by_provider)
+
+    def has_keys(self, provider: str) -> bool:
+        return bool(self._by_provider.get(provider))
+
+    # -- handing out keys --------------------------------------------------------------------
+
+    def acquire(self, provider: str, purpose: str = "default") -> ApiKey:
+        """The least recently used key of ``provider`` that may make a ``purpose`` request now.
+
+        The use is recorded in the same script that chose the key, so the caller must make the
+        request (or accept that a pacing slot was spent). Raises :class:`NoKeyAvailable` with
+        the time one is free again, or ``retry_at=None`` when only an operator can help.
+        """
+        candidates = self._by_provider.get(provider, [])
+        if not candidates:
+            variable = f"{provider.upper()}_API_KEYS"
+            raise NoKeyAvailable(provider, None, f"no keys configured; set {variable}")
+        found, retry_at, now, codes = self._run_acquire(provider, purpose, candidates, screen=True)
+        if found is not None:
+            return found
+        reason = self._explain(provider, purpose, codes, retry_at, now)
+        raise NoKeyAvailable(provider, retry_at, reason)
+
+    def acquire_named(self, provider: str, name: str, purpose: str = "default") -> ApiKey:
+        """The key called ``name``, to poll a task it created (the task belongs to its account).
+
+        Quarantine and disable are ignored — a key quarantined for billing can still read its
+        own tasks, and no other key can — but cooldown and pacing are honoured.
+        """
+        key = self._find(provider, name)
+        found, retry_at, now, codes = self._run_acquire(provider, purpose, [key], screen=False)
+        if found is not None:
+            return found
+        what = []
+        if "c" in codes[0]:
+            what.append("cooling down")
+        if "p" in codes[0]:
+            what.append(f"at its {purpose} pace limit ({self._limits[(provider, purpose)]})")
+        reason = f"key {name} is {' and '.join(what)}"
+        raise NoKeyAvailable(provider, retry_at, _with_wait(reason, retry_at, now))
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def report_success(self, key: ApiKey) -> None:
+        """Record that the key worked (``last_success``). Cooldowns are not shortened by it."""
+        self._stamp(
+            keys=[self._hash(key.provider, key.name)],
+            args=[self._now_arg(), "last_success", "", ""],
+        )
+
+    def report_failure(self, key: ApiKey, error: ProviderError, *, backoff: float = 5.0) -> None:
+        """Apply the key column of the error-class table to ``key``.
+
+        RATE_LIMIT: cool down for ``error.retry_after`` (or ``backoff``) seconds, extend-only.
+        AUTH, BILLING: quarantine until an operator calls :meth:`enable`. Every class counts as
+        an error and becomes ``last_error``; the other classes leave the key's state alone.
+        """
+        message = _truncate(self._scrub(error.message))
+        cls = ErrorClass(error.error_class)
+        cooldown = ""
+        if cls is ErrorClass.RATE_LIMIT:
+            wait = error.retry_after if error.retry_after is not None else backoff
+            wait = float(wait) if math.isfinite(wait) else backoff
+            cooldown = repr(max(0.0, wait))
+        reason = f"{cls}: {message}" if cls in _QUARANTINING else ""
+        self._failure(
+            keys=[self._hash(key.provider, key.name)],
+            args=[self._now_arg(), f"{cls}: {message}", cooldown, reason],
+        )
+
+    def extend_cooldown(self, provider: str, name: str, until: float) -> float:
+        """Cool the key down until ``until`` (epoch seconds) unless it already cools longer.
+
+        Returns the effective end of the cooldown: the later of the old and the new one.
+        """
+        if not math.isfinite(until):
+            raise ValueError(f"cooldown end must be a finite epoch time, got {until!r}")
+        result = self._extend(
+            keys=[self._hash(provider, name)], args=[self._now_arg(), repr(until)]
+        )
+        return float(_text(result))
+
+    def quarantine(self, provider: str, name: str, reason: str) -> None:
+        """Stop handing the key out until an operator enables it. The first reason is kept."""
+        self._quarantine(
+            keys=[self._hash(provider, name)],
+            args=[self._now_arg(), _truncate(self._scrub(reason), 2 * MAX_ERROR_CHARS)],
+        )
+
+    # -- operator ----------------------------------------------------------------------------
+
+    def enable(self, name: str, provider: str | None = None) -> KeyStatus:
+        """Clear quarantine, disable and cooldown: the operator says the key works again."""
+        key = self._find(provider, name)
+        self._redis.hdel(
+            self._hash(key.provider, key.name),
+            "quarantine_reason",
+            "quarantined_at",
+            "disabled_reason",
+            "disabled_at",
+            "cooling_until",
+        )
+        return self._status_of(key)
+
+    def disable(
+        self, name: str, provider: str | None = None, reason: str = "disabled by operator"
+    ) -> KeyStatus:
+        """Stop handing the key out (tasks it created can still be polled) until :meth:`enable`."""
+        key = self._find(provider, name)
+        self._stamp(
+            keys=[self._hash(key.provider, key.name)],
+            args=[
+                self._now_arg(),
+                "disabled_at",
+                "disabled_reason",
+                _truncate(self._scrub(reason), 2 * MAX_ERROR_CHARS),
+            ],
+        )
+        return self._status_of(key)
+
+    def statuses(self) -> list[KeyStatus]:
+        """Every configured key's state, in configuration order (``worker keys ls``)."""
+        return self._statuses(self._keys)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _hash(self, provider: str, name: str) -> str:
+        return f"{self._prefix}:{provider}:{name}"
+
+    def _pace(self, provider: str, name: str, purpose: str) -> str:
+        return f"{self._prefix}:{provider}:{name}:pace:{purpose}"
+
+    def _now_arg(self) -> str:
+        return "" if self._clock is None else repr(float(self._clock()))
+
+    def _now(self) -> float:
+        if self._clock is not None:
+            return float(self._clock())
+        seconds, micros = self._redis.time()
+        return int(seconds) + int(micros) / 1_000_000
+
+    def _scrub(self, text: str) -> str:
+        text = redact(text)
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def _find(self, provider: str | None, name: str) -> ApiKey:
+        matches = [
+            k for k in self._keys if k.name == name and (provider is None or k.provider == provider)
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            where = " and ".join(k.provider for k in matches)
+            raise UnknownKey(f"the key name {name!r} is configured for {where}; name the provider")
+        if provider is None:
+            raise UnknownKey(f"no key named {name!r} is configured")
+        raise UnknownKey(
+            f"no {provider} key named {name!r} is configured "
+            f"(was it removed from {provider.upper()}_API_KEYS?)"
+        )
+
+    def _run_acquire(
+        self, provider: str, purpose: str, candidates: Sequence[ApiKey], *, screen: bool
+    ) -> tuple[ApiKey | None, float | None, float, list[str]]:
+        """Run the acquire script: (key, None, now, []) or (None, retry_at, now, codes)."""
+        limit = self._limits.get((provider, purpose))
+        count, window_us = (limit.count, round(limit.seconds * 1e6)) if limit else (0, 0)
+        history_us = max(window_us, round(PACE_HISTORY_SECONDS * 1e6))
+        keys: list[str] = []
+        for key in candidates:
+            keys += [self._hash(provider, key.name), self._pace(provider, key.name, purpose)]
+        keys.append(f"{self._prefix}:seq")
+        args: list[str | int] = [
+            self._now_arg(),
+            count,
+            window_us,
+            history_us,
+            "1" if screen else "0",
+        ]
+        result = self._acquire(keys=keys, args=[*args, *(k.name for k in candidates)])
+        values = [_text(v) for v in result]
+        if values[0] == "ok":
+            return next(k for k in candidates if k.name == values[1]), None, 0.0, []
+        retry_at = int(values[1]) / 1_000_000 if values[1] else None
+        return None, retry_at, int(values[2]) / 1_000_000, values[3:]
+
+    def _explain(
+        self, provider: str, purpose: str, codes: list[str], retry_at: float | None, now: float
+    ) -> str:
+        """Say in plain words why no key can serve, e.g. "2 keys cooling down, 1 quarantined"."""
+        cooling = sum(1 for c in codes if c.split(":", 1)[0] in ("c", "cp"))
+        paced = sum(1 for c in codes if c.split(":", 1)[0] == "p")
+        disabled = sum(1 for c in codes if c.startswith("d:"))
+        quarantined = [c[2:] for c in codes if c.startswith("q:")]
+        parts: list[tuple[int, str]] = []
+        if cooling:
+            parts.append((cooling, "cooling down"))
+        if paced:
+            limit = self._limits.get((provider, purpose))
+            parts.append((paced, f"at the {purpose} pace limit ({limit})"))
+        if quarantined:
+            why = []
+            for reason in quarantined:
+                head = reason.split(":", 1)[0]
+                label = head.lower() if head in ErrorClass.__members__ else _truncate(reason, 40)
+                if label not in why:
+                    why.append(label)
+            parts.append((len(quarantined), f"quarantined ({', '.join(why)})"))
+        if disabled:
+            parts.append((disabled, "disabled"))
+        words = [
+            f"{_plural(n, 'key')} {what}" if i == 0 else f"{n} {what}"
+            for i, (n, what) in enumerate(parts)
+        ]
+        reason = ", ".join(words)
+        if retry_at is None:
+            reason += "; only an operator can bring one back (enable)"
+        return _with_wait(reason, retry_at, now)
+
+    def _status_of(self, key: ApiKey) -> KeyStatus:
+        return self._statuses([key])[0]
+
+    def _statuses(self, keys: Sequence[ApiKey]) -> list[KeyStatus]:
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(self._hash(key.provider, key.name))
+        rows = pipe.execute()
+        now = self._now()
+        return [self._to_status(key, row, now) for key, row in zip(keys, rows, strict=True)]
+
+    @staticmethod
+    def _to_status(key: ApiKey, raw: Mapping[Any, Any], now: float) -> KeyStatus:
+        row = {_text(k): _text(v) for k, v in raw.items()}
+        cooling_until = _float(row.get("cooling_until"))
+        if cooling_until is not None and cooling_until <= now:
+            cooling_until = None
+        reason: str | None
+        if "disabled_reason" in row:
+            state, reason = KeyState.DISABLED, row["disabled_reason"]
+            since = _float(row.get("disabled_at"))
+            if "quarantine_reason" in row:
+                reason += f" (also quarantined: {row['quarantine_reason']})"
+        elif "quarantine_reason" in row:
+            state, reason = KeyState.QUARANTINED, row["quarantine_reason"]
+            since = _float(row.get("quarantined_at"))
+        else:
+            state = KeyState.COOLING if cooling_until is not None else KeyState.ACTIVE
+            reason, since = None, None
+        return KeyStatus(
+            provider=key.provider,
+            name=key.name,
+            state=state,
+            cooling_until=cooling_until,
+            reason=reason,
+            since=since,
+            last_used=_float(row.get("last_used")),
+            uses=int(row.get("uses", 0)),
+            errors=int(row.get("errors", 0)),
+            last_error=row.get("last_error"),
+        )
