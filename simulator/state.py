@@ -1,0 +1,275 @@
+"""The simulator's memory: tasks, recorded calls, delivered messages, rate windows, the dice.
+
+Everything lives in one ``SimState`` owned by the aiohttp application and touched only from its
+event loop, so no locks are needed. Task states are computed from timestamps when asked (no timers),
+which keeps thousands of in-flight renders free and makes ``render_seconds`` exact.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from simulator.config import SimConfig
+
+#: Share of a task's render time spent in ``waiting``, then up to this share in ``queuing``.
+WAITING_SHARE = 0.10
+QUEUING_SHARE = 0.25
+
+
+@dataclass
+class Call:
+    """One request to a fake provider, as ``GET /_sim/calls`` shows it.
+
+    ``status`` is ``None`` while the request is still being answered (e.g. inside a timeout fault).
+    ``code`` is the provider's own code when it has one: KIE's ``code``, OpenAI's ``error.code``
+    (or ``"refusal"`` / ``"content_filter"`` for a 200 refusal), Telegram's ``error_code``.
+    ``fault`` names the injected fault, if any.
+    """
+
+    seq: int
+    at: float
+    service: str
+    endpoint: str
+    http_method: str
+    status: int | None = None
+    code: int | str | None = None
+    key: str | None = None
+    task_id: str | None = None
+    chat_id: int | str | None = None
+    model: str | None = None
+    fault: str | None = None
+    duration_ms: float | None = None
+    #: The reset generation the call belongs to; a call still running across a reset (a timeout
+    #: fault asleep) must not count in the stats of the next test.
+    epoch: int = field(default=0, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        del data["epoch"]
+        return data
+
+
+@dataclass
+class Task:
+    """A KIE generation task. Its state is a function of the clock, see ``view``."""
+
+    task_id: str
+    model: str
+    key: str
+    param: str
+    prompt: str
+    callback_url: str | None
+    created: float
+    render_seconds: float
+    #: Planned failure (failCode, failMsg) and when, in seconds after creation, it shows.
+    fail_code: str | None = None
+    fail_msg: str | None = None
+    fail_after: float = 0.0
+    #: Set by the admin API: the task ends now with this state.
+    forced_state: str | None = None
+    forced_at: float | None = None
+    polls: int = 0
+    polled_by: list[str] = field(default_factory=list)
+    downloads: int = 0
+
+    def view(self, now: float) -> tuple[str, float | None, float]:
+        """``(state, complete_time, update_time)`` at ``now``, times in unix seconds."""
+        if self.forced_state is not None and self.forced_at is not None and now >= self.forced_at:
+            return self.forced_state, self.forced_at, self.forced_at
+        if self.fail_code is not None:
+            end = self.created + self.fail_after
+            if now >= end:
+                return "fail", end, end
+        end = self.created + self.render_seconds
+        if now >= end:
+            return "success", end, end
+        elapsed = now - self.created
+        waiting_end = self.render_seconds * WAITING_SHARE
+        queuing_end = self.render_seconds * QUEUING_SHARE
+        if elapsed < waiting_end:
+            return "waiting", None, self.created
+        if elapsed < queuing_end:
+            return "queuing", None, self.created + waiting_end
+        return "generating", None, self.created + queuing_end
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        state, complete, _ = self.view(now)
+        return {
+            "task_id": self.task_id,
+            "model": self.model,
+            "key": self.key,
+            "state": state,
+            "prompt": self.prompt,
+            "callback_url": self.callback_url,
+            "created_at": self.created,
+            "complete_at": complete,
+            "render_seconds": self.render_seconds,
+            "fail_code": self.fail_code if state == "fail" else None,
+            "fail_msg": self.fail_msg if state == "fail" else None,
+            "polls": self.polls,
+            "polled_by": list(self.polled_by),
+            "downloads": self.downloads,
+        }
+
+
+class SlidingWindows:
+    """Per-name sliding-window counters: at most ``limit`` admissions in any ``window`` seconds.
+
+    Refused requests are not counted, like KIE's "the request does not enter the queue".
+    """
+
+    def __init__(self) -> None:
+        self._hits: dict[str, collections.deque[float]] = {}
+
+    def admit(self, name: str, limit: int, window: float, now: float) -> float | None:
+        """Count one request; ``None`` if admitted, else the seconds until a slot frees up."""
+        if limit <= 0:
+            return None
+        hits = self._hits.setdefault(name, collections.deque())
+        while hits and hits[0] <= now - window:
+            hits.popleft()
+        if len(hits) >= limit:
+            return max(hits[0] + window - now, 0.0)
+        hits.append(now)
+        return None
+
+
+class SimState:
+    """All mutable simulator state, plus the seeded dice behind every fault."""
+
+    def __init__(self, config: SimConfig) -> None:
+        config.validate()
+        self.initial_config = config.copy()
+        self.epoch = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the start-up configuration with no tasks, calls or messages."""
+        self.epoch += 1
+        self.config = self.initial_config.copy()
+        self._seed_dice()
+        self.tasks: dict[str, Task] = {}
+        self.calls: collections.deque[Call] = collections.deque(
+            maxlen=self.config.max_recorded_calls
+        )
+        self.messages: list[dict[str, Any]] = []
+        self.windows = SlidingWindows()
+        self.call_seq = 0
+        self.message_seq = 0
+        self.refusal_turn = 0
+        self.status_counts: collections.Counter[tuple[str, str, int]] = collections.Counter()
+        self.code_counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self.fault_counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.paid_creates = 0
+        self.paid_by_key: collections.Counter[str] = collections.Counter()
+
+    def apply_patch(self, patch: dict[str, Any]) -> None:
+        """Deep-merge ``patch`` into the live configuration (all or nothing)."""
+        new = self.config.patched(patch)
+        reseed = "seed" in patch
+        self.config = new
+        if reseed:
+            self._seed_dice()
+        if self.calls.maxlen != new.max_recorded_calls:
+            self.calls = collections.deque(self.calls, maxlen=new.max_recorded_calls)
+
+    def _seed_dice(self) -> None:
+        seed = self.config.seed
+        # Faults draw from ``rng``; cosmetic variation ("" or null, msg or message) from ``style``,
+        # so switching a style knob never shifts the fault sequence of a seeded run.
+        self.rng = random.Random(seed)
+        self.style = random.Random(None if seed is None else seed + 1)
+
+    def roll(self, rate: float) -> bool:
+        """True with probability ``rate``; rates of 0 and 1 do not consume randomness."""
+        if rate <= 0.0:
+            return False
+        if rate >= 1.0:
+            return True
+        return self.rng.random() < rate
+
+    def start_call(self, service: str, endpoint: str, http_method: str) -> Call:
+        self.call_seq += 1
+        call = Call(self.call_seq, time.time(), service, endpoint, http_method, epoch=self.epoch)
+        self.calls.append(call)
+        return call
+
+    def finish_call(self, call: Call, status: int) -> None:
+        call.status = status
+        call.duration_ms = round((time.time() - call.at) * 1000, 3)
+        if call.epoch != self.epoch:
+            return
+        self.status_counts[(call.service, call.endpoint, status)] += 1
+        if call.code is not None:
+            self.code_counts[(call.service, call.endpoint, str(call.code))] += 1
+        if call.fault is not None:
+            self.fault_counts[(call.service, call.fault)] += 1
+
+    def record_paid_create(self, key: str) -> None:
+        self.paid_creates += 1
+        self.paid_by_key[key] += 1
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of everything since the last reset (not limited by ``max_recorded_calls``)."""
+        calls: dict[str, dict[str, dict[str, int]]] = {}
+        for (service, endpoint, status), n in sorted(self.status_counts.items()):
+            calls.setdefault(service, {}).setdefault(endpoint, {})[str(status)] = n
+        codes: dict[str, dict[str, dict[str, int]]] = {}
+        for (service, endpoint, code), n in sorted(self.code_counts.items()):
+            codes.setdefault(service, {}).setdefault(endpoint, {})[code] = n
+        faults: dict[str, dict[str, int]] = {}
+        for (service, fault), n in sorted(self.fault_counts.items()):
+            faults.setdefault(service, {})[fault] = n
+        now = time.time()
+        tasks: collections.Counter[str] = collections.Counter(
+            t.view(now)[0] for t in self.tasks.values()
+        )
+        return {
+            "total_calls": sum(self.status_counts.values()),
+            "calls": calls,
+            "codes": codes,
+            "faults": faults,
+            "paid_creates": self.paid_creates,
+            "paid_creates_by_key": dict(self.paid_by_key),
+            "tasks": dict(tasks),
+            "messages": len(self.messages),
+        }
+
+
+def retry_after_seconds(wait: float) -> int:
+    """A wait as the whole seconds a Retry-After style field carries (at least 1)."""
+    return max(1, math.ceil(wait))
+
+
+STATE_KEY = web.AppKey("simulator_state", SimState)
+CALL_KEY = web.RequestKey("simulator_call", Call)
+
+
+def get_state(request: web.Request) -> SimState:
+    return request.app[STATE_KEY]
+
+
+def current_call(request: web.Request) -> Call:
+    """The call record of this request (a detached one if the request is not recorded)."""
+    call = request.get(CALL_KEY)
+    if call is None:
+        call = Call(0, time.time(), "", "", request.method)
+        request[CALL_KEY] = call
+    return call
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or ``None``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()

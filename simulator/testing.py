@@ -1,0 +1,231 @@
+"""Run the simulator inside a test process, or drive one that runs elsewhere.
+
+``start_in_thread()`` gives a real HTTP server on its own event loop in a daemon thread, so code
+under test talks to it over sockets exactly as it would to the real providers. Every helper on
+``RunningSimulator`` is an HTTP call to the ``/_sim`` admin API, which is why
+``RunningSimulator.connect(url)`` works the same against ``python -m simulator`` in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from simulator.config import SimConfig
+from simulator.server import start
+
+#: Seconds to wait for the server thread to start or stop.
+THREAD_TIMEOUT = 10.0
+
+
+class RunningSimulator:
+    """A handle on a running simulator: its URLs and the admin helpers.
+
+    Use it as a context manager (or call ``stop()``) to shut down a simulator this process started;
+    ``stop()`` on a connected (foreign) simulator only closes the HTTP client.
+    """
+
+    def __init__(self, url: str, *, _stop: Callable[[], None] | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._stop = _stop
+        self._http = httpx.Client(base_url=self.url, timeout=10.0)
+
+    @classmethod
+    def connect(cls, url: str, wait_seconds: float = 0.0) -> RunningSimulator:
+        """A handle on a simulator already running at ``url``.
+
+        With ``wait_seconds``, poll ``/_sim/health`` until it answers (a freshly spawned process).
+        """
+        sim = cls(url)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                sim.health()
+                return sim
+            except httpx.HTTPError:
+                if time.monotonic() >= deadline:
+                    sim.close()
+                    raise
+                time.sleep(0.05)
+
+    # --- URLs to give the code under test --------------------------------------------------------
+
+    @property
+    def kie_url(self) -> str:
+        """``KIE_BASE_URL``: the paths ``/api/v1/...`` hang off it."""
+        return self.url
+
+    @property
+    def openai_url(self) -> str:
+        """``OPENAI_BASE_URL`` (with ``/v1``, as the SDK expects)."""
+        return f"{self.url}/v1"
+
+    @property
+    def telegram_url(self) -> str:
+        """``TELEGRAM_API_URL``: requests go to ``<telegram_url>/bot<token>/<method>``."""
+        return self.url
+
+    # --- admin helpers ---------------------------------------------------------------------------
+
+    def _get(self, path: str, **params: Any) -> Any:
+        query = {k: v for k, v in params.items() if v is not None}
+        response = self._http.get(path, params=query)
+        response.raise_for_status()
+        return response.json()
+
+    def _post(self, path: str, body: Any = None) -> Any:
+        response = self._http.post(path, json=body)
+        if response.status_code == 400:
+            raise ValueError(response.json().get("error", response.text))
+        response.raise_for_status()
+        return response.json()
+
+    def health(self) -> bool:
+        return bool(self._get("/_sim/health")["ok"])
+
+    def reset(self) -> None:
+        """Back to the start-up configuration; forget tasks, calls and messages."""
+        self._post("/_sim/reset")
+
+    def config(self) -> dict[str, Any]:
+        """The live configuration as a dict."""
+        result: dict[str, Any] = self._get("/_sim/config")
+        return result
+
+    def configure(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """Deep-merge ``patch`` into the live configuration; returns the new one.
+
+        Raises ``ValueError`` with the simulator's explanation if the patch is invalid.
+        """
+        result: dict[str, Any] = self._post("/_sim/config", patch)
+        return result
+
+    def calls(
+        self, service: str | None = None, endpoint: str | None = None, since: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Recorded provider calls, oldest first (see ``simulator.state.Call``)."""
+        result: list[dict[str, Any]] = self._get(
+            "/_sim/calls", service=service, endpoint=endpoint, since=since
+        )
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/_sim/stats")
+        return result
+
+    def messages(self, chat_id: int | str | None = None) -> list[dict[str, Any]]:
+        """Telegram messages delivered (to ``chat_id``), in order."""
+        result: list[dict[str, Any]] = self._get("/_sim/messages", chat_id=chat_id)
+        return result
+
+    def tasks(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._get("/_sim/tasks")
+        return result
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._get(f"/_sim/tasks/{task_id}")
+        return result
+
+    def finish_task(self, task_id: str) -> dict[str, Any]:
+        """Make the task succeed now."""
+        result: dict[str, Any] = self._post(f"/_sim/tasks/{task_id}/finish")
+        return result
+
+    def fail_task(
+        self,
+        task_id: str,
+        fail_code: str = "500",
+        fail_msg: str = "internal error, please try again later",
+    ) -> dict[str, Any]:
+        """Make the task fail now with this failCode and failMsg."""
+        result: dict[str, Any] = self._post(
+            f"/_sim/tasks/{task_id}/fail", {"fail_code": fail_code, "fail_msg": fail_msg}
+        )
+        return result
+
+    # --- lifetime --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def stop(self) -> None:
+        """Stop the server if this process started it, and close the admin client."""
+        self.close()
+        if self._stop is not None:
+            stop, self._stop = self._stop, None
+            stop()
+
+    def __enter__(self) -> RunningSimulator:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"RunningSimulator({self.url!r})"
+
+
+def start_in_thread(
+    config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0
+) -> RunningSimulator:
+    """Start the simulator on its own event loop in a daemon thread; returns once it listens."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    async def boot() -> None:
+        try:
+            outcome["runner"], outcome["url"] = await start(config or SimConfig(), host, port)
+        except BaseException as exc:
+            outcome["error"] = exc
+            raise
+        finally:
+            ready.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(boot())
+        except BaseException:
+            loop.close()
+            return
+        loop.run_forever()
+        # Requests still asleep in a timeout fault outlive the server's shutdown grace period.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+
+    thread = threading.Thread(target=run, name="simulator", daemon=True)
+    thread.start()
+    if not ready.wait(THREAD_TIMEOUT):
+        raise RuntimeError("the simulator did not start in time")
+    if "error" in outcome:
+        thread.join(THREAD_TIMEOUT)
+        raise RuntimeError(f"the simulator could not start: {outcome['error']}") from outcome[
+            "error"
+        ]
+    runner: web.AppRunner = outcome["runner"]
+
+    def stop() -> None:
+        future = asyncio.run_coroutine_threadsafe(runner.cleanup(), loop)
+        try:
+            future.result(THREAD_TIMEOUT)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(THREAD_TIMEOUT)
+
+    return RunningSimulator(outcome["url"], _stop=stop)
