@@ -102,3 +102,6 @@ def install_logging(level: int = logging.INFO) -> None:
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs every request URL at INFO, and Telegram's URL carries the bot token.
+    for noisy in ("httpx", "httpx2", "httpcore", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

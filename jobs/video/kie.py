@@ -1,0 +1,550 @@
+"""KIE "Market" jobs API client: create an image-to-video task, query it, read the balance.
+
+Every failure of an exchange is classified here, once, into a :class:`~worker.errors.ErrorClass`
+and raised as :class:`~worker.errors.ProviderError`; the pipeline above never looks at an HTTP
+status or a KIE code. The client does one HTTP exchange per call and never retries: the pipeline
+owns the single retry loop, so a hidden retry here would double the provider's bill and the
+pacing budget.
+
+KIE reports errors two ways, and its documentation says both: as a real HTTP status, or as the
+``code`` field of an HTTP 200 body. The message key is ``msg`` on some pages and ``message`` on
+others, and either may be ``""`` or ``null``. A 5xx may come as an HTML page. All of these are
+read the same way by :meth:`KieClient._exchange`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from worker.errors import ErrorClass, ProviderError
+
+if TYPE_CHECKING:
+    from worker.config import ApiKey, Settings
+
+__all__ = [
+    "PROVIDER",
+    "KieClient",
+    "KieTask",
+    "TaskState",
+    "classify_task_failure",
+    "transport_outcome",
+]
+
+log = logging.getLogger(__name__)
+
+#: The provider name carried by every :class:`ProviderError` raised here.
+PROVIDER = "kie"
+
+_CREATE_PATH = "/api/v1/jobs/createTask"
+_RECORD_PATH = "/api/v1/jobs/recordInfo"
+_CREDIT_PATH = "/api/v1/chat/credit"
+
+# What the user reads. Short and plain: the operator message carries the details.
+_USER_POLICY = "The video service refused this product image or description as not allowed."
+_USER_INVALID = "The video service could not accept this product image or description."
+_USER_FAILED = "The video service could not make a video from this product image."
+_USER_UNAVAILABLE = "This video service is temporarily unavailable."
+
+# A failMsg that speaks of content rules means the user's input was refused, whatever the code.
+_POLICY_RE = re.compile(
+    r"prohibit|polic|safety|moderat|nsfw|sensitive|inappropriate|not allowed", re.IGNORECASE
+)
+# "Internal error" / "try again" mean the provider's own trouble: worth another attempt.
+_INTERNAL_RE = re.compile(r"internal (server )?error|try again", re.IGNORECASE)
+# Words that show a "does not exist" is about the caller's input, not a withdrawn model page.
+_INPUT_WORDS_RE = re.compile(r"image|url|file|task|record", re.IGNORECASE)
+
+
+class TaskState(enum.StrEnum):
+    """The life of a KIE task as ``recordInfo`` reports it."""
+
+    WAITING = "waiting"
+    QUEUING = "queuing"
+    GENERATING = "generating"
+    SUCCESS = "success"
+    FAIL = "fail"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the task will not change any more (polling can stop)."""
+        return self in (TaskState.SUCCESS, TaskState.FAIL)
+
+
+@dataclass(frozen=True)
+class KieTask:
+    """One ``recordInfo`` answer, normalised.
+
+    A task in state :attr:`TaskState.FAIL` is a normal answer, not an exception: the poll step
+    records the task's end and then raises :meth:`failure` itself, so the exchange (which
+    succeeded) and the task's outcome (which failed) stay two separate facts.
+    """
+
+    task_id: str
+    state: TaskState
+    result_urls: tuple[str, ...] = ()
+    fail_code: str | None = None
+    fail_msg: str | None = None
+    create_time: int | None = None
+    complete_time: int | None = None
+    #: The key that queried the task; carried into :meth:`failure` for the timeline.
+    key_name: str | None = None
+
+    def failure(self) -> ProviderError:
+        """The classified error for a failed task (see :func:`classify_task_failure`)."""
+        if self.state is not TaskState.FAIL:
+            raise ValueError(f"task {self.task_id} is {self.state}, not failed")
+        return classify_task_failure(
+            self.fail_code, self.fail_msg, task_id=self.task_id, key_name=self.key_name
+        )
+
+
+def classify_task_failure(
+    fail_code: str | None,
+    fail_msg: str | None,
+    *,
+    task_id: str = "",
+    key_name: str | None = None,
+) -> ProviderError:
+    """Classify a task that ended in state ``fail`` from its ``failCode`` and ``failMsg``.
+
+    The message is checked before the code because KIE's documented policy refusal comes as
+    ``failCode "422"`` but other refusals were seen under 500 and 501: what the message says about
+    the content is the more reliable signal.
+    """
+    code = (fail_code or "").strip() or None
+    msg = (fail_msg or "").strip() or None
+    text = msg or ""
+    operator = f"task {task_id} failed: failCode={code or '-'} failMsg={msg or '-'}"
+    if _POLICY_RE.search(text):
+        cls, user = ErrorClass.USER_ERROR, _USER_POLICY
+    elif code == "422":
+        cls, user = ErrorClass.USER_ERROR, _USER_INVALID
+    elif code == "500" or _INTERNAL_RE.search(text):
+        cls, user = ErrorClass.TEMPORARY, None
+    elif code == "501":
+        cls, user = ErrorClass.USER_ERROR, _USER_FAILED
+    else:
+        cls, user = ErrorClass.TEMPORARY, None
+    return ProviderError(
+        cls, operator, provider=PROVIDER, code=code, user_message=user, key_name=key_name
+    )
+
+
+#: Transport failures that prove the request never reached the provider.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+
+
+def transport_outcome(exc: httpx.HTTPError) -> str:
+    """``"not_sent"`` when the request surely never arrived, else ``"outcome_unknown"``.
+
+    Both are TEMPORARY, but they differ for ``createTask``: after a read timeout KIE may well
+    have created (and charged) the task, so the submit step must not treat a retry as free.
+    The error's ``code`` carries this.
+    """
+    return "not_sent" if isinstance(exc, _NOT_SENT) else "outcome_unknown"
+
+
+def _is_withdrawal(message: str) -> bool:
+    """Whether a message says the model (its page or endpoint) was withdrawn.
+
+    The documented answer is "the page does not exist or is not published". A bare "does not
+    exist" about an image, a file or a task is the caller's input, not a withdrawal.
+    """
+    lowered = message.lower()
+    if "not published" in lowered:
+        return True
+    return "does not exist" in lowered and not _INPUT_WORDS_RE.search(lowered)
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), if any."""
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            value = email.utils.parsedate_to_datetime(raw).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    if not math.isfinite(value):
+        return None
+    return max(0.0, value)
+
+
+def _as_int(value: Any) -> int | None:
+    """An integer from an int or a numeric string; anything else is ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _as_text(value: Any) -> str | None:
+    """A non-empty string from a string or a number; ``""``, ``null`` and others are ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    return None
+
+
+class _Malformed(Exception):
+    """A 200 answer whose shape is not what the documentation says (raised as TEMPORARY)."""
+
+
+def _result_urls(raw: Any) -> tuple[str, ...]:
+    """URLs from ``resultJson``: a JSON string, ``""``, ``null``, or an already-decoded dict."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return ()
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise _Malformed("resultJson is not JSON") from exc
+    if not isinstance(raw, dict):
+        raise _Malformed("resultJson is not an object")
+    urls = raw.get("resultUrls")
+    if urls is None:
+        return ()
+    if isinstance(urls, str):
+        urls = [urls]
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise _Malformed("resultUrls is not a list of strings")
+    return tuple(u for u in urls if u.strip())
+
+
+class KieClient:
+    """A thin, typed client of the KIE jobs API; one instance is shared by all threads.
+
+    Keys are passed per call (the key pool chooses them), so one client serves every key and
+    the error carries ``key_name`` for the pool's cooldown and quarantine decisions.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str,
+        aspect_ratio: str,
+        n_frames: str,
+        remove_watermark: bool,
+        size: str | None,
+        callback_url: str | None,
+        timeout: float,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.aspect_ratio = aspect_ratio
+        self.n_frames = n_frames
+        self.remove_watermark = remove_watermark
+        self.size = size
+        self.callback_url = callback_url
+        # Connect fails fast; read covers KIE's slow but successful answers.
+        self.timeout = httpx.Timeout(
+            connect=min(timeout, 10.0), read=timeout, write=timeout, pool=timeout
+        )
+        self._owns_http = http is None
+        # retries=0: httpx's transport would otherwise be the hidden second retry loop.
+        self._http = http or httpx.Client(
+            timeout=self.timeout,
+            transport=httpx.HTTPTransport(retries=0),
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, http: httpx.Client | None = None) -> KieClient:
+        """A client configured from ``KIE_*`` settings (the model is configuration, never code)."""
+        return cls(
+            settings.kie_base_url,
+            model=settings.kie_model,
+            aspect_ratio=settings.kie_aspect_ratio,
+            n_frames=settings.kie_n_frames,
+            remove_watermark=settings.kie_remove_watermark,
+            size=settings.kie_size,
+            callback_url=settings.kie_callback_url,
+            timeout=settings.kie_timeout,
+            http=http,
+        )
+
+    def close(self) -> None:
+        """Close the HTTP client if this instance created it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> KieClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KieClient(base_url={self.base_url!r}, model={self.model!r})"
+
+    # -- public calls ----------------------------------------------------------------------
+
+    def create_task(self, key: ApiKey, *, prompt: str, image_url: str) -> str:
+        """Create one image-to-video task and return its id (an opaque string).
+
+        A success only means KIE accepted the task; the caller must store the id and the key
+        name at once, so a redelivered step polls this task instead of paying for another.
+        """
+        inputs: dict[str, Any] = {
+            "prompt": prompt,
+            "image_urls": [image_url],
+            "aspect_ratio": self.aspect_ratio,
+            "n_frames": self.n_frames,
+            "remove_watermark": self.remove_watermark,
+        }
+        if self.size:
+            inputs["size"] = self.size
+        payload: dict[str, Any] = {"model": self.model, "input": inputs}
+        if self.callback_url:
+            payload["callBackUrl"] = self.callback_url
+        data = self._exchange(
+            key, "POST", _CREATE_PATH, endpoint="createTask", json_body=payload, not_found=None
+        )
+        task_id = data.get("taskId") if isinstance(data, dict) else None
+        # Strictly a string: a number here is a malformed answer, not an id to poll later.
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise self._malformed(key, "createTask", "data.taskId is missing or not a string")
+        log.debug("kie createTask accepted task %s with key %s", task_id, key.name)
+        return task_id
+
+    def get_task(self, key: ApiKey, task_id: str, *, not_found_before: bool = False) -> KieTask:
+        """Query one task; a failed task is returned (see :meth:`KieTask.failure`), not raised.
+
+        ``not_found_before`` says the previous poll already got a 404: a task KIE just created
+        can be briefly unknown to ``recordInfo`` (TEMPORARY), but twice means our stored id or
+        key is wrong (INTERNAL).
+        """
+        data = self._exchange(
+            key,
+            "GET",
+            _RECORD_PATH,
+            endpoint="recordInfo",
+            params={"taskId": task_id},
+            not_found=ErrorClass.INTERNAL if not_found_before else ErrorClass.TEMPORARY,
+        )
+        if not isinstance(data, dict):
+            raise self._malformed(key, "recordInfo", "data is not an object")
+        raw_state = data.get("state")
+        if not isinstance(raw_state, str) or not raw_state.strip():
+            raise self._malformed(key, "recordInfo", "data.state is missing or not a string")
+        try:
+            state = TaskState(raw_state.strip().lower())
+        except ValueError:
+            raise ProviderError(
+                ErrorClass.TEMPORARY,
+                f"recordInfo: task {task_id} has an unknown state {raw_state[:40]!r}",
+                provider=PROVIDER,
+                status=200,
+                key_name=key.name,
+            ) from None
+        returned_id = data.get("taskId")
+        if returned_id is not None and not isinstance(returned_id, str):
+            raise self._malformed(key, "recordInfo", "data.taskId is not a string")
+        try:
+            urls = _result_urls(data.get("resultJson"))
+        except _Malformed as exc:
+            if state is TaskState.SUCCESS:
+                raise self._malformed(key, "recordInfo", str(exc)) from None
+            urls = ()  # only a successful task's result matters
+        task = KieTask(
+            task_id=returned_id or task_id,
+            state=state,
+            result_urls=urls,
+            fail_code=_as_text(data.get("failCode")),
+            fail_msg=_as_text(data.get("failMsg")),
+            create_time=_as_int(data.get("createTime")),
+            complete_time=_as_int(data.get("completeTime")),
+            key_name=key.name,
+        )
+        if state is TaskState.SUCCESS and not urls:
+            raise ProviderError(
+                ErrorClass.TEMPORARY,
+                f"recordInfo: task {task_id} succeeded without a result URL",
+                provider=PROVIDER,
+                status=200,
+                key_name=key.name,
+            )
+        return task
+
+    def credit_balance(self, key: ApiKey) -> float:
+        """The account's remaining credits (for ``worker doctor`` and the key pool's alerts)."""
+        data = self._exchange(key, "GET", _CREDIT_PATH, endpoint="credit", not_found=None)
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise self._malformed(key, "credit", "data is not a number")
+        return float(data)
+
+    # -- one exchange, classified ---------------------------------------------------------
+
+    def _exchange(
+        self,
+        key: ApiKey,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        json_body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        not_found: ErrorClass | None,
+    ) -> Any:
+        """Send one request and return the body's ``data``, or raise a classified error.
+
+        ``not_found`` is the class of a 404 for this endpoint (``None``: the endpoint or model
+        is gone, UNAVAILABLE).
+        """
+        headers = {
+            "Authorization": f"Bearer {key.secret.get_secret_value()}",
+            "Accept": "application/json",
+        }
+        try:
+            response = self._http.request(
+                method,
+                self.base_url + path,
+                headers=headers,
+                json=json_body,
+                params=params,
+                timeout=self.timeout,
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderError(
+                ErrorClass.TEMPORARY,
+                f"{endpoint}: timed out ({type(exc).__name__})",
+                provider=PROVIDER,
+                code=transport_outcome(exc),
+                key_name=key.name,
+            ) from exc
+        except httpx.HTTPError as exc:  # connection refused, reset, protocol error, ...
+            raise ProviderError(
+                ErrorClass.TEMPORARY,
+                f"{endpoint}: {type(exc).__name__}: {exc}",
+                provider=PROVIDER,
+                code=transport_outcome(exc),
+                key_name=key.name,
+            ) from exc
+
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            if not 200 <= status < 300:
+                snippet = " ".join(response.text[:120].split())
+                raise self._classify(
+                    key, endpoint, status, status, f"non-JSON body: {snippet}", not_found, response
+                )
+            raise self._malformed(key, endpoint, "body is not a JSON object", status)
+
+        body_code = _as_int(body.get("code"))
+        message = _as_text(body.get("msg")) or _as_text(body.get("message")) or ""
+        if body_code is not None and body_code != 200:
+            code = body_code
+        elif not 200 <= status < 300:
+            code = status
+        else:
+            code = 200
+        if code != 200:
+            raise self._classify(key, endpoint, status, code, message, not_found, response)
+        if body.get("data") is None:
+            raise self._malformed(key, endpoint, "data is missing", status)
+        return body["data"]
+
+    def _classify(
+        self,
+        key: ApiKey,
+        endpoint: str,
+        status: int,
+        code: int,
+        message: str,
+        not_found: ErrorClass | None,
+        response: httpx.Response,
+    ) -> ProviderError:
+        """Map one KIE error code (body or HTTP) and its message to a ProviderError."""
+        retry_after: float | None = None
+        user: str | None = None
+        if code in (401, 403):
+            cls = ErrorClass.AUTH
+        elif code == 402:
+            cls = ErrorClass.BILLING
+        elif code == 429:
+            cls = ErrorClass.RATE_LIMIT
+            retry_after = _retry_after(response.headers)
+        elif code == 404 and not_found is not None and "not published" not in message.lower():
+            cls = not_found
+        elif code == 505 or code == 404 or _is_withdrawal(message):
+            cls, user = ErrorClass.UNAVAILABLE, _USER_UNAVAILABLE
+        elif code == 422:
+            cls = ErrorClass.USER_ERROR
+            user = _USER_POLICY if _POLICY_RE.search(message) else _USER_INVALID
+        elif code == 501:
+            if _INTERNAL_RE.search(message):
+                cls = ErrorClass.TEMPORARY
+            else:
+                cls = ErrorClass.USER_ERROR
+                user = _USER_POLICY if _POLICY_RE.search(message) else _USER_FAILED
+        elif code == 455 or code >= 500:
+            cls = ErrorClass.TEMPORARY
+        elif 400 <= code < 500:
+            cls = ErrorClass.INTERNAL  # a request KIE does not understand: our bug
+        else:
+            cls = ErrorClass.TEMPORARY  # an unknown code outside the documented table
+        text = f"{endpoint}: code {code}"
+        if code != status:
+            text += f" (HTTP {status})"
+        if message:
+            text += f": {message[:500]}"
+        log.debug("kie %s with key %s: %s -> %s", endpoint, key.name, code, cls)
+        return ProviderError(
+            cls,
+            text,
+            provider=PROVIDER,
+            status=status,
+            code=str(code),
+            user_message=user,
+            retry_after=retry_after,
+            key_name=key.name,
+        )
+
+    def _malformed(
+        self, key: ApiKey, endpoint: str, detail: str, status: int | None = 200
+    ) -> ProviderError:
+        """A 200 answer we cannot read: the provider's glitch, worth another attempt."""
+        return ProviderError(
+            ErrorClass.TEMPORARY,
+            f"{endpoint}: malformed response: {detail}",
+            provider=PROVIDER,
+            status=status,
+            key_name=key.name,
+        )

@@ -1,0 +1,310 @@
+"""Telegram Bot API notifications: text, videos and documents sent to a chat.
+
+This module is framework: it knows chats, texts and files, never videos or jobs. Every failure
+is classified here, once, into a :class:`~worker.errors.ErrorClass`. A user who blocked the bot
+(403) or a chat that does not exist (400) is permanent *for the notification only*
+(``permanent_for_notification=True``): the job's outcome and the ledger do not change because a
+message could not be delivered.
+
+The bot token is part of every request URL (``/bot<token>/<method>``), and httpx puts the URL
+into its exceptions and its INFO log line. So no httpx exception text is ever reused here: the
+errors are built from the method name alone, and raised ``from None`` so a traceback does not
+print the original either. (httpx's own ``HTTP Request: POST https://.../bot<token>/...`` log line
+must go through :class:`worker.redaction.RedactingFilter`, which ``install_logging`` sets on
+every handler; the token is also registered as a secret when this notifier is built.)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from worker.errors import ConfigError, ErrorClass, ProviderError
+from worker.redaction import register_secrets
+
+if TYPE_CHECKING:
+    from worker.config import Settings
+
+__all__ = ["MAX_CAPTION_CHARS", "MAX_TEXT_CHARS", "MAX_UPLOAD_BYTES", "TelegramNotifier"]
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "telegram"
+#: Bot API limits: message text, media caption, and a multipart upload through the cloud API.
+MAX_TEXT_CHARS = 4096
+MAX_CAPTION_CHARS = 1024
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+_ELLIPSIS = "\u2026"
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis at the end if it was longer.
+
+    Telegram counts UTF-16 code units, so an emoji may count twice; counting the same way keeps
+    a long text from being refused with a 400 that would look like a permanent failure.
+    """
+    if _utf16_len(text) <= limit:
+        return text
+    cut = text[:limit]
+    while cut and _utf16_len(cut) > limit - 1:
+        cut = cut[:-1]
+    return cut.rstrip() + _ELLIPSIS
+
+
+class TelegramNotifier:
+    """Sends notifications through the Bot API, one HTTP exchange per call and no retries."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        timeout: float,
+        http: httpx.Client | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("a Telegram bot token is required")
+        register_secrets([token])
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        # Uploads can be slow; the write timeout is per chunk, so 50 MB on a slow link still works.
+        self.timeout = httpx.Timeout(
+            connect=min(timeout, 10.0), read=timeout, write=timeout, pool=timeout
+        )
+        self._owns_http = http is None
+        self._http = http or httpx.Client(
+            timeout=self.timeout,
+            transport=httpx.HTTPTransport(retries=0),
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, http: httpx.Client | None = None
+    ) -> TelegramNotifier:
+        """A notifier configured from ``TELEGRAM_*`` settings."""
+        if not settings.telegram_bot_token.get_secret_value():
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set; notifications need a bot token")
+        return cls(
+            settings.telegram_api_url,
+            settings.telegram_bot_token.get_secret_value(),
+            timeout=settings.telegram_timeout,
+            http=http,
+        )
+
+    def __repr__(self) -> str:
+        return f"TelegramNotifier(api_url={self.api_url!r})"
+
+    def close(self) -> None:
+        """Close the HTTP client if this instance created it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> TelegramNotifier:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- public calls ----------------------------------------------------------------------
+
+    def get_me(self) -> dict[str, Any]:
+        """The bot's own user object: the cheapest check that the token works (``doctor``)."""
+        result = self._call("getMe")
+        if not isinstance(result, dict):
+            raise self._malformed("getMe", "result is not an object")
+        return result
+
+    def send_message(self, chat_id: int, text: str) -> int:
+        """Send a text (cut to 4096 characters with an ellipsis) and return its message id."""
+        if not text.strip():
+            raise ValueError("a Telegram message must not be empty")
+        return self._message_id(
+            "sendMessage",
+            self._call("sendMessage", data={"chat_id": chat_id, "text": fit(text, MAX_TEXT_CHARS)}),
+        )
+
+    def send_video(self, chat_id: int, path: Path, *, caption: str, link: str | None = None) -> int:
+        """Upload a video (streamed from disk) and return the message id.
+
+        Above 50 MB the Bot API refuses uploads, so the user gets the caption and ``link`` as a
+        text instead. Without a link there is nothing to send: that raises USER_ERROR with
+        ``permanent_for_notification`` (no retry can make the file smaller, and the job's
+        outcome must not change because of it), before any request is made.
+        """
+        if path.stat().st_size > MAX_UPLOAD_BYTES:
+            return self._send_link("sendVideo", chat_id, path, caption, link)
+        return self._upload("sendVideo", "video", chat_id, path, caption, "video/mp4")
+
+    def send_document(
+        self, chat_id: int, path: Path, *, caption: str, link: str | None = None
+    ) -> int:
+        """Upload a file as a document (streamed from disk); above 50 MB as :meth:`send_video`."""
+        if path.stat().st_size > MAX_UPLOAD_BYTES:
+            return self._send_link("sendDocument", chat_id, path, caption, link)
+        return self._upload(
+            "sendDocument", "document", chat_id, path, caption, "application/octet-stream"
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _send_link(
+        self, method: str, chat_id: int, path: Path, caption: str, link: str | None
+    ) -> int:
+        if not link:
+            raise ProviderError(
+                ErrorClass.USER_ERROR,
+                f"{method}: {path.name} is {path.stat().st_size} bytes, above the Bot API's "
+                f"{MAX_UPLOAD_BYTES}-byte upload limit, and no link was given",
+                provider=PROVIDER,
+                code="file_too_large",
+                permanent_for_notification=True,
+            )
+        room = MAX_TEXT_CHARS - _utf16_len(link) - 1
+        text = f"{fit(caption, room)}\n{link}" if caption.strip() and room > 1 else link
+        return self.send_message(chat_id, text)
+
+    def _upload(
+        self, method: str, field: str, chat_id: int, path: Path, caption: str, mime: str
+    ) -> int:
+        data: dict[str, Any] = {"chat_id": str(chat_id)}
+        if caption.strip():
+            data["caption"] = fit(caption, MAX_CAPTION_CHARS)
+        # httpx streams an open file in chunks; the file is never read into memory whole.
+        with path.open("rb") as stream:
+            result = self._call(method, data=data, files={field: (path.name, stream, mime)})
+        return self._message_id(method, result)
+
+    def _message_id(self, method: str, result: Any) -> int:
+        message_id = result.get("message_id") if isinstance(result, dict) else None
+        if not isinstance(message_id, int) or isinstance(message_id, bool):
+            raise self._malformed(method, "result.message_id is missing")
+        return message_id
+
+    def _call(
+        self,
+        method: str,
+        *,
+        data: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+    ) -> Any:
+        """One Bot API exchange; returns ``result`` or raises a classified error."""
+        url = f"{self.api_url}/bot{self._token}/{method}"
+        try:
+            if files is not None:
+                response = self._http.post(url, data=data, files=files, timeout=self.timeout)
+            else:
+                response = self._http.post(url, json=data or {}, timeout=self.timeout)
+        except httpx.TimeoutException as exc:
+            kind, outcome = type(exc).__name__, _transport_outcome(exc)
+            raise self._error(
+                ErrorClass.TEMPORARY, method, f"timed out ({kind})", code=outcome
+            ) from None
+        except httpx.HTTPError as exc:
+            kind, outcome = type(exc).__name__, _transport_outcome(exc)
+            raise self._error(
+                ErrorClass.TEMPORARY, method, f"request failed ({kind})", code=outcome
+            ) from None
+
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("ok"), bool):
+            detail = "non-JSON body" if body is None else "body without a boolean 'ok'"
+            raise self._error(ErrorClass.TEMPORARY, method, f"{detail} (HTTP {status})", status)
+        if body["ok"]:
+            if not 200 <= status < 300:
+                log.debug("telegram %s: ok=true with HTTP %s", method, status)
+            if "result" not in body:
+                raise self._malformed(method, "result is missing", status)
+            return body["result"]
+
+        code = body.get("error_code")
+        if not isinstance(code, int) or isinstance(code, bool):
+            code = status
+        description = body.get("description")
+        description = description.strip() if isinstance(description, str) else ""
+        params = body.get("parameters")
+        retry_after = params.get("retry_after") if isinstance(params, dict) else None
+        detail = f"error {code}: {description or 'no description'}"
+        if code == 429:
+            wait = (
+                float(retry_after)
+                if isinstance(retry_after, (int, float)) and not isinstance(retry_after, bool)
+                else _header_retry_after(response.headers)
+            )
+            if wait is not None and not math.isfinite(wait):
+                wait = None
+            raise self._error(ErrorClass.RATE_LIMIT, method, detail, status, code, retry_after=wait)
+        if code in (400, 403, 413):
+            # Blocked by the user, chat not found, kicked, deactivated, file too big: no retry
+            # will deliver this notification.
+            raise self._error(ErrorClass.USER_ERROR, method, detail, status, code, permanent=True)
+        if code in (401, 404):
+            raise self._error(
+                ErrorClass.AUTH, method, f"{detail} (the bot token is wrong)", status, code
+            )
+        if code >= 500 or code in (408, 409):
+            raise self._error(ErrorClass.TEMPORARY, method, detail, status, code)
+        raise self._error(ErrorClass.INTERNAL, method, detail, status, code)
+
+    def _error(
+        self,
+        cls: ErrorClass,
+        method: str,
+        detail: str,
+        status: int | None = None,
+        code: int | str | None = None,
+        *,
+        retry_after: float | None = None,
+        permanent: bool = False,
+    ) -> ProviderError:
+        # The message is built from the method name and Telegram's description only; the
+        # token-bearing URL never enters it. Belt and braces: mask the token anyway.
+        text = f"{method}: {detail}".replace(self._token, "[REDACTED]")
+        return ProviderError(
+            cls,
+            text,
+            provider=PROVIDER,
+            status=status,
+            code=str(code) if code is not None else None,
+            retry_after=retry_after,
+            permanent_for_notification=permanent,
+        )
+
+    def _malformed(self, method: str, detail: str, status: int | None = 200) -> ProviderError:
+        return self._error(ErrorClass.TEMPORARY, method, f"malformed response: {detail}", status)
+
+
+#: Transport failures that prove the request never reached Telegram.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+
+
+def _transport_outcome(exc: httpx.HTTPError) -> str:
+    """``"not_sent"`` or ``"outcome_unknown"``: after a read timeout the message may have arrived,
+    so a retry can show it twice (the caller's notification record decides)."""
+    return "not_sent" if isinstance(exc, _NOT_SENT) else "outcome_unknown"
+
+
+def _header_retry_after(headers: httpx.Headers) -> float | None:
+    raw = headers.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None
