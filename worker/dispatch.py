@@ -24,20 +24,20 @@ class Dispatcher:
         self._down_until = 0.0
         self._lock = threading.Lock()
 
-    def send(self, queue: str, job_id: int, *, delay_ms: int | None = None) -> bool:
-        """Send one wake-up. False (and no exception) when the broker is unreachable."""
+    def send(self, queue: str, *args: object, delay_ms: int | None = None) -> bool:
+        """Send one wake-up (the actor of ``queue`` gets ``args``, a job id first).
+
+        False, and no exception, when the broker is unreachable."""
         if time.monotonic() < self._down_until:
             return False
         message: dramatiq.Message[None] = dramatiq.Message(
-            queue_name=queue, actor_name=queue, args=(job_id,), kwargs={}, options={}
+            queue_name=queue, actor_name=queue, args=args, kwargs={}, options={}
         )
         try:
             self.broker.enqueue(message, delay=delay_ms if delay_ms and delay_ms > 0 else None)
         except (redis.RedisError, OSError) as exc:
             with self._lock:
                 self._down_until = time.monotonic() + self.backoff_seconds
-            log.warning(
-                "broker unreachable, job %s stays queued for the dispatcher: %s", job_id, exc
-            )
+            log.warning("broker unreachable, %s %s waits for the dispatcher: %s", queue, args, exc)
             return False
         return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from worker.errors import WorkerError
@@ -43,7 +43,14 @@ class JobKind:
     price: Callable[[Settings], int]
     deadline: Callable[[Settings, Mapping[str, Any]], float]
     handlers_module: str
-    labels: Mapping[str, str] = field(default_factory=dict)
+    subject: Callable[[Mapping[str, Any]], str] = lambda payload: "your job"
+
+    def failure_text(self, payload: Mapping[str, Any], user_message: str, price: int) -> str:
+        """The one message a user gets when a job fails."""
+        refund = ""
+        if price:
+            refund = f" Your {price} credit{'s were' if price != 1 else ' was'} refunded."
+        return f"Sorry, {self.subject(payload)} could not be made. {user_message}{refund}"
 
     @property
     def first_step(self) -> str:

@@ -39,4 +39,5 @@ KIND = JobKind(
     price=lambda s: s.video_price_credits,
     deadline=lambda s, payload: s.video_deadline_for(payload.get("model")),
     handlers_module="jobs.video.steps",
+    subject=lambda payload: f"your video of “{payload.get('title', 'your product')}”",
 )

@@ -58,13 +58,19 @@ def ls(obj: CliContext, as_json: bool) -> None:
             None,
             ["provider", "name", "state", "until / since", "uses", "errors", "last used", "reason"],
             [
-                [r["provider"], r["name"], r["state"],
-                 (r["cooling_until"] if r["state"] == "cooling" else r["since"]) or "",
-                 r["uses"], r["errors"], r["last_used"] or "never",
-                 r["reason"] or r["last_error"] or ""]
+                [
+                    r["provider"],
+                    r["name"],
+                    r["state"],
+                    (r["cooling_until"] if r["state"] == "cooling" else r["since"]) or "",
+                    r["uses"],
+                    r["errors"],
+                    r["last_used"] or "never",
+                    r["reason"] or r["last_error"] or "",
+                ]
                 for r in rows
             ],
-        )  # fmt: skip
+        )
 
     output(as_json, rows, human)
 

@@ -27,3 +27,51 @@ def migrate(obj: CliContext, as_json: bool) -> None:
 
 
 COMMANDS = [migrate]
+
+
+@click.command("run")
+@click.option("--threads", type=click.IntRange(1, 256), help="Worker threads (WORKER_THREADS, 8).")
+@click.option(
+    "--instance",
+    type=click.IntRange(0, 9999),
+    default=0,
+    show_default=True,
+    help="Instance number (systemd's %i): metrics port offset and log prefix.",
+)
+@click.pass_obj
+def run_cmd(obj: CliContext, threads: int | None, instance: int) -> None:
+    """Run one worker process until SIGTERM (what `systemctl start worker@N` starts)."""
+    import sys
+
+    from worker.runner import run
+
+    sys.exit(run(obj.settings, threads=threads, instance=instance))
+
+
+@click.command("fake-provider")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8900, show_default=True)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSON file with the simulator's settings and faults.",
+)
+@click.option("--render-seconds", type=float, help="How long a video takes to render.")
+@click.option("--seed", type=int, help="Seed for the injected faults (reproducible runs).")
+def fake_provider(
+    host: str, port: int, config_file: str | None, render_seconds: float | None, seed: int | None
+) -> None:
+    """Run the local simulator of the KIE, OpenAI and Telegram APIs."""
+    import argparse
+
+    from simulator.__main__ import load_config
+    from simulator.server import serve
+
+    args = argparse.Namespace(
+        host=host, port=port, config=config_file, render_seconds=render_seconds, seed=seed
+    )
+    serve(host, port, load_config(args))
+
+
+COMMANDS.extend([run_cmd, fake_provider])

@@ -15,6 +15,12 @@ UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s)
  WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
 RETURNING id"""
 
+HEARTBEAT_MANY = """
+UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+ WHERE (id, claims) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]))
+   AND status = 'running'
+RETURNING id"""
+
 RECORD = """
 UPDATE jobs
    SET provider_task_id = coalesce(%(provider_task_id)s, provider_task_id),

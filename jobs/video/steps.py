@@ -1,0 +1,232 @@
+"""The video job's four steps: prompt → submit → poll → deliver. Each does one exchange.
+
+* prompt: OpenAI turns the product into a video prompt (key from the pool).
+* submit: KIE createTask. The task id and key name are committed the moment KIE accepts, so a
+  redelivered submit finds them and polls instead of creating (and paying for) a second video.
+  A create whose outcome is unknown (a read timeout) is never retried for the same reason.
+* poll: KIE recordInfo with the key that created the task, rescheduled on the documented
+  schedule; no thread waits while the video renders. A generation that failed for a retryable
+  reason is resubmitted as a new attempt, at most ``MAX_ATTEMPTS`` generations per job.
+* deliver: download the mp4 into storage, send it to the user once, then succeed (capture).
+"""
+
+from __future__ import annotations
+
+import random
+
+from jobs.video.kie import KieClient, TaskState
+from jobs.video.prompt import PromptGenerator
+from worker.errors import ErrorClass, ProviderError
+from worker.steps import Again, Fail, Next, Outcome, StepContext, Succeed
+
+VIDEO_TYPES = ("video/mp4", "application/octet-stream", "binary/octet-stream")
+PROGRESS_TEXT = "Still working on your video of “{title}”. Longer videos can take a few minutes."
+
+
+def _kie(ctx: StepContext) -> KieClient:
+    return ctx.services.extension("video.kie", KieClient.from_settings)
+
+
+def _openai(ctx: StepContext) -> PromptGenerator:
+    return ctx.services.extension("video.openai", PromptGenerator.from_settings)
+
+
+def poll_delay(elapsed: float, rng: random.Random | None = None) -> float:
+    """KIE's documented schedule: 2–3 s for the first 30 s, 5–10 s until 2 minutes, then 15–30 s."""
+    r = rng or random
+    if elapsed < 30:
+        return r.uniform(2, 3)
+    if elapsed < 120:
+        return r.uniform(5, 10)
+    return r.uniform(15, 30)
+
+
+def looks_like_mp4(head: bytes) -> bool:
+    """ISO base media files start with a box whose type is ``ftyp`` (bytes 4–8)."""
+    return len(head) >= 12 and head[4:8] == b"ftyp"
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+
+def prompt(ctx: StepContext) -> Outcome:
+    key = ctx.acquire_key("openai")
+    text = _openai(ctx).generate(
+        key, title=ctx.payload["title"], description=ctx.payload.get("description")
+    )
+    ctx.services.keys.report_success(key)
+    return Next(
+        "submit",
+        event="prompt written",
+        detail=f"{len(text)} characters with OpenAI key {key.name}",
+        state={"prompt": text, "prompt_key": key.name},
+    )
+
+
+def submit(ctx: StepContext) -> Outcome:
+    task_id = ctx.row["provider_task_id"]
+    if task_id:  # a redelivered or rescued submit: the task exists, never create another
+        return Next(
+            "poll",
+            event="task already created",
+            detail=f"task {task_id} (key {ctx.row['key_name']}) found; polling it",
+        )
+    if "prompt" not in ctx.state:
+        raise ProviderError(
+            ErrorClass.INTERNAL, "submit step reached without a prompt", provider="worker"
+        )
+    key = ctx.acquire_key("kie", "create")
+    generation = int(ctx.state.get("generation", 0)) + 1
+    try:
+        task_id = _kie(ctx).create_task(
+            key, prompt=ctx.state["prompt"], image_url=ctx.payload["image_url"]
+        )
+    except ProviderError as err:
+        if err.code == "outcome_unknown":
+            # KIE may have created (and charged) the task; a retry could pay twice. Give up.
+            return Fail(
+                ProviderError(
+                    ErrorClass.TEMPORARY,
+                    f"createTask outcome unknown ({err.message}); not retried, so the video "
+                    "is never paid twice",
+                    provider=err.provider,
+                    key_name=err.key_name,
+                )
+            )
+        raise
+    # Fence: commit the task id now. If this fails we lost the lease; the task is an orphan.
+    try:
+        ctx.record(
+            provider_task_id=task_id,
+            key_name=key.name,
+            state={"generation": generation, "task_created_at": ctx.now().timestamp()},
+            event="task created",
+            detail=f"KIE task {task_id} with key {key.name} (generation {generation})",
+        )
+    except Exception:
+        ctx.event(
+            "orphaned task",
+            f"KIE task {task_id} (key {key.name}) was created but the "
+            "job was taken over before it could be recorded",
+        )
+        raise
+    ctx.services.keys.report_success(key)
+    return Next("poll", event="polling", detail=f"task {task_id}", delay=poll_delay(0))
+
+
+def poll(ctx: StepContext) -> Outcome:
+    task_id, key_name = ctx.row["provider_task_id"], ctx.row["key_name"]
+    if not task_id or not key_name:
+        raise ProviderError(
+            ErrorClass.INTERNAL, "poll step reached without a task", provider="worker"
+        )
+    key = ctx.acquire_named_key("kie", key_name, "query")
+    try:
+        task = _kie(ctx).get_task(key, task_id, not_found_before=bool(ctx.state.get("not_found")))
+    except ProviderError as err:
+        if err.status == 404 or err.code == "404":
+            ctx.record(state={"not_found": True})
+        raise
+    elapsed = ctx.seconds_since(ctx.state.get("task_created_at"))
+    seen = ctx.state.get("kie_state")
+
+    if task.state is TaskState.SUCCESS:
+        return Next(
+            "deliver",
+            event="video ready",
+            detail=f"task {task_id} finished after {elapsed:.0f} s",
+            state={"kie_state": str(task.state), "result_urls": list(task.result_urls)},
+        )
+
+    if task.state is TaskState.FAIL:
+        failure = task.failure()
+        generation = int(ctx.state.get("generation", 1))
+        if failure.error_class is ErrorClass.TEMPORARY and generation < ctx.settings.max_attempts:
+            return Next(
+                "submit",
+                event="generation failed",
+                detail=f"{failure.message}; resubmitting as generation {generation + 1} of "
+                f"{ctx.settings.max_attempts}",
+                clear_task=True,
+                state={
+                    "kie_state": str(task.state),
+                    "failed_tasks": [*ctx.state.get("failed_tasks", []), task_id],
+                },
+            )
+        if failure.error_class is ErrorClass.TEMPORARY:
+            failure = ProviderError(
+                failure.error_class,
+                f"gave up after {generation} generations: {failure.message}",
+                provider=failure.provider,
+                code=failure.code,
+                key_name=failure.key_name,
+            )
+        return Fail(failure, state={"kie_state": str(task.state)})
+
+    # Still rendering. One "still working" message once it takes long.
+    running_for = ctx.seconds_since(ctx.row["created_at"])
+    if running_for > ctx.settings.progress_after_seconds and not ctx.state.get("progress_sent"):
+        ctx.notify("progress", PROGRESS_TEXT.format(title=ctx.payload["title"]))
+        state_extra = {"progress_sent": True}
+    else:
+        state_extra = {}
+    changed = seen != str(task.state)
+    return Again(
+        delay=poll_delay(elapsed),
+        event="provider state" if changed else None,
+        detail=f"task {task_id} is {task.state} after {elapsed:.0f} s",
+        state={"kie_state": str(task.state), **state_extra},
+    )
+
+
+def deliver(ctx: StepContext) -> Outcome:
+    services = ctx.services
+    urls = ctx.state.get("result_urls") or []
+    if not urls:
+        raise ProviderError(
+            ErrorClass.INTERNAL, "deliver step reached without a result URL", provider="worker"
+        )
+    dest = services.storage.path_for("video", ctx.job_id, ".mp4")
+    stored = services.storage.existing(dest, size=ctx.state.get("stored_size"))
+    if stored is None or "stored_size" not in ctx.state:
+        stored = services.storage.download(
+            urls[0],
+            dest,
+            provider="kie",
+            max_bytes=ctx.settings.max_video_bytes,
+            content_types=VIDEO_TYPES,
+            looks_right=looks_like_mp4,
+        )
+        ctx.record(
+            state={"stored_size": stored.size, "sha256": stored.sha256},
+            event="stored",
+            detail=f"{stored.size:,} bytes at {stored.path}",
+        )
+
+    caption = f"Your video of “{ctx.payload['title']}” is ready."
+    with services.db.transaction() as conn:
+        row = services.notifications.claim(
+            conn, job_id=ctx.job_id, kind="result", chat_id=int(ctx.row["chat_id"]), text=caption
+        )
+        existing = None if row else services.notifications.existing(conn, ctx.job_id, "result")
+    if row is not None:
+        result = services.notifications.send_claimed(
+            row,
+            lambda tg: tg.send_video(
+                int(ctx.row["chat_id"]), stored.path, caption=caption, link=urls[0]
+            ),
+        )
+        if result.status == "retry" and result.error is not None:
+            raise result.error  # the policy decides: rate limits wait, outages retry
+        detail = {"sent": "video sent to the user"}.get(result.status, result.detail)
+    else:
+        status = existing["status"] if existing else "unknown"
+        detail = (
+            f"the video message is {status}; not sent again"
+            if status != "sending"
+            else "an earlier attempt may have sent the video; not sent again"
+        )
+    return Succeed(str(stored.path), detail=detail)
+
+
+HANDLERS = {"prompt": prompt, "submit": submit, "poll": poll, "deliver": deliver}

@@ -1,0 +1,42 @@
+"""Prometheus metrics of one worker process (exposed on METRICS_PORT + instance by `worker run`).
+
+Counters and histograms are updated where things happen; gauges that need the database or Redis
+(jobs by status, credits, queue depth, key states) are computed at scrape time by a collector in
+:mod:`worker.metrics_collector`, cheaply, so an idle scrape costs a few indexed queries.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+STEPS = Counter(
+    "worker_steps_total", "Steps run, by kind, step and outcome", ["kind", "step", "outcome"]
+)
+STEP_SECONDS = Histogram(
+    "worker_step_duration_seconds",
+    "Wall time of one step (one provider exchange plus its database writes)",
+    ["kind", "step"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+PROVIDER_ERRORS = Counter(
+    "worker_provider_errors_total", "Classified provider failures", ["provider", "error_class"]
+)
+CLAIM_MISSES = Counter(
+    "worker_claim_misses_total",
+    "Wake-up messages that found nothing to do (duplicates, late)",
+    ["kind", "step"],
+)
+JOBS_FINISHED = Counter(
+    "worker_jobs_finished_total",
+    "Jobs that reached a terminal state",
+    ["kind", "status", "error_class"],
+)
+ALERTS = Counter("worker_alerts_total", "Operator alerts raised", ["what"])
+NOTIFICATIONS = Counter(
+    "worker_notifications_total", "User notifications by kind and outcome", ["kind", "outcome"]
+)
+MAINTENANCE = Counter(
+    "worker_maintenance_actions_total",
+    "Maintenance actions (redispatch, rescue, deadline...)",
+    ["action"],
+)

@@ -1,0 +1,60 @@
+"""Sentry and the Prometheus endpoint of a worker process.
+
+Sentry is initialised before the broker exists (its Dramatiq integration patches the broker
+class) and every event, breadcrumb and context passes through the redaction function, values
+included: the SDK's own scrubber matches dict keys only. Our actors never raise, so the
+integration sends nothing per attempt; the step runtime reports once per failed job.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from worker.config import Settings
+from worker.redaction import redact_obj
+
+if TYPE_CHECKING:
+    from worker.runner import WorkerProcess
+
+log = logging.getLogger(__name__)
+
+
+def scrub_event(event: dict[str, Any], _hint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Redact every string in a Sentry event or breadcrumb."""
+    result: dict[str, Any] = redact_obj(event)
+    return result
+
+
+def init_sentry(settings: Settings, *, transport: Any = None) -> bool:
+    dsn = settings.sentry_dsn.get_secret_value()
+    if not dsn:
+        return False
+    import sentry_sdk
+    from sentry_sdk.integrations.dramatiq import DramatiqIntegration
+
+    options: dict[str, Any] = {
+        "dsn": dsn,
+        "integrations": [DramatiqIntegration()],
+        "before_send": scrub_event,
+        "before_breadcrumb": scrub_event,
+        "send_default_pii": False,
+        "include_local_variables": False,  # locals hold keys and tokens
+        "max_request_body_size": "never",
+    }
+    if transport is not None:
+        options["transport"] = transport
+    sentry_sdk.init(**options)
+    return True
+
+
+def start_metrics_server(process: WorkerProcess) -> int | None:
+    """Serve /metrics on METRICS_PORT + instance, if METRICS_PORT is set."""
+    port = process.settings.metrics_port
+    if not port:
+        return None
+    from prometheus_client import start_http_server
+
+    start_http_server(port + process.instance, addr="0.0.0.0")
+    log.info("metrics on :%d", port + process.instance)
+    return port + process.instance
