@@ -44,7 +44,9 @@ def test_bad_values_name_the_variable(overrides: dict[str, object], variable: st
 
 
 def test_keys_parse_named_and_bare() -> None:
-    s = load_settings(_env_file=None, kie_api_keys="main=sk-aaaaaaaaaa, sk-bbbbbbbbbb\nspare=xyzxyzxyz")
+    s = load_settings(
+        _env_file=None, kie_api_keys="main=sk-aaaaaaaaaa, sk-bbbbbbbbbb\nspare=xyzxyzxyz"
+    )
     assert [k.name for k in s.kie_keys] == ["main", key_name_for("sk-bbbbbbbbbb"), "spare"]
     assert s.kie_keys[0].secret.get_secret_value() == "sk-aaaaaaaaaa"
     assert key_name_for("sk-bbbbbbbbbb") == key_name_for("sk-bbbbbbbbbb")
@@ -59,7 +61,12 @@ def test_secrets_never_in_repr(caplog: pytest.LogCaptureFixture) -> None:
         database_url="postgresql://u:db-password-4@127.0.0.1/x",
     )
     text = repr(s) + str(s) + repr(s.kie_keys) + repr(s.openai_keys)
-    for secret in ("kie-secret-value-1", "sk-openai-secret-2", "telegram-secret-3", "db-password-4"):
+    for secret in (
+        "kie-secret-value-1",
+        "sk-openai-secret-2",
+        "telegram-secret-3",
+        "db-password-4",
+    ):
         assert secret not in text
     logger = logging.getLogger("test.redaction")
     logger.addFilter(RedactingFilter())

@@ -42,7 +42,9 @@ def test_concurrent_migrate_on_a_fresh_database_applies_once() -> None:
         drop_database(url)
 
 
-def test_an_edited_applied_migration_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_edited_applied_migration_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = _db_url("wt_mig_edit")
     drop_database(url)
     folder = tmp_path / "migrations"

@@ -118,7 +118,11 @@ class Settings(BaseSettings):
     """All settings. Field names are the environment variables, lower-cased."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,  # `METRICS_PORT=` in an environment file means "not set"
     )
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/worker"

@@ -75,3 +75,26 @@ def fake_provider(
 
 
 COMMANDS.extend([run_cmd, fake_provider])
+
+
+@click.command("demo")
+@click.option("--render-seconds", type=float, default=3.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
+@click.pass_obj
+def demo(obj: CliContext, render_seconds: float, as_json: bool) -> None:
+    """Run the whole pipeline on local services and the simulator, with a summary."""
+    import sys
+
+    from rich.console import Console
+
+    from worker.demo import run_demo
+
+    console = Console(stderr=True) if as_json else Console()
+    summary = run_demo(obj.settings, render_seconds=render_seconds, console=console)
+    if as_json:
+        emit_json(summary)
+    ok = summary["ledger_ok"] and summary["unfinished"] == 0
+    sys.exit(0 if ok else 1)
+
+
+COMMANDS.append(demo)

@@ -1,0 +1,310 @@
+"""`worker demo`: the whole pipeline on the local PostgreSQL and Redis, against the simulator.
+
+It uses its own database (``worker_demo`` on the configured server) and Redis namespace, both
+reset at the start, so it never touches real jobs or credits. It starts the simulator and two
+``worker run`` processes, submits a mix of jobs (most succeed; one is refused by content policy;
+one KIE key has no credit, so it is quarantined and the other key carries the load), shows live
+progress, and ends with a summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from worker.client import Client
+from worker.config import Settings, load_settings
+from worker.errors import InsufficientCredits
+from worker.keys import KeyPool
+from worker.migrate import migrate
+
+KIE_KEYS = {"demo-main": "demo-kie-main-secret", "demo-broke": "demo-kie-broke-secret"}
+OPENAI_KEY = "demo-openai-secret"
+BOT_TOKEN = "4242:demo-telegram-token"
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+#: (user, chat, title, count, credits granted)
+ORDERS = [
+    (1001, 1001, "Hand-thrown ceramic mug", 3, 5),
+    (1002, 1002, "Walnut desk organiser", 1, 2),
+    (1003, 1003, "Linen tote bag", 1, 1),
+    (1004, 1004, "FORBIDDEN replica watch", 1, 1),  # refused by the content policy
+    (1005, 1005, "Brass pocket compass", 3, 1),  # refused at submit: not enough credits
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _demo_database_url(base: str, name: str) -> str:
+    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+
+
+def _reset(settings: Settings) -> None:
+    url = settings.database_url
+    name = urlsplit(url).path.lstrip("/")
+    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    migrate(url)
+    r = redis.Redis.from_url(settings.redis_url)
+    keys = list(r.scan_iter(f"{settings.redis_namespace}:*", count=1000))
+    if keys:
+        r.delete(*keys)
+    r.close()
+
+
+def _wait_http(url: str, timeout: float = 15.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the simulator did not start ({url})")
+
+
+def run_demo(
+    base: Settings,
+    *,
+    render_seconds: float = 3.0,
+    timeout: float = 180.0,
+    console: Console | None = None,
+    database: str = "worker_demo",
+    namespace: str = "worker-demo",
+) -> dict[str, Any]:
+    console = console or Console()
+    started = time.monotonic()
+    port = _free_port()
+    sim_url = f"http://127.0.0.1:{port}"
+    storage = Path(base.storage_dir).resolve() / "demo"
+    env_settings = {
+        "DATABASE_URL": _demo_database_url(base.database_url, database),
+        "REDIS_URL": base.redis_url,
+        "REDIS_NAMESPACE": namespace,
+        "KIE_API_KEYS": ",".join(f"{k}={v}" for k, v in KIE_KEYS.items()),
+        "KIE_BASE_URL": sim_url,
+        "OPENAI_API_KEYS": f"demo-openai={OPENAI_KEY}",
+        "OPENAI_BASE_URL": f"{sim_url}/v1",
+        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+        "TELEGRAM_API_URL": sim_url,
+        "STORAGE_DIR": str(storage),
+        "KIE_TIMEOUT": "10",
+        "BACKOFF_BASE_SECONDS": "0.5",
+        "MAINTENANCE_INTERVAL_SECONDS": "1",
+    }
+    settings = load_settings(_env_file=None, **{k.lower(): v for k, v in env_settings.items()})
+    sim_config = {
+        "kie": {
+            "render_seconds": render_seconds,
+            "render_jitter": 1.0,
+            "keys": {
+                KIE_KEYS["demo-main"]: {"credits": 1000},
+                KIE_KEYS["demo-broke"]: {"credits": 0},
+            },
+        },
+        "openai": {"refusal_mode": "refusal"},
+        "telegram": {"bot_token": BOT_TOKEN},
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = Path(tempfile.mkdtemp(prefix="worker-demo-"))
+    env = {**os.environ, **env_settings}
+    env.pop("METRICS_PORT", None)  # two processes on one port would collide
+    try:
+        console.print(f"[bold]1.[/bold] starting the simulator on {sim_url}")
+        config_file = logs / "simulator.json"
+        config_file.write_text(json.dumps(sim_config))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "simulator",
+                    "--port",
+                    str(port),
+                    "--config",
+                    str(config_file),
+                ],
+                stdout=(logs / "simulator.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        _wait_http(f"{sim_url}/_sim/health")
+
+        console.print(
+            "[bold]2.[/bold] resetting and migrating the demo database "
+            f"({urlsplit(settings.database_url).path.lstrip('/')})"
+        )
+        _reset(settings)
+
+        console.print("[bold]3.[/bold] granting credits and submitting jobs")
+        refused: list[str] = []
+        with Client(settings) as client:
+            for user, chat, title, count, credits in ORDERS:
+                client.grant(user, credits, idempotency_key="demo-grant")
+                try:
+                    client.submit_video(
+                        user_id=user,
+                        chat_id=chat,
+                        count=count,
+                        product={"title": title, "image_url": "https://example.test/product.jpg"},
+                    )
+                except InsufficientCredits as exc:
+                    refused.append(f"user {user}: {exc}")
+
+            console.print("[bold]4.[/bold] starting two worker processes (4 threads each)")
+            for instance in (1, 2):
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "worker.cli.main",
+                            "run",
+                            "--threads",
+                            "4",
+                            "--instance",
+                            str(instance),
+                        ],
+                        env=env,
+                        stdout=(logs / f"worker-{instance}.log").open("wb"),
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+
+            jobs = _watch(client, console, timeout, procs, logs)
+            balances = [client.balance(user).as_dict() for user, *_ in ORDERS]
+            from worker import ledger
+
+            with client.db.transaction() as conn:
+                ledger_ok = all(c.ok for c in ledger.check(conn))
+        keys = KeyPool.from_settings(settings, redis.Redis.from_url(settings.redis_url)).statuses()
+        elapsed = time.monotonic() - started
+        summary = _summary(jobs, balances, refused, keys, ledger_ok, elapsed)
+        _print_summary(console, summary, logs, settings.database_url)
+        return summary
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _watch(
+    client: Client,
+    console: Console,
+    timeout: float,
+    procs: list[subprocess.Popen[bytes]],
+    logs: Path,
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        while True:
+            dead = [p for p in procs if p.poll() is not None]
+            if dead:
+                tails = [f.read_text()[-2000:] for f in sorted(logs.glob("*.log"))]
+                raise RuntimeError("a demo process exited early:\n" + "\n".join(tails))
+            jobs = list(reversed(client.jobs(limit=100)))
+            live.update(_progress_table(jobs))
+            if jobs and all(j["status"] in TERMINAL for j in jobs):
+                # let the outbox deliver the failure messages
+                time.sleep(1.0)
+                return list(reversed(client.jobs(limit=100)))
+            if time.monotonic() > deadline:
+                return jobs
+            time.sleep(0.25)
+
+
+def _progress_table(jobs: list[dict[str, Any]]) -> Table:
+    t = Table(title="jobs", title_justify="left", show_edge=False)
+    for col in ("id", "user", "product", "status", "step", "key", "credits", "error"):
+        t.add_column(col)
+    colours = {"succeeded": "green", "failed": "red", "running": "yellow"}
+    for j in jobs:
+        status = j["status"]
+        t.add_row(
+            str(j["id"]),
+            str(j["user_id"]),
+            j["payload"].get("title", "")[:28],
+            f"[{colours.get(status, 'white')}]{status}[/]",
+            j["step"],
+            j["key_name"] or "",
+            j["credits"] or "",
+            (j["error_class"] or ""),
+        )
+    return t
+
+
+def _summary(
+    jobs: list[dict[str, Any]],
+    balances: list[dict[str, int]],
+    refused: list[str],
+    keys: list[Any],
+    ledger_ok: bool,
+    elapsed: float,
+) -> dict[str, Any]:
+    statuses = Counter(j["status"] for j in jobs)
+    failed_by = Counter(j["error_class"] for j in jobs if j["status"] == "failed")
+    return {
+        "jobs": len(jobs),
+        "succeeded": statuses.get("succeeded", 0),
+        "failed": dict(failed_by),
+        "unfinished": sum(1 for j in jobs if j["status"] not in TERMINAL),
+        "refused_at_submit": refused,
+        "credits_captured": sum(b["spent"] for b in balances),
+        "credits_refunded": sum(b["refunded"] for b in balances),
+        "credits_available": sum(b["available"] for b in balances),
+        "keys": {k.name: (str(k.state), k.reason) for k in keys},
+        "ledger_ok": ledger_ok,
+        "seconds": round(elapsed, 1),
+    }
+
+
+def _print_summary(console: Console, s: dict[str, Any], logs: Path, database_url: str) -> None:
+    t = Table(title="summary", title_justify="left", show_header=False, show_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    failed = ", ".join(f"{n} {cls}" for cls, n in s["failed"].items()) or "none"
+    t.add_row("jobs", f"{s['jobs']} ({s['unfinished']} unfinished)")
+    t.add_row("succeeded", str(s["succeeded"]))
+    t.add_row("failed by class", failed)
+    t.add_row("refused at submit", "; ".join(s["refused_at_submit"]) or "none")
+    t.add_row(
+        "credits",
+        f"{s['credits_captured']} captured, {s['credits_refunded']} refunded, "
+        f"{s['credits_available']} left",
+    )
+    for name, (state, reason) in s["keys"].items():
+        t.add_row(f"key {name}", state + (f" ({reason})" if reason else ""))
+    t.add_row("ledger check", "ok" if s["ledger_ok"] else "FAILED")
+    t.add_row("time", f"{s['seconds']} s")
+    t.add_row("logs", str(logs))
+    console.print()
+    console.print(t)
+    console.print(f"\nInspect a job: DATABASE_URL={database_url} worker jobs show 1")
