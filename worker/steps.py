@@ -222,6 +222,27 @@ class StepContext:
             self.services.notifications.wake(self.job_id, kind)
         return queued
 
+    def send_once(self, kind: str, text: str, send: Callable[[TelegramNotifier], int]) -> str:
+        """Send the user a message of ``kind`` at most once per job, during this step.
+
+        Returns what happened, for the timeline. A blocked user or a missing chat is final
+        for the message only; rate limits and outages raise, and the policy decides."""
+        notes = self.services.notifications
+        with self.services.db.transaction() as conn:
+            row = notes.claim(
+                conn, job_id=self.job_id, kind=kind, chat_id=int(self.row["chat_id"]), text=text
+            )
+            existing = None if row else notes.existing(conn, self.job_id, kind)
+        if row is None:
+            status = existing["status"] if existing else "unknown"
+            if status == "sending":
+                return f"an earlier attempt may have sent the {kind} message; not sent again"
+            return f"the {kind} message is {status}; not sent again"
+        result = notes.send_claimed(row, send)
+        if result.status == "retry" and result.error is not None:
+            raise result.error
+        return f"{kind} sent to the user" if result.status == "sent" else result.detail
+
     def acquire_key(self, provider: str, purpose: str = "default") -> ApiKey:
         return self.services.keys.acquire(provider, purpose)
 

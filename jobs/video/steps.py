@@ -204,28 +204,12 @@ def deliver(ctx: StepContext) -> Outcome:
         )
 
     caption = f"Your video of “{ctx.payload['title']}” is ready."
-    with services.db.transaction() as conn:
-        row = services.notifications.claim(
-            conn, job_id=ctx.job_id, kind="result", chat_id=int(ctx.row["chat_id"]), text=caption
-        )
-        existing = None if row else services.notifications.existing(conn, ctx.job_id, "result")
-    if row is not None:
-        result = services.notifications.send_claimed(
-            row,
-            lambda tg: tg.send_video(
-                int(ctx.row["chat_id"]), stored.path, caption=caption, link=urls[0]
-            ),
-        )
-        if result.status == "retry" and result.error is not None:
-            raise result.error  # the policy decides: rate limits wait, outages retry
-        detail = {"sent": "video sent to the user"}.get(result.status, result.detail)
-    else:
-        status = existing["status"] if existing else "unknown"
-        detail = (
-            f"the video message is {status}; not sent again"
-            if status != "sending"
-            else "an earlier attempt may have sent the video; not sent again"
-        )
+    chat_id = int(ctx.row["chat_id"])
+    detail = ctx.send_once(
+        "result",
+        caption,
+        lambda tg: tg.send_video(chat_id, stored.path, caption=caption, link=urls[0]),
+    )
     return Succeed(str(stored.path), detail=detail)
 
 

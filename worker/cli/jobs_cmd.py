@@ -8,6 +8,7 @@ import click
 
 from worker.cli.context import CliContext
 from worker.cli.output import console, output, short_time, table
+from worker.cli.stats_cmd import stats
 
 STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -119,5 +120,7 @@ def retry(obj: CliContext, job_id: int, as_json: bool) -> None:
         ),
     )
 
+
+jobs.add_command(stats)
 
 COMMANDS = [jobs]

@@ -61,10 +61,21 @@ def _register() -> None:
         keys_cmd,
         ledger_cmd,
         ops_cmd,
+        report_cmd,
         submit_cmd,
     )
 
-    for module in (credits_cmd, jobs_cmd, keys_cmd, ledger_cmd, submit_cmd, ops_cmd, doctor_cmd):
+    modules = (
+        credits_cmd,
+        jobs_cmd,
+        keys_cmd,
+        ledger_cmd,
+        submit_cmd,
+        report_cmd,
+        ops_cmd,
+        doctor_cmd,
+    )
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,3 @@
+"""`worker report` (filled in by the report job kind)."""
+
+COMMANDS: list[object] = []
