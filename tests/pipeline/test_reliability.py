@@ -1,0 +1,167 @@
+"""Leases, fencing and the maintenance loop, one mechanism at a time."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from tests.pipeline.conftest import Pipeline
+from worker import lifecycle
+from worker.dispatch import Dispatcher
+from worker.errors import ErrorClass
+from worker.kinds import all_kinds
+from worker.maintenance import Maintenance
+from worker.notifications import Notifications
+from worker.policy import Backoff
+
+
+def _maintenance(p: Pipeline, dispatcher: Dispatcher | None = None) -> Maintenance:
+    from worker.broker import make_broker
+
+    d = dispatcher or Dispatcher(make_broker(p.settings))
+    notes = Notifications(p.db, None, d, Backoff(0.1, 0.2))
+    return Maintenance(p.settings, p.db, d, {k.name: k for k in all_kinds()}, notes)
+
+
+def test_a_stalled_worker_cannot_write_after_its_lease_was_taken(pipeline: Pipeline) -> None:
+    (job,) = pipeline.submit(1, credits=1)
+    with pipeline.db.transaction() as conn:
+        stale = lifecycle.claim(conn, job, "prompt", "stalled-worker", 0.2)
+    assert stale is not None
+    time.sleep(0.5)  # the stalled worker misses its heartbeats
+    m = _maintenance(pipeline)
+    assert m.elect()
+    assert m.tick().rescued == 1
+    with pipeline.db.transaction() as conn:
+        fresh = lifecycle.claim(conn, job, "prompt", "new-worker", 30)
+        assert fresh is not None and fresh.token == stale.token + 1
+        # The stalled worker wakes up: every write it tries is refused by the fence.
+        assert not lifecycle.record(conn, stale, provider_task_id="task_dup", key_name="k1")
+        assert lifecycle.reschedule(conn, stale, step="submit", delay=0, attempts=0) is None
+        assert not lifecycle.succeed(conn, stale, result="x")
+        assert not lifecycle.fail(
+            conn, stale, error_class=ErrorClass.TEMPORARY, error="x", user_error="x"
+        )
+    job_view = pipeline.client.job(job)
+    assert (job_view["status"], job_view["credits"], job_view["provider_task_id"]) == (
+        "running",
+        "held",
+        None,
+    )
+    assert [e["event"] for e in job_view["events"]] == ["submitted", "rescued"]
+    m.stop()
+
+
+def test_a_poison_job_fails_and_refunds_after_the_rescue_cap(pipeline: Pipeline) -> None:
+    pipeline.reconfigure(max_rescues=2)
+    (job,) = pipeline.submit(2, credits=1)
+    m = _maintenance(pipeline)
+    assert m.elect()
+    for _ in range(3):  # each claim "dies" (its lease simply runs out)
+        with pipeline.db.transaction() as conn:
+            assert lifecycle.claim(conn, job, "prompt", "doomed", 0.1) is not None
+        time.sleep(0.3)
+        m.tick()
+    done = pipeline.client.job(job)
+    assert (done["status"], done["error_class"], done["credits"]) == (
+        "failed",
+        "INTERNAL",
+        "refunded",
+    )
+    assert [e["event"] for e in done["events"]].count("rescued") == 2
+    assert "poison" in done["error"]
+    m.stop()
+
+
+def test_lost_messages_are_redispatched(pipeline: Pipeline) -> None:
+    pipeline.reconfigure(redispatch_after_seconds=1.0)
+    jobs = pipeline.submit(3, count=3, credits=3)
+    # Redis restarted and lost every queued message:
+    r = redis.Redis.from_url(pipeline.settings.redis_url)
+    for key in r.scan_iter(f"{pipeline.settings.redis_namespace}:q:*"):
+        r.delete(key)
+    pipeline.start_worker()
+    done = pipeline.wait(jobs, timeout=40)
+    assert [j["status"] for j in done] == ["succeeded"] * 3
+    assert all("redispatched" in [e["event"] for e in j["events"]] for j in done)
+
+
+def test_submit_while_the_broker_is_down_runs_once_it_is_back(pipeline: Pipeline) -> None:
+    down = pipeline.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    from worker.client import Client
+
+    with Client(down, db=pipeline.db) as c:
+        c.grant(4, 1)
+        (job,) = c.submit_video(
+            user_id=4, product={"title": "Mug", "image_url": "https://x.test/a.jpg"}
+        ).job_ids
+    pipeline.reconfigure(redispatch_after_seconds=1.0)
+    pipeline.start_worker()
+    (done,) = pipeline.wait([job], timeout=40)
+    assert done["status"] == "succeeded"
+
+
+def test_only_one_process_leads_and_another_takes_over(pipeline: Pipeline) -> None:
+    a, b = _maintenance(pipeline), _maintenance(pipeline)
+    assert a.elect() and not b.elect()
+    a.stop()  # the leader dies: its connection closes and the lock is released
+    assert b.elect()
+    b.stop()
+
+
+def test_an_open_hold_on_a_terminal_job_is_resolved(pipeline: Pipeline) -> None:
+    ok, bad = pipeline.submit(5, count=1, credits=2) + pipeline.submit(6, count=1, credits=1)
+    with pipeline.db.transaction() as conn:  # status moved by hand, money not: a bug's footprint
+        conn.execute(
+            "UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = %s", (ok,)
+        )
+        conn.execute("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = %s", (bad,))
+    assert not pipeline.ledger_ok()
+    m = _maintenance(pipeline)
+    assert m.elect() and m.tick().holds_resolved == 2
+    assert pipeline.ledger_ok()
+    assert (pipeline.client.job(ok)["credits"], pipeline.client.job(bad)["credits"]) == (
+        "captured",
+        "refunded",
+    )
+    m.stop()
+
+
+def test_a_queued_job_past_its_deadline_fails_and_refunds(pipeline: Pipeline) -> None:
+    pipeline.reconfigure(video_deadline_seconds=0.5)
+    (job,) = pipeline.submit(7, credits=1)
+    time.sleep(0.8)
+    m = _maintenance(pipeline)
+    assert m.elect() and m.tick().expired == 1
+    done = pipeline.client.job(job)
+    assert (done["status"], done["credits"]) == ("failed", "refunded")
+    assert "took too long" in done["error"]
+    m.stop()
+
+
+def test_malformed_provider_answers_are_classified_not_crashes(pipeline: Pipeline) -> None:
+    pipeline.sim.configure({"kie": {"rate_malformed": 1.0}})
+    pipeline.start_worker()
+    (job,) = pipeline.submit(8, credits=1)
+    (done,) = pipeline.wait([job])
+    assert (done["status"], done["error_class"], done["credits"]) == (
+        "failed",
+        "TEMPORARY",
+        "refunded",
+    )
+    assert "malformed" in done["error"].lower()
+
+
+def test_an_html_page_served_as_the_video_is_retried_then_refused(pipeline: Pipeline) -> None:
+    pipeline.sim.configure({"kie": {"rate_malformed_result": 1.0}})
+    pipeline.start_worker()
+    (job,) = pipeline.submit(9, credits=1)
+    (done,) = pipeline.wait([job])
+    assert (done["status"], done["error_class"], done["credits"]) == (
+        "failed",
+        "TEMPORARY",
+        "refunded",
+    )
+    assert "text/html" in done["error"]
+    assert pipeline.paid_creates() == 1  # the download is retried, never the paid creation
