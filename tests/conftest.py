@@ -29,6 +29,12 @@ INSERT INTO accounts (code, no_overdraft) VALUES ('system:issuance', false), ('s
 """
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-full", action="store_true", help="run the full chaos suite (minutes, not seconds)"
+    )
+
+
 def _db_url(name: str) -> str:
     parts = urlsplit(ADMIN_URL)
     return urlunsplit(parts._replace(path=f"/{name}"))

@@ -1,0 +1,43 @@
+"""The chaos suite: a reduced run in CI, the full run with `pytest tests/chaos --chaos-full`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.harness import ChaosConfig, ChaosRun
+
+pytestmark = pytest.mark.chaos
+
+
+def test_the_two_promises_hold_under_chaos(request: pytest.FixtureRequest) -> None:
+    full = bool(request.config.getoption("--chaos-full"))
+    cfg = ChaosConfig.full() if full else ChaosConfig()
+    workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
+    try:
+        report = ChaosRun(cfg, workdir).run()
+    finally:
+        logs = sorted(workdir.glob("*.log"))
+        tail = "\n".join(f"--- {f.name}\n{f.read_text(errors='replace')[-1500:]}" for f in logs)
+        shutil.rmtree(workdir, ignore_errors=True)
+    summary = {k: v for k, v in asdict(report).items() if k != "ledger_checks"}
+    print(json.dumps(summary, indent=2))
+
+    # Everything finished, and the chaos really happened.
+    assert report.jobs == cfg.jobs and report.unfinished == 0, tail
+    assert report.kills == cfg.kills and report.stalls == cfg.stalls
+    assert report.redis_restarts == int(cfg.restart_redis)
+    assert report.postgres_restarts == int(cfg.restart_postgres)
+    # Never lose a user's credits.
+    assert report.ledger_ok, report.ledger_checks
+    # Never pay twice: extra paid creations only where a kill or a stall landed between a
+    # create and its commit (and then the job's timeline says so).
+    assert report.duplicate_creates <= report.kills + report.stalls
+    # Exactly one final message per job (a send cut by a kill is never repeated).
+    assert not report.videos_twice and not report.failure_messages_twice
+    assert not report.videos_missing and not report.failure_messages_missing
