@@ -14,7 +14,9 @@ import redis
 from worker.config import Settings, load_settings
 from worker.migrate import migrate
 
-ADMIN_URL = os.environ.get("BENCH_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "BENCH_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @contextmanager
@@ -28,7 +30,9 @@ def scratch_settings(prefix: str, **overrides: object) -> Iterator[Settings]:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         migrate(url, create_database=False)
-        yield load_settings(database_url=url, redis_namespace=namespace, _env_file=None, **overrides)
+        yield load_settings(
+            database_url=url, redis_namespace=namespace, _env_file=None, **overrides
+        )
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -39,12 +39,11 @@ def measure(client: Client, *, count: int, seconds: float, user_id: int) -> dict
 
 
 def run(seconds: float = 10.0) -> dict[str, dict[str, float]]:
-    with scratch_settings("wbench_submit") as settings:
-        with Client(settings) as client:
-            client.grant(1, 10**9)
-            client.grant(2, 10**9)
-            single = measure(client, count=1, seconds=seconds, user_id=1)
-            five = measure(client, count=5, seconds=seconds, user_id=2)
+    with scratch_settings("wbench_submit") as settings, Client(settings) as client:
+        client.grant(1, 10**9)
+        client.grant(2, 10**9)
+        single = measure(client, count=1, seconds=seconds, user_id=1)
+        five = measure(client, count=5, seconds=seconds, user_id=2)
     return {"count_1": single, "count_5": five}
 
 

@@ -190,12 +190,20 @@ CREATE TRIGGER job_events_immutable BEFORE UPDATE OR DELETE ON job_events
 -- ---------------------------------------------------------------------------------------------
 
 CREATE TABLE notifications (
-    job_id     bigint NOT NULL REFERENCES jobs (id),
-    kind       text NOT NULL,                      -- 'result', 'failure', 'progress'
-    status     text NOT NULL CHECK (status IN ('sending', 'sent', 'retry', 'undeliverable')),
-    message_id bigint,
-    detail     text NOT NULL DEFAULT '',
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now(),
+    job_id          bigint NOT NULL REFERENCES jobs (id),
+    kind            text NOT NULL,                 -- 'result', 'failure', 'progress'
+    chat_id         bigint NOT NULL,
+    status          text NOT NULL
+                    CHECK (status IN ('pending', 'sending', 'sent', 'retry', 'undeliverable')),
+    text            text NOT NULL DEFAULT '',
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    message_id      bigint,
+    detail          text NOT NULL DEFAULT '',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (job_id, kind)
 );
+
+-- The outbox: messages committed with the job's outcome, sent after the commit.
+CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE status IN ('pending', 'retry');

@@ -259,6 +259,7 @@ class ChaosRun:
             actions = self._plan()
             t0 = time.monotonic()
             submitted_rest = False
+            last_status = 0.0
             while actions or not self._all_done(db, job_ids):
                 now = time.monotonic() - t0
                 if not submitted_rest and now > 4:
@@ -268,6 +269,9 @@ class ChaosRun:
                     submitted_rest = True
                 while actions and actions[0][0] <= now:
                     self._act(actions.pop(0)[1])
+                if now - last_status > 10:
+                    last_status = now
+                    print(f"chaos t+{now:.0f}s: {self._status(db, job_ids)}", file=sys.stderr)
                 if time.monotonic() - started > self.cfg.timeout:
                     self.report.events.append("timed out waiting for the jobs")
                     break
@@ -355,6 +359,20 @@ class ChaosRun:
             self.pg.restart()
             self.report.postgres_restarts += 1
             self.report.events.append(f"{stamp:.1f} PostgreSQL crashed and recovered")
+
+    def _status(self, db: Database, job_ids: list[int]) -> str:
+        try:
+            rows = db.fetchall(
+                "SELECT status, step, count(*) AS n FROM jobs WHERE id = ANY(%s)"
+                " GROUP BY status, step ORDER BY status, step", (job_ids,))  # fmt: skip
+            outbox = db.fetchall(
+                "SELECT status, count(*) AS n FROM notifications GROUP BY status ORDER BY status"
+            )
+        except psycopg.Error as exc:
+            return f"database unavailable ({type(exc).__name__})"
+        jobs = ", ".join(f"{r['status']}/{r['step']}={r['n']}" for r in rows)
+        notes = ", ".join(f"{r['status']}={r['n']}" for r in outbox)
+        return f"jobs {jobs}; outbox {notes}"
 
     def _all_done(self, db: Database, job_ids: list[int]) -> bool:
         try:

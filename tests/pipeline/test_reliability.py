@@ -165,3 +165,28 @@ def test_an_html_page_served_as_the_video_is_retried_then_refused(pipeline: Pipe
     )
     assert "text/html" in done["error"]
     assert pipeline.paid_creates() == 1  # the download is retried, never the paid creation
+
+
+def test_an_outbox_message_whose_wake_up_was_lost_is_sent(pipeline: Pipeline) -> None:
+    pipeline.reconfigure(redispatch_after_seconds=1.0)
+    pipeline.sim.configure({"openai": {"rate_5xx": 1.0}})  # the job will fail for good
+    pipeline.sim.configure({"telegram": {"rate_5xx": 1.0}})  # and its message cannot go out yet
+    worker = pipeline.start_worker()
+    (job,) = pipeline.submit(10, credits=1)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        row = pipeline.db.fetchone("SELECT status FROM notifications WHERE job_id = %s", (job,))
+        if row and row["status"] == "retry":
+            break
+        time.sleep(0.1)
+    # Redis loses the delayed wake-up of the retry; Telegram recovers.
+    r = redis.Redis.from_url(pipeline.settings.redis_url)
+    for key in r.scan_iter(f"{pipeline.settings.redis_namespace}:q:notify*"):
+        r.delete(key)
+    pipeline.sim.configure({"telegram": {"rate_5xx": 0.0}})
+    assert worker.maintenance.is_leader  # the worker's own maintenance loop must notice
+    deadline = time.time() + 30
+    while time.time() < deadline and len(pipeline.messages(10)) == 0:
+        time.sleep(0.2)
+    (msg,) = pipeline.messages(10)
+    assert "refunded" in msg["text"]

@@ -31,9 +31,11 @@ UPDATE notifications
  WHERE job_id = %(job_id)s AND kind = %(kind)s AND status = 'sending'
 RETURNING job_id"""
 
-# Outbox rows whose wake-up message may have been lost: bump and return them for re-dispatch.
+# Outbox rows whose wake-up message may have been lost (due for a while, still unsent): make them
+# claimable now and return them for a new wake-up. A row re-enters this set only after another
+# ``after`` seconds unsent, so a lost wake-up costs at most that much delay.
 REDISPATCH_DUE = """
-UPDATE notifications SET next_attempt_at = now() + make_interval(secs => %(after)s)
+UPDATE notifications SET next_attempt_at = now()
  WHERE (job_id, kind) IN (
        SELECT job_id, kind FROM notifications
         WHERE status IN ('pending', 'retry')
