@@ -125,16 +125,41 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
         if not self.data.exists():
-            subprocess.run(self._as_postgres(str(_pg_bin() / "initdb"), "-D", str(self.data), "-A", "trust",
-                                             "-U", "postgres", "--no-sync"),
-                           check=True, capture_output=True)  # fmt: skip
+            subprocess.run(
+                self._as_postgres(
+                    str(_pg_bin() / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                ),
+                check=True,
+                capture_output=True,
+            )
         self._ctl("start")
 
     def _ctl(self, action: str, mode: str = "fast") -> None:
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        subprocess.run(self._as_postgres(str(_pg_bin() / "pg_ctl"), "-D", str(self.data), "-o", opts, "-m", mode,
-                                         "-l", str(self.root / "pg.log"), "-w", action),
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            self._as_postgres(
+                str(_pg_bin() / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                opts,
+                "-m",
+                mode,
+                "-l",
+                str(self.root / "pg.log"),
+                "-w",
+                action,
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def restart(self) -> None:
         self._ctl("restart", mode="immediate")  # a crash, then recovery from the WAL
@@ -154,10 +179,22 @@ class PrivateRedis:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         for _ in range(100):
             try:
@@ -198,17 +235,30 @@ class ChaosRun:
         """The workers' configuration (environment variables)."""
         sim = f"http://127.0.0.1:{self.sim_port}"
         return {
-            "DATABASE_URL": self.pg.url, "REDIS_URL": self.redis.url, "REDIS_NAMESPACE": "chaos",
+            "DATABASE_URL": self.pg.url,
+            "REDIS_URL": self.redis.url,
+            "REDIS_NAMESPACE": "chaos",
             "KIE_API_KEYS": ",".join(f"{k}={v}" for k, v in KIE_KEYS.items()),
             "OPENAI_API_KEYS": ",".join(f"{k}={v}" for k, v in OPENAI_KEYS.items()),
-            "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "KIE_BASE_URL": sim, "OPENAI_BASE_URL": f"{sim}/v1",
-            "TELEGRAM_API_URL": sim, "STORAGE_DIR": str(self.dir / "storage"),
-            "KIE_TIMEOUT": "2", "OPENAI_TIMEOUT": "2", "TELEGRAM_TIMEOUT": "3",
-            "LEASE_SECONDS": str(self.cfg.lease_seconds), "MAINTENANCE_INTERVAL_SECONDS": "0.5",
-            "REDISPATCH_AFTER_SECONDS": "3", "BACKOFF_BASE_SECONDS": "0.3", "BACKOFF_MAX_SECONDS": "2",
-            "MAX_RESCUES": "8", "VIDEO_DEADLINE_SECONDS": str(self.cfg.timeout),
-            "PROGRESS_AFTER_SECONDS": "3600", "DRAIN_SECONDS": "5", "DB_POOL_MAX": "10",
-        }  # fmt: skip
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "KIE_BASE_URL": sim,
+            "OPENAI_BASE_URL": f"{sim}/v1",
+            "TELEGRAM_API_URL": sim,
+            "STORAGE_DIR": str(self.dir / "storage"),
+            "KIE_TIMEOUT": "2",
+            "OPENAI_TIMEOUT": "2",
+            "TELEGRAM_TIMEOUT": "3",
+            "LEASE_SECONDS": str(self.cfg.lease_seconds),
+            "MAINTENANCE_INTERVAL_SECONDS": "0.5",
+            "REDISPATCH_AFTER_SECONDS": "3",
+            "BACKOFF_BASE_SECONDS": "0.3",
+            "BACKOFF_MAX_SECONDS": "2",
+            "MAX_RESCUES": "8",
+            "VIDEO_DEADLINE_SECONDS": str(self.cfg.timeout),
+            "PROGRESS_AFTER_SECONDS": "3600",
+            "DRAIN_SECONDS": "5",
+            "DB_POOL_MAX": "10",
+        }
 
     def env(self) -> dict[str, str]:
         ours = ("KIE_", "OPENAI_", "TELEGRAM_", "SENTRY", "METRICS_PORT")
@@ -219,26 +269,55 @@ class ChaosRun:
         return {
             "seed": self.cfg.seed,
             "kie": {
-                "render_seconds": self.cfg.render_seconds, "render_jitter": 1.0,
-                "keys": {KIE_KEYS["kie-a"]: {"credits": None}, KIE_KEYS["kie-b"]: {"credits": None},
-                         KIE_KEYS["kie-broke"]: {"credits": 0}},
-                "rate_5xx": 0.04, "rate_429": 0.05, "rate_maintenance": 0.03, "rate_timeout": 0.01,
-                "timeout_seconds": 3.0, "rate_malformed": 0.02, "rate_generation_fail": 0.05,
+                "render_seconds": self.cfg.render_seconds,
+                "render_jitter": 1.0,
+                "keys": {
+                    KIE_KEYS["kie-a"]: {"credits": None},
+                    KIE_KEYS["kie-b"]: {"credits": None},
+                    KIE_KEYS["kie-broke"]: {"credits": 0},
+                },
+                "rate_5xx": 0.04,
+                "rate_429": 0.05,
+                "rate_maintenance": 0.03,
+                "rate_timeout": 0.01,
+                "timeout_seconds": 3.0,
+                "rate_malformed": 0.02,
+                "rate_generation_fail": 0.05,
                 "rate_malformed_result": 0.03,
             },
-            "openai": {"rate_5xx": 0.04, "rate_429": 0.04, "rate_timeout": 0.01, "timeout_seconds": 3.0,
-                       "retry_after_seconds": 0.5},
-            "telegram": {"bot_token": BOT_TOKEN, "rate_429": 0.04, "rate_5xx": 0.03, "retry_after_seconds": 1,
-                         "blocked_chats": [900_003, 900_017]},
-        }  # fmt: skip
+            "openai": {
+                "rate_5xx": 0.04,
+                "rate_429": 0.04,
+                "rate_timeout": 0.01,
+                "timeout_seconds": 3.0,
+                "retry_after_seconds": 0.5,
+            },
+            "telegram": {
+                "bot_token": BOT_TOKEN,
+                "rate_429": 0.04,
+                "rate_5xx": 0.03,
+                "retry_after_seconds": 1,
+                "blocked_chats": [900_003, 900_017],
+            },
+        }
 
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         log = (self.dir / f"worker-{index}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli.main", "run", "--threads", str(self.cfg.threads),
-             "--instance", str(index)],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "worker.cli.main",
+                "run",
+                "--threads",
+                str(self.cfg.threads),
+                "--instance",
+                str(index),
+            ],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         return proc
 
     # -- the run -----------------------------------------------------------------------------
@@ -302,9 +381,18 @@ class ChaosRun:
         config = self.dir / "sim.json"
         config.write_text(json.dumps(self.sim_config()))
         self.sim_proc = subprocess.Popen(
-            [sys.executable, "-m", "simulator", "--port", str(self.sim_port), "--config", str(config)],
-            stdout=(self.dir / "sim.log").open("wb"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "simulator",
+                "--port",
+                str(self.sim_port),
+                "--config",
+                str(config),
+            ],
+            stdout=(self.dir / "sim.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         self.sim = RunningSimulator.connect(f"http://127.0.0.1:{self.sim_port}", wait_seconds=15)
 
     def _submit(self, client: Client, n: int, offset: int) -> list[int]:
@@ -314,8 +402,11 @@ class ChaosRun:
             chat = 900_000 + i  # one chat per job: every message maps to exactly one job
             client.grant(user, 1, idempotency_key=f"chaos-{i}")
             title = "FORBIDDEN knock-off" if i % 23 == 5 else f"Chaos product {i}"
-            res = client.submit_video(user_id=user, chat_id=chat,
-                                      product={"title": title, "image_url": "https://example.test/p.jpg"})  # fmt: skip
+            res = client.submit_video(
+                user_id=user,
+                chat_id=chat,
+                product={"title": title, "image_url": "https://example.test/p.jpg"},
+            )
             ids += res.job_ids
         return ids
 
@@ -364,7 +455,9 @@ class ChaosRun:
         try:
             rows = db.fetchall(
                 "SELECT status, step, count(*) AS n FROM jobs WHERE id = ANY(%s)"
-                " GROUP BY status, step ORDER BY status, step", (job_ids,))  # fmt: skip
+                " GROUP BY status, step ORDER BY status, step",
+                (job_ids,),
+            )
             outbox = db.fetchall(
                 "SELECT status, count(*) AS n FROM notifications GROUP BY status ORDER BY status"
             )
@@ -379,7 +472,9 @@ class ChaosRun:
             row = db.fetchone(
                 "SELECT count(*) FILTER (WHERE status NOT IN ('succeeded', 'failed', 'cancelled')) AS active,"
                 " (SELECT count(*) FROM notifications WHERE status IN ('pending', 'retry')) AS outbox"
-                " FROM jobs WHERE id = ANY(%s)", (job_ids,))  # fmt: skip
+                " FROM jobs WHERE id = ANY(%s)",
+                (job_ids,),
+            )
         except psycopg.Error:
             return False
         return (
@@ -427,8 +522,11 @@ class ChaosRun:
             undeliverable = note is not None and note["status"] == "undeliverable"
             r.ambiguous_sends += int(ambiguous)
             sent = seen["sendVideo"] if kind == "result" else seen["sendMessage"]
-            missing, twice = (r.videos_missing, r.videos_twice) if kind == "result" else (
-                r.failure_messages_missing, r.failure_messages_twice)  # fmt: skip
+            missing, twice = (
+                (r.videos_missing, r.videos_twice)
+                if kind == "result"
+                else (r.failure_messages_missing, r.failure_messages_twice)
+            )
             if j["status"] not in TERMINAL:
                 continue
             if sent > 1:
@@ -436,8 +534,13 @@ class ChaosRun:
             elif sent == 0 and not ambiguous and not undeliverable:
                 missing.append(j["id"])
 
-        proc = subprocess.run([sys.executable, "-m", "worker.cli.main", "ledger", "check", "--json"],
-                              env=self.env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "worker.cli.main", "ledger", "check", "--json"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         check = json.loads(proc.stdout)
         r.ledger_ok = bool(check["ok"]) and proc.returncode == 0
         r.ledger_checks = check["checks"]

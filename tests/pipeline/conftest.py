@@ -39,16 +39,21 @@ def sim() -> Iterator[RunningSimulator]:
 
 def _sim_defaults() -> dict[str, Any]:
     return {
-        "kie": {"render_seconds": 1.0, "create_limit": 0, "query_limit": 0,
-                "timeout_seconds": 3.0},
+        "kie": {"render_seconds": 1.0, "create_limit": 0, "query_limit": 0, "timeout_seconds": 3.0},
         "openai": {"timeout_seconds": 3.0},
         "telegram": {"bot_token": BOT_TOKEN, "timeout_seconds": 3.0},
-    }  # fmt: skip
+    }
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, sim: RunningSimulator, db: Database,
-                 env: dict[str, str], overrides: dict[str, Any]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        sim: RunningSimulator,
+        db: Database,
+        env: dict[str, str],
+        overrides: dict[str, Any],
+    ) -> None:
         self.settings = settings
         self.overrides = overrides
         self.sim = sim
@@ -79,10 +84,20 @@ class Pipeline:
         Path(self.settings.storage_dir).mkdir(parents=True, exist_ok=True)
         log = open(Path(self.settings.storage_dir) / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli.main", "run", "--threads", str(threads),
-             "--instance", str(instance)],
-            env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "worker.cli.main",
+                "run",
+                "--threads",
+                str(threads),
+                "--instance",
+                str(instance),
+            ],
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.procs.append(proc)
         return proc
 
@@ -103,14 +118,24 @@ class Pipeline:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def submit(self, user_id: int, *, count: int = 1, credits: int | None = None,
-               title: str = "Red ceramic mug", chat_id: int | None = None, **product: Any) -> list[int]:  # fmt: skip
+    def submit(
+        self,
+        user_id: int,
+        *,
+        count: int = 1,
+        credits: int | None = None,
+        title: str = "Red ceramic mug",
+        chat_id: int | None = None,
+        **product: Any,
+    ) -> list[int]:
         if credits is not None:
             self.client.grant(user_id, credits)
         res = self.client.submit_video(
-            user_id=user_id, chat_id=chat_id, count=count,
+            user_id=user_id,
+            chat_id=chat_id,
+            count=count,
             product={"title": title, "image_url": "https://example.test/p.jpg", **product},
-        )  # fmt: skip
+        )
         return res.job_ids
 
     def wait(self, job_ids: list[int], timeout: float = 60.0) -> list[dict[str, Any]]:
@@ -120,7 +145,9 @@ class Pipeline:
             rows = self.db.fetchall(
                 "SELECT j.id, j.status, (SELECT count(*) FROM notifications n WHERE n.job_id = j.id"
                 " AND n.status IN ('pending', 'retry', 'sending')) AS unsent"
-                " FROM jobs j WHERE j.id = ANY(%s)", (job_ids,))  # fmt: skip
+                " FROM jobs j WHERE j.id = ANY(%s)",
+                (job_ids,),
+            )
             if len(rows) == len(job_ids) and all(
                 r["status"] in TERMINAL and not r["unsent"] for r in rows
             ):

@@ -1,0 +1,79 @@
+"""Jobs through all four steps, two `worker run` processes, the simulator in its own process.
+
+    python -m benchmarks.pipeline [--jobs 2000] [--render 0] [--workers 2] [--threads 8]
+
+With ``--render 0`` (zero-latency simulator) it measures throughput from a pre-loaded backlog:
+jobs / (last capture − first claim). With a render time it reports the wall time from the first
+submit to the last capture, e.g. ``--jobs 50 --render 3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from benchmarks.common import stack, submit_backlog, wait_until
+
+
+def run(
+    jobs: int = 2000,
+    render: float = 0.0,
+    workers: int = 2,
+    threads: int = 8,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    sim = {
+        "kie": {
+            "render_seconds": render,
+            "create_limit": 0,
+            "query_limit": 0,
+            "result_size_bytes": 4096,
+        }
+    }
+    with stack("wbench_pipe", sim) as s:
+        t0 = time.monotonic()
+        submit_backlog(s.client, jobs)
+        submitted = time.monotonic() - t0
+        s.start_workers(workers, threads)
+        done = wait_until(lambda: s.count("status IN ('succeeded', 'failed')") >= jobs, timeout)
+        wall = time.monotonic() - t0
+        row = s.db.fetchone(
+            "SELECT min(started_at) AS first, max(finished_at) AS last,"
+            " count(*) FILTER (WHERE status = 'succeeded') AS ok,"
+            " min(created_at) AS created FROM jobs"
+        )
+        assert row is not None
+        span = (row["last"] - row["first"]).total_seconds() if row["last"] else float("nan")
+        return {
+            "jobs": jobs,
+            "render_seconds": render,
+            "workers": workers,
+            "threads": threads,
+            "finished": done,
+            "succeeded": int(row["ok"]),
+            "submit_seconds": round(submitted, 2),
+            "processing_seconds": round(span, 2),
+            "jobs_per_s": round(jobs / span, 1) if span == span and span > 0 else 0.0,
+            "submit_to_last_capture_seconds": round(
+                (row["last"] - row["created"]).total_seconds(), 2
+            )
+            if row["last"]
+            else None,
+            "wall_seconds": round(wall, 2),
+        }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--jobs", type=int, default=2000)
+    p.add_argument("--render", type=float, default=0.0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=8)
+    args = p.parse_args()
+    print(json.dumps(run(args.jobs, args.render, args.workers, args.threads)))
+
+
+if __name__ == "__main__":
+    main()
