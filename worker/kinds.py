@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from worker.errors import WorkerError
@@ -44,6 +44,8 @@ class JobKind:
     deadline: Callable[[Settings, Mapping[str, Any]], float]
     handlers_module: str
     subject: Callable[[Mapping[str, Any]], str] = lambda payload: "your job"
+    #: Timeline events that end a step (event → step), for `worker jobs stats` durations.
+    step_events: Mapping[str, str] = field(default_factory=dict)
 
     def failure_text(self, payload: Mapping[str, Any], user_message: str, price: int) -> str:
         """The one message a user gets when a job fails."""

@@ -40,4 +40,14 @@ KIND = JobKind(
     deadline=lambda s, payload: s.video_deadline_for(payload.get("model")),
     handlers_module="jobs.video.steps",
     subject=lambda payload: f"your video of “{payload.get('title', 'your product')}”",
+    step_events={
+        "prompt written": "prompt",
+        "task created": "submit",
+        "task already created": "submit",
+        "polling": "submit",
+        "provider state": "poll",
+        "generation failed": "poll",
+        "video ready": "poll",
+        "stored": "deliver",
+    },
 )
