@@ -1,7 +1,12 @@
 """PostgreSQL access through psycopg 3 connection pools, sync and async twins.
 
-Rows come back as dicts. Each ``transaction()`` is one short transaction on a pooled
-connection; nothing holds a connection across an HTTP call.
+Rows come back as dicts. Pooled connections are in autocommit mode: a single statement
+(``fetchone``, ``fetchall``, ``connection()``) is one round trip, and ``transaction()`` wraps
+several statements in BEGIN/COMMIT. Nothing holds a connection across an HTTP call.
+
+Connections are not health-checked when borrowed (that is a round trip per use): a connection
+broken by a server restart fails its first statement, is discarded by the pool, and the caller's
+retry (``worker.steps.with_db_retry``) gets a fresh one.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ AsyncConnection = psycopg.AsyncConnection[DictRow]
 
 _CONNECT_KWARGS: dict[str, Any] = {
     "row_factory": dict_row,
+    "autocommit": True,
     "connect_timeout": 5,
     "application_name": "video-worker",
     # Fail fast instead of hanging on a half-open connection after a network blip.
@@ -43,7 +49,6 @@ class Database:
             kwargs=_CONNECT_KWARGS,
             open=False,
             name=name,
-            check=ConnectionPool.check_connection,
             reconnect_timeout=60,
         )
 
@@ -72,12 +77,19 @@ class Database:
         with self.pool.connection() as conn, conn.transaction():
             yield conn
 
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection in autocommit mode: each statement is its own transaction."""
+        with self.pool.connection() as conn:
+            yield conn
+
     def fetchone(self, query: str, params: Any = None) -> dict[str, Any] | None:
-        with self.transaction() as conn:
+        """One statement, one round trip (its own transaction)."""
+        with self.pool.connection() as conn:
             return conn.execute(query, params).fetchone()
 
     def fetchall(self, query: str, params: Any = None) -> list[dict[str, Any]]:
-        with self.transaction() as conn:
+        with self.pool.connection() as conn:
             return conn.execute(query, params).fetchall()
 
 
@@ -93,7 +105,6 @@ class AsyncDatabase:
             kwargs=_CONNECT_KWARGS,
             open=False,
             name=name,
-            check=AsyncConnectionPool.check_connection,
             reconnect_timeout=60,
         )
 
@@ -118,4 +129,4 @@ class AsyncDatabase:
 
 def connect(url: str, *, autocommit: bool = False) -> Connection:
     """A single connection outside the pool (migrations, the maintenance leader's lock)."""
-    return psycopg.connect(url, autocommit=autocommit, **_CONNECT_KWARGS)
+    return psycopg.connect(url, **{**_CONNECT_KWARGS, "autocommit": autocommit})

@@ -135,8 +135,11 @@ def reschedule(
     clear_task: bool = False,
     error_class: ErrorClass | None = None,
     error: str | None = None,
+    event: str | None = None,
+    detail: str = "",
 ) -> Rescheduled | None:
-    """Release the lease and queue the job at ``step`` after ``delay`` seconds."""
+    """Release the lease and queue the job at ``step`` after ``delay`` seconds, appending
+    ``event`` (if any) to the timeline in the same statement."""
     row = conn.execute(
         q.RESCHEDULE,
         {
@@ -150,6 +153,8 @@ def reschedule(
             "clear_task": clear_task,
             "error_class": str(error_class) if error_class else None,
             "error": error,
+            "event": event,
+            "detail": detail,
         },
     ).fetchone()
     if row is None:

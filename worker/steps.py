@@ -138,6 +138,7 @@ class Services:
                 close()
         if self.telegram is not None:
             self.telegram.close()
+        self.storage.close()
 
 
 # --- what a handler sees ----------------------------------------------------------------------
@@ -296,9 +297,13 @@ class Runtime:
     def execute(self, kind_name: str, step: str, job_id: int) -> str:
         kind = self.kinds[kind_name]
         started = time.monotonic()
+
+        def claim() -> lifecycle.Claim | None:
+            with self.services.db.connection() as conn:
+                return lifecycle.claim(conn, job_id, step, owner_id(), self.settings.lease_seconds)
+
         try:
-            with self.services.db.transaction() as conn:
-                c = lifecycle.claim(conn, job_id, step, owner_id(), self.settings.lease_seconds)
+            c = with_db_retry(claim, seconds=10.0)
         except psycopg.Error as exc:
             log.warning("cannot claim job %s (%s); the dispatcher will resend it", job_id, exc)
             return "db-error"
@@ -460,8 +465,8 @@ class Runtime:
         delay = self._clamp(c, plan.delay)
 
         def write() -> lifecycle.Rescheduled | None:
-            with self.services.db.transaction() as conn:
-                r = lifecycle.reschedule(
+            with self.services.db.connection() as conn:  # one statement: the move and its event
+                return lifecycle.reschedule(
                     conn,
                     c,
                     step=step,
@@ -471,10 +476,9 @@ class Runtime:
                     clear_task=plan.clear_task,
                     error_class=err.error_class if err else None,
                     error=err.message if err else None,
+                    event=plan.event if plan.event and not plan.quiet else None,
+                    detail=redact(plan.detail),
                 )
-                if r is not None and plan.event and not plan.quiet:
-                    lifecycle.add_event(conn, c.job_id, plan.event, redact(plan.detail))
-                return r
 
         done = with_db_retry(write)
         if done is None:
@@ -602,7 +606,7 @@ class LeaseKeeper:
         self.last_beat = time.monotonic()
         if not pairs:
             return 0
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             rows = conn.execute(
                 lifecycle_sql.HEARTBEAT_MANY,
                 {

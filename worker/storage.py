@@ -28,8 +28,17 @@ class Stored:
 
 
 class Storage:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, timeout: float = 120.0) -> None:
         self.root = root
+        # One client for every download of this process: building one per call costs an SSL
+        # context and a connection pool each time.
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=httpx.HTTPTransport(retries=0),
+        )
+
+    def close(self) -> None:
+        self._http.close()
 
     def path_for(self, kind: str, job_id: int, suffix: str) -> Path:
         """``<root>/<kind>/<job_id // 1000 % 1000>/<job_id><suffix>``: stable and spread out."""
@@ -64,14 +73,12 @@ class Storage:
         max_bytes: int,
         content_types: tuple[str, ...],
         looks_right: Callable[[bytes], bool],
-        timeout: float = 120.0,
-        http: httpx.Client | None = None,
     ) -> Stored:
         """Stream ``url`` into ``dest``; raise a classified :class:`ProviderError` if the answer
         is not the file we expect (an HTML error page served as 200, a truncated body...)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-        client = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0))
+        client = self._http
         digest = hashlib.sha256()
         size = 0
         try:
@@ -144,8 +151,6 @@ class Storage:
             ) from None
         finally:
             tmp.unlink(missing_ok=True)
-            if http is None:
-                client.close()
         return Stored(dest, size, digest.hexdigest())
 
 

@@ -30,6 +30,7 @@ UPDATE jobs
 RETURNING id"""
 
 RESCHEDULE = """
+WITH moved AS (
 UPDATE jobs
    SET status = 'queued', step = %(step)s, attempts = %(attempts)s,
        next_run_at = now() + make_interval(secs => %(delay)s), dispatched_at = now(),
@@ -42,7 +43,12 @@ UPDATE jobs
        error = coalesce(%(error)s, error),
        updated_at = now()
  WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
-RETURNING id, next_run_at, now() AS db_now"""
+RETURNING id, next_run_at, now() AS db_now
+), event AS (
+    INSERT INTO job_events (job_id, event, detail, data)
+    SELECT id, %(event)s, %(detail)s, '{}' FROM moved WHERE %(event)s::text IS NOT NULL
+)
+SELECT * FROM moved"""
 
 FINISH = """
 UPDATE jobs
