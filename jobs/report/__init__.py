@@ -1,0 +1,75 @@
+"""The sales report job: a stock seller's CSV export → an HTML analytics report in the chat.
+
+This module is what the framework and the bot need to *submit* a report (validation, which also
+copies the CSV into storage, price and deadline). The steps live in :mod:`jobs.report.steps`
+(``analyse`` → ``deliver``) and are only imported by workers.
+
+The stored payload::
+
+    {"csv": "report/uploads/ab/<sha256>.csv",  # the stored copy, relative to STORAGE_DIR
+     "file_name": "sales.csv", "size": 123456, "sha256": "<64 hex digits>",
+     "period": "30d",                          # 7d | 30d | 90d | all
+     "content_type": "photo"}                  # or null: every content type
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jobs.report.upload import store_upload, stored_upload
+from worker import validation as v
+from worker.config import Settings
+from worker.errors import InvalidRequest
+from worker.kinds import JobKind
+
+#: Periods a report may cover, counted back from the newest sale date in the file.
+PERIOD_CHOICES = ("7d", "30d", "90d", "all")
+DEFAULT_PERIOD = "30d"
+#: The largest CSV accepted (a setting REPORT_MAX_BYTES overrides it once Settings has one).
+MAX_CSV_BYTES = 200 * 1000 * 1000
+#: Seconds a report may take end to end (REPORT_DEADLINE_SECONDS overrides it likewise).
+DEADLINE_SECONDS = 30 * 60.0
+REQUEST_FIELDS = ("csv", "period", "content_type", "file_name", "size", "sha256")
+
+
+def validate_request(request: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """The stored payload of a report job, or :class:`InvalidRequest` naming the bad field.
+
+    ``request["csv"]`` is the path of the user's file; it is checked and copied into storage.
+    A request carrying ``sha256`` (a clone or retry of a stored payload) names an upload that is
+    already stored instead.
+    """
+    request = v.mapping("request", request, known=REQUEST_FIELDS)
+    period = request.get("period", DEFAULT_PERIOD)
+    if period is None:
+        period = DEFAULT_PERIOD
+    if not isinstance(period, str) or period.strip().lower() not in PERIOD_CHOICES:
+        raise InvalidRequest("period", f"must be one of {', '.join(PERIOD_CHOICES)}")
+    content_type = v.text("content_type", request.get("content_type"), max_len=100, required=False)
+    root = Path(settings.storage_dir)
+    if "sha256" in request:
+        upload = stored_upload(request, root)
+    else:
+        max_bytes = int(getattr(settings, "report_max_bytes", None) or MAX_CSV_BYTES)
+        upload = store_upload(request.get("csv"), root, max_bytes=max_bytes)
+    return {
+        "csv": upload.relative,
+        "file_name": upload.file_name,
+        "size": upload.size,
+        "sha256": upload.sha256,
+        "period": period.strip().lower(),
+        "content_type": content_type,
+    }
+
+
+KIND = JobKind(
+    name="report",
+    steps=("analyse", "deliver"),
+    validate=validate_request,
+    price=lambda s: int(getattr(s, "report_price_credits", 0)),
+    deadline=lambda s, payload: float(getattr(s, "report_deadline_seconds", DEADLINE_SECONDS)),
+    handlers_module="jobs.report.steps",
+    subject=lambda payload: f"your sales report for “{payload.get('file_name', 'your file')}”",
+)
