@@ -162,3 +162,13 @@ def test_check_finds_counter_drift(client: Client, db: Database) -> None:
         checks = {c.name: c for c in ledger.check(conn)}
     assert not checks["account counters equal a replay of the transfers"].ok
     assert not checks["debits equal credits"].ok
+
+
+def test_transfer_ids_agree_between_python_and_sql(db: Database) -> None:
+    for job_id in (1, 42, 2**40 + 7):
+        for kind in (ledger.HOLD, ledger.CAPTURE, ledger.REFUND):
+            row = db.fetchone("SELECT job_transfer_id(%s, %s) AS id", (job_id, kind))
+            assert row is not None and row["id"] == ledger.job_transfer_id(job_id, kind)
+    assert (
+        len({ledger.hold_id(7), ledger.capture_id(7), ledger.refund_id(7), ledger.hold_id(8)}) == 4
+    )

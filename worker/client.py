@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -24,7 +25,7 @@ from psycopg.types.json import Jsonb
 from worker import ledger
 from worker import validation as v
 from worker.config import Settings, load_settings
-from worker.db import Connection, Database
+from worker.db import Database
 from worker.dispatch import Dispatcher
 from worker.errors import (
     InsufficientCredits,
@@ -37,7 +38,6 @@ from worker.errors import (
 from worker.kinds import JobKind, get_kind
 from worker.ledger import Balance
 from worker.sql import jobs as q
-from worker.sql import ledger as lq
 
 __all__ = [
     "AsyncClient",
@@ -127,10 +127,12 @@ class Client:
         if self._dispatcher is None:
             from worker.broker import make_broker
 
-            self._dispatcher = Dispatcher(make_broker(self.settings))
+            self._dispatcher = Dispatcher(make_broker(self.settings), background=True)
         return self._dispatcher
 
     def close(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.close()
         if self._owns_db:
             self.db.close()
 
@@ -158,6 +160,24 @@ class Client:
             chat_id=chat_id,
             request=product,
             count=v.count_in("count", count, self.settings.allowed_counts),
+            idempotency_key=idempotency_key,
+        )
+
+    def submit_report(
+        self,
+        user_id: int,
+        chat_id: int | None,
+        csv_path: str | os.PathLike[str],
+        period: str = "30d",
+        content_type: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SubmitResult:
+        """Submit a sales report of one CSV export (copied into storage first; see jobs.report)."""
+        return self.submit(
+            "report",
+            user_id=user_id,
+            chat_id=chat_id,
+            request={"csv": csv_path, "period": period, "content_type": content_type},
             idempotency_key=idempotency_key,
         )
 
@@ -209,119 +229,47 @@ class Client:
         fingerprint: str,
         cloned_from: int | None,
     ) -> SubmitResult:
+        """One statement, one round trip: the ``submit_jobs`` function (migrations/0002) checks
+        the key, locks and checks the balance, and writes the request, jobs, holds and events."""
         price = kind.price(self.settings)
-        for _ in range(2):  # a second pass only after losing an idempotency-key race
-            try:
-                return self._submit_once(
-                    kind,
-                    user_id,
-                    chat_id,
-                    payload,
-                    count,
-                    idempotency_key,
-                    fingerprint,
-                    cloned_from,
-                    price,
-                )
-            except _LostRace:
-                continue
-        raise RequestRefused("the submit could not be completed; try again")  # pragma: no cover
-
-    def _submit_once(
-        self,
-        kind: JobKind,
-        user_id: int,
-        chat_id: int,
-        payload: dict[str, Any],
-        count: int,
-        idempotency_key: str | None,
-        fingerprint: str,
-        cloned_from: int | None,
-        price: int,
-    ) -> SubmitResult:
-        needed = price * count
-        with self.db.transaction() as conn:
-            if idempotency_key is not None:
-                existing = conn.execute(
-                    q.REQUEST_BY_KEY, {"user_id": user_id, "idempotency_key": idempotency_key}
-                ).fetchone()
-                if existing is not None:
-                    return self._replay(conn, existing, fingerprint)
-            account = conn.execute(lq.USER_ACCOUNT_FOR_UPDATE, {"user_id": user_id}).fetchone()
-            available = ledger.available_of(account) if account else 0
-            if needed > available:
-                raise InsufficientCredits(user_id, needed, available)
-            request_id = uuid.uuid4()
-            response = {"credits_held": needed, "available": available - needed}
-            inserted = conn.execute(
-                q.INSERT_REQUEST,
-                {
-                    "id": request_id,
-                    "user_id": user_id,
-                    "kind": kind.name,
-                    "idempotency_key": idempotency_key,
-                    "fingerprint": fingerprint,
-                    "response": Jsonb(response),
-                },
-            ).fetchone()
-            if inserted is None:  # a concurrent submit with this key committed first
-                raise _LostRace()
-            job_ids = [
-                int(r["id"])
-                for r in conn.execute(
-                    q.INSERT_JOBS,
-                    {
-                        "kind": kind.name,
-                        "request_id": request_id,
-                        "user_id": user_id,
-                        "chat_id": chat_id,
-                        "step": kind.first_step,
-                        "payload": Jsonb(payload),
-                        "price": price,
-                        "deadline_seconds": kind.deadline(self.settings, payload),
-                        "cloned_from": cloned_from,
-                        "count": count,
-                    },
-                ).fetchall()
-            ]
-            if price > 0:
-                assert account is not None
-                for job_id in job_ids:
-                    ledger.hold_unchecked(
-                        conn, job_id=job_id, account_id=int(account["id"]), amount=price
-                    )
+        request_id = uuid.uuid4()
+        if cloned_from is not None:
+            detail = f"clone of job {cloned_from}; {price} credit(s) held"
+        else:
             detail = f"{count} job(s) in request {request_id}, {price} credit(s) held each"
-            if cloned_from is not None:
-                detail = f"clone of job {cloned_from}; {price} credit(s) held"
-            conn.execute(
-                q.INSERT_EVENTS,
-                {
-                    "job_ids": job_ids,
-                    "event": "submitted",
-                    "detail": detail,
-                    "data": Jsonb({"request_id": str(request_id), "price": price}),
-                },
-            )
-            return SubmitResult(job_ids, str(request_id), needed, available - needed)
-
-    def _replay(
-        self, conn: Connection, existing: Mapping[str, Any], fingerprint: str
-    ) -> SubmitResult:
-        if existing["fingerprint"] != fingerprint:
+        row = self.db.fetchone(
+            q.SUBMIT,
+            {
+                "request_id": request_id,
+                "user_id": user_id,
+                "chat_id": chat_id,
+                "kind": kind.name,
+                "step": kind.first_step,
+                "payload": Jsonb(payload),
+                "price": price,
+                "count": count,
+                "deadline_seconds": kind.deadline(self.settings, payload),
+                "idempotency_key": idempotency_key,
+                "fingerprint": fingerprint,
+                "cloned_from": cloned_from,
+                "detail": detail,
+            },
+        )
+        assert row is not None
+        answer = row["answer"]
+        status = answer["status"]
+        if status == "insufficient":
+            raise InsufficientCredits(user_id, int(answer["needed"]), int(answer["available"]))
+        if status == "conflict":
             raise InvalidRequest(
                 "idempotency_key", "was already used with a different request; use a new key"
             )
-        job_ids = [
-            int(r["id"])
-            for r in conn.execute(q.JOB_IDS_OF_REQUEST, {"request_id": existing["id"]}).fetchall()
-        ]
-        response = existing["response"]
         return SubmitResult(
-            job_ids,
-            str(existing["id"]),
-            int(response["credits_held"]),
-            int(response["available"]),
-            replayed=True,
+            [int(j) for j in answer["job_ids"]],
+            str(answer["request_id"]),
+            int(answer["credits_held"]),
+            int(answer["available"]),
+            replayed=status == "replayed",
         )
 
     def clone(self, job_id: int, *, idempotency_key: str | None = None) -> SubmitResult:
@@ -437,10 +385,6 @@ class Client:
             return ledger.balance(conn, user_id)
 
 
-class _LostRace(Exception):
-    pass
-
-
 class AsyncClient:
     """The same API as coroutines, for an asyncio bot.
 
@@ -461,6 +405,25 @@ class AsyncClient:
 
     async def submit_video(self, **kwargs: Any) -> SubmitResult:
         return await asyncio.to_thread(lambda: self._client.submit_video(**kwargs))
+
+    async def submit_report(
+        self,
+        user_id: int,
+        chat_id: int | None,
+        csv_path: str | os.PathLike[str],
+        period: str = "30d",
+        content_type: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SubmitResult:
+        return await asyncio.to_thread(
+            self._client.submit_report,
+            user_id,
+            chat_id,
+            csv_path,
+            period,
+            content_type,
+            idempotency_key,
+        )
 
     async def clone(self, job_id: int, **kwargs: Any) -> SubmitResult:
         return await asyncio.to_thread(lambda: self._client.clone(job_id, **kwargs))

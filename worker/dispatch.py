@@ -3,11 +3,17 @@
 A message is only a hint. Losing one delays a job until the maintenance loop re-sends it;
 sending one twice is harmless because the step claims the row first. So a broker outage never
 fails a submit: we log, back off for a few seconds, and let the dispatcher catch up.
+
+The bot's client sends in the background (``background=True``): a submit returns as soon as its
+transaction commits, and a sender thread hands the hints to Redis in order. If the process dies
+with hints still queued, those jobs wait for the maintenance loop's re-dispatch, as they would
+after a Redis outage.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 
@@ -16,28 +22,86 @@ import redis
 
 log = logging.getLogger(__name__)
 
+_Item = tuple[str, tuple[object, ...], int | None]
+
 
 class Dispatcher:
-    def __init__(self, broker: dramatiq.Broker, *, backoff_seconds: float = 5.0) -> None:
+    def __init__(
+        self, broker: dramatiq.Broker, *, backoff_seconds: float = 5.0, background: bool = False
+    ) -> None:
         self.broker = broker
         self.backoff_seconds = backoff_seconds
         self._down_until = 0.0
         self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Item | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+        if background:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
+            self._thread.start()
 
-    def send(self, queue: str, *args: object, delay_ms: int | None = None) -> bool:
-        """Send one wake-up (the actor of ``queue`` gets ``args``, a job id first).
+    def send(self, queue_name: str, *args: object, delay_ms: int | None = None) -> bool:
+        """Send one wake-up (the actor of ``queue_name`` gets ``args``, a job id first).
 
-        False, and no exception, when the broker is unreachable."""
+        False, and no exception, when the broker is unreachable. In background mode the hint is
+        queued and True means only that."""
+        if self._queue is not None:
+            with self._lock:
+                self._pending += 1
+            self._queue.put((queue_name, args, delay_ms))
+            return True
+        return self._send_now(queue_name, args, delay_ms)
+
+    def _send_now(self, queue_name: str, args: tuple[object, ...], delay_ms: int | None) -> bool:
         if time.monotonic() < self._down_until:
             return False
         message: dramatiq.Message[None] = dramatiq.Message(
-            queue_name=queue, actor_name=queue, args=args, kwargs={}, options={}
+            queue_name=queue_name, actor_name=queue_name, args=args, kwargs={}, options={}
         )
         try:
             self.broker.enqueue(message, delay=delay_ms if delay_ms and delay_ms > 0 else None)
         except (redis.RedisError, OSError) as exc:
             with self._lock:
                 self._down_until = time.monotonic() + self.backoff_seconds
-            log.warning("broker unreachable, %s %s waits for the dispatcher: %s", queue, args, exc)
+            log.warning(
+                "broker unreachable, %s %s waits for the dispatcher: %s", queue_name, args, exc
+            )
             return False
         return True
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                self._send_now(*item)
+            except Exception:  # never let the sender thread die
+                log.exception("sending a wake-up failed; the dispatcher will re-send it")
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    if self._pending == 0:
+                        self._idle.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued hint was handed to the broker (or given up)."""
+        if self._queue is None:
+            return True
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.flush(timeout)
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)

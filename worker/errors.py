@@ -22,13 +22,13 @@ class ErrorClass(enum.StrEnum):
 
 #: What the user reads when a job ends in this class and the provider gave nothing better.
 DEFAULT_USER_MESSAGES: dict[ErrorClass, str] = {
-    ErrorClass.USER_ERROR: "We could not make this video from your request.",
-    ErrorClass.TEMPORARY: "The video service had a problem and we could not finish your video.",
-    ErrorClass.RATE_LIMIT: "The video service is very busy right now.",
-    ErrorClass.BILLING: "The video service is temporarily unavailable.",
-    ErrorClass.AUTH: "The video service is temporarily unavailable.",
-    ErrorClass.UNAVAILABLE: "This video service is temporarily unavailable.",
-    ErrorClass.INTERNAL: "Something went wrong on our side while making your video.",
+    ErrorClass.USER_ERROR: "We could not make it from your request.",
+    ErrorClass.TEMPORARY: "The service we use had a problem and we could not finish.",
+    ErrorClass.RATE_LIMIT: "The service we use is very busy right now.",
+    ErrorClass.BILLING: "The service we use is temporarily unavailable.",
+    ErrorClass.AUTH: "The service we use is temporarily unavailable.",
+    ErrorClass.UNAVAILABLE: "This service is temporarily unavailable.",
+    ErrorClass.INTERNAL: "Something went wrong on our side.",
 }
 
 

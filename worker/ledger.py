@@ -29,16 +29,29 @@ def transfer_id(*parts: object) -> uuid.UUID:
     return uuid.uuid5(TRANSFER_NAMESPACE, "/".join(str(p) for p in parts))
 
 
+HOLD, CAPTURE, REFUND = 1, 2, 3
+
+
+def job_transfer_id(job_id: int, kind: int) -> uuid.UUID:
+    """The id of a job's hold (1), capture (2) or refund (3): ``0000000k-0000-4000-8000-<job>``.
+
+    Readable in a psql session, unique per job and kind, and computed identically by the SQL
+    function of the same name (the submit function inserts holds in one round trip)."""
+    if not 0 < job_id < 2**48:
+        raise LedgerError(f"job id {job_id} is out of the range of transfer ids")
+    return uuid.UUID(f"{kind:08x}-0000-4000-8000-{job_id:012x}")
+
+
 def hold_id(job_id: int) -> uuid.UUID:
-    return transfer_id("job", job_id, "hold")
+    return job_transfer_id(job_id, HOLD)
 
 
 def capture_id(job_id: int) -> uuid.UUID:
-    return transfer_id("job", job_id, "capture")
+    return job_transfer_id(job_id, CAPTURE)
 
 
 def refund_id(job_id: int) -> uuid.UUID:
-    return transfer_id("job", job_id, "refund")
+    return job_transfer_id(job_id, REFUND)
 
 
 def grant_id(user_id: int, idempotency_key: str | None) -> uuid.UUID:
@@ -335,25 +348,4 @@ def _check_replay_is_noop(conn: Connection, sample: int) -> Check:
         ok,
         f"replayed {len(rows)} transfers, {changed} inserted, balances "
         f"{'unchanged' if before == after else 'CHANGED'}",
-    )
-
-
-def hold_unchecked(conn: Connection, *, job_id: int, account_id: int, amount: int) -> None:
-    """Hold for a job whose user's account the caller has locked and checked (submit's path).
-
-    No savepoint: the caller verified the balance under the row lock, so the database CHECK can
-    only fire on a bug, and then the whole submit rolls back, which is right.
-    """
-    conn.execute(
-        q.INSERT_TRANSFER,
-        {
-            "id": hold_id(job_id),
-            "kind": "pending",
-            "debit": account_id,
-            "credit": _system_account(conn, REVENUE),
-            "amount": amount,
-            "pending_id": None,
-            "job_id": job_id,
-            "reason": f"hold for job {job_id}",
-        },
     )

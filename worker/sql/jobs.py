@@ -2,28 +2,10 @@
 
 # --- submission -------------------------------------------------------------------------------
 
-REQUEST_BY_KEY = """
-SELECT * FROM requests WHERE user_id = %(user_id)s AND idempotency_key = %(idempotency_key)s"""
-
-INSERT_REQUEST = """
-INSERT INTO requests (id, user_id, kind, idempotency_key, fingerprint, response)
-VALUES (%(id)s, %(user_id)s, %(kind)s, %(idempotency_key)s, %(fingerprint)s, %(response)s)
-ON CONFLICT (user_id, idempotency_key) DO NOTHING
-RETURNING id"""
-
-INSERT_JOBS = """
-INSERT INTO jobs (kind, request_id, user_id, chat_id, step, payload, price, deadline_at,
-                  cloned_from, dispatched_at)
-SELECT %(kind)s, %(request_id)s, %(user_id)s, %(chat_id)s, %(step)s, %(payload)s, %(price)s,
-       now() + make_interval(secs => %(deadline_seconds)s), %(cloned_from)s, now()
-FROM generate_series(1, %(count)s)
-RETURNING id"""
-
-JOB_IDS_OF_REQUEST = "SELECT id FROM jobs WHERE request_id = %(request_id)s ORDER BY id"
-
-INSERT_EVENTS = """
-INSERT INTO job_events (job_id, event, detail, data)
-SELECT unnest(%(job_ids)s::bigint[]), %(event)s, %(detail)s, %(data)s"""
+SUBMIT = """
+SELECT submit_jobs(%(request_id)s, %(user_id)s, %(chat_id)s, %(kind)s, %(step)s, %(payload)s,
+                   %(price)s, %(count)s, %(deadline_seconds)s, %(idempotency_key)s,
+                   %(fingerprint)s, %(cloned_from)s, %(detail)s) AS answer"""
 
 INSERT_EVENT = """
 INSERT INTO job_events (job_id, event, detail, data)
