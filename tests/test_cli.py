@@ -153,3 +153,24 @@ def test_unreachable_database_is_one_sentence(tmp_path) -> None:  # type: ignore
     )
     assert proc.returncode == 1 and "cannot reach postgresql" in proc.stderr.lower()
     assert "hunter22" not in proc.stderr
+
+
+def test_keys_ls_disable_enable_by_name_never_the_secret(
+    run, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KIE_API_KEYS", "main=sk-cli-secret-aaaa,spare=sk-cli-secret-bbbb")
+    code, out, _ = run("keys", "ls", "--json")
+    keys = json.loads(out)
+    assert code == 0 and [(k["name"], k["state"]) for k in keys] == [
+        ("main", "active"),
+        ("spare", "active"),
+    ]
+    assert "sk-cli-secret" not in out
+    code, out, _ = run("keys", "disable", "main", "--reason", "rotating")
+    assert code == 0 and "disabled" in out
+    code, out, _ = run("keys", "ls", "--json")
+    assert json.loads(out)[0]["state"] == "disabled" and json.loads(out)[0]["reason"] == "rotating"
+    code, out, _ = run("keys", "enable", "main")
+    assert code == 0 and "active" in out
+    code, _, err = run("keys", "enable", "nope")
+    assert code == 1 and "nope" in err
