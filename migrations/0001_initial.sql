@@ -195,6 +195,7 @@ CREATE TABLE notifications (
     chat_id         bigint NOT NULL,
     status          text NOT NULL
                     CHECK (status IN ('pending', 'sending', 'sent', 'retry', 'undeliverable')),
+    outbox          boolean NOT NULL,              -- sent by the notify actor (else by a step)
     text            text NOT NULL DEFAULT '',
     attempts        integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
@@ -205,5 +206,7 @@ CREATE TABLE notifications (
     PRIMARY KEY (job_id, kind)
 );
 
--- The outbox: messages committed with the job's outcome, sent after the commit.
-CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE status IN ('pending', 'retry');
+-- The outbox: messages committed with the job's outcome, sent after the commit by the notify
+-- actor. Rows a step sends itself (the result video) are never picked up here.
+CREATE INDEX notifications_due ON notifications (next_attempt_at)
+    WHERE outbox AND status IN ('pending', 'retry');

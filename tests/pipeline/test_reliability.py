@@ -77,6 +77,7 @@ def test_a_poison_job_fails_and_refunds_after_the_rescue_cap(pipeline: Pipeline)
 def test_lost_messages_are_redispatched(pipeline: Pipeline) -> None:
     pipeline.reconfigure(redispatch_after_seconds=1.0)
     jobs = pipeline.submit(3, count=3, credits=3)
+    assert pipeline.client.dispatcher.flush()
     # Redis restarted and lost every queued message:
     r = redis.Redis.from_url(pipeline.settings.redis_url)
     for key in r.scan_iter(f"{pipeline.settings.redis_namespace}:q:*"):
@@ -190,3 +191,29 @@ def test_an_outbox_message_whose_wake_up_was_lost_is_sent(pipeline: Pipeline) ->
         time.sleep(0.2)
     (msg,) = pipeline.messages(10)
     assert "refunded" in msg["text"]
+
+
+def test_a_result_message_in_retry_is_never_taken_by_the_outbox(pipeline: Pipeline) -> None:
+    """Found by the chaos suite: the deliver step's own message (the video) hit a 429, Redis then
+    lost the step's delayed wake-up, and the outbox re-dispatch sent the caption as a text."""
+    pipeline.reconfigure(redispatch_after_seconds=0.5)
+    pipeline.sim.configure({"telegram": {"rate_429": 1.0, "retry_after_seconds": 2}})
+    worker = pipeline.start_worker()
+    (job,) = pipeline.submit(11, credits=1)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        row = pipeline.db.fetchone(
+            "SELECT status FROM notifications WHERE job_id = %s AND kind = 'result'", (job,)
+        )
+        if row and row["status"] == "retry":
+            break
+        time.sleep(0.05)
+    r = redis.Redis.from_url(pipeline.settings.redis_url)  # Redis restarts: wake-ups lost
+    for key in r.scan_iter(f"{pipeline.settings.redis_namespace}:q:*"):
+        r.delete(key)
+    time.sleep(2.0)  # several maintenance ticks with the row in 'retry'
+    pipeline.sim.configure({"telegram": {"rate_429": 0.0}})
+    (done,) = pipeline.wait([job], timeout=40)
+    assert done["status"] == "succeeded"
+    assert [m["method"] for m in pipeline.messages(11)] == ["sendVideo"]
+    assert worker.maintenance.is_leader

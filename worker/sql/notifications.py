@@ -1,23 +1,24 @@
 """Queries of the notification outbox: at most one message per job and kind."""
 
 ENQUEUE = """
-INSERT INTO notifications (job_id, kind, chat_id, status, text)
-VALUES (%(job_id)s, %(kind)s, %(chat_id)s, 'pending', %(text)s)
+INSERT INTO notifications (job_id, kind, chat_id, status, text, outbox)
+VALUES (%(job_id)s, %(kind)s, %(chat_id)s, 'pending', %(text)s, true)
 ON CONFLICT (job_id, kind) DO NOTHING
 RETURNING job_id"""
 
-# Claim a row for sending; creates it when the caller sends synchronously (the result video).
+# A step claims the row of a message it sends itself (the result video), creating it the first
+# time. Such rows are not in the outbox: only the step that owns them retries them.
 CLAIM = """
-INSERT INTO notifications (job_id, kind, chat_id, status, text, attempts)
-VALUES (%(job_id)s, %(kind)s, %(chat_id)s, 'sending', %(text)s, 1)
+INSERT INTO notifications (job_id, kind, chat_id, status, text, attempts, outbox)
+VALUES (%(job_id)s, %(kind)s, %(chat_id)s, 'sending', %(text)s, 1, false)
 ON CONFLICT (job_id, kind) DO UPDATE
    SET status = 'sending', attempts = notifications.attempts + 1, updated_at = now()
- WHERE notifications.status IN ('pending', 'retry')
+ WHERE notifications.status = 'retry' AND NOT notifications.outbox
 RETURNING *"""
 
 CLAIM_EXISTING = """
 UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = now()
- WHERE job_id = %(job_id)s AND kind = %(kind)s AND status IN ('pending', 'retry')
+ WHERE job_id = %(job_id)s AND kind = %(kind)s AND outbox AND status IN ('pending', 'retry')
    AND next_attempt_at <= now() + interval '1 second'
 RETURNING *"""
 
@@ -38,7 +39,7 @@ REDISPATCH_DUE = """
 UPDATE notifications SET next_attempt_at = now()
  WHERE (job_id, kind) IN (
        SELECT job_id, kind FROM notifications
-        WHERE status IN ('pending', 'retry')
+        WHERE outbox AND status IN ('pending', 'retry')
           AND next_attempt_at < now() - make_interval(secs => %(after)s)
         ORDER BY next_attempt_at LIMIT %(limit)s
           FOR UPDATE SKIP LOCKED)
