@@ -234,6 +234,10 @@ class Settings(BaseSettings):
     def openai_keys(self) -> tuple[ApiKey, ...]:
         return self._openai_keys  # type: ignore[attr-defined,no-any-return]
 
+    def keys_for(self, provider: str) -> tuple[ApiKey, ...]:
+        """The configured keys of ``provider`` (``kie`` or ``openai``)."""
+        return {"kie": self.kie_keys, "openai": self.openai_keys}.get(provider, ())
+
     @property
     def kie_create_rate(self) -> RateLimit:
         return self._kie_create_rate  # type: ignore[attr-defined,no-any-return]

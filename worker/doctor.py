@@ -28,8 +28,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from worker import stats
-from worker.config import ApiKey, Settings
+from worker.config import Settings
 from worker.errors import ErrorClass, ProviderError
+from worker.kinds import all_kinds
 from worker.redaction import redact
 from worker.sql import stats as q
 
@@ -358,7 +359,7 @@ def _key_state_checks(client: redis_lib.Redis, settings: Settings) -> list[Check
 # --- providers --------------------------------------------------------------------------------
 
 
-def _provider_failure(name: str, err: ProviderError, what: str, variable: str, key: str) -> Check:
+def provider_failure(name: str, err: ProviderError, what: str, variable: str, key: str) -> Check:
     where = f"HTTP {err.status}" if err.status is not None else "no HTTP answer"
     if err.code and err.code != str(err.status):
         where += f", {err.code}"
@@ -383,77 +384,6 @@ def _provider_failure(name: str, err: ProviderError, what: str, variable: str, k
     return Check(name, False, detail, fix)
 
 
-def kie_check(settings: Settings, key: ApiKey, *, timeout: float, low_credits: float) -> Check:
-    from jobs.video.kie import KieClient
-
-    name = f"kie key {key.name}"
-    client = KieClient(
-        settings.kie_base_url,
-        model=settings.kie_model,
-        aspect_ratio=settings.kie_aspect_ratio,
-        n_frames=settings.kie_n_frames,
-        remove_watermark=settings.kie_remove_watermark,
-        size=settings.kie_size,
-        callback_url=settings.kie_callback_url,
-        timeout=timeout,
-    )
-    try:
-        balance = client.credit_balance(key)
-    except ProviderError as err:
-        return _provider_failure(name, err, "KIE", "KIE_API_KEYS", key.name)
-    finally:
-        client.close()
-    detail = f"balance {balance:g} credits"
-    if balance < low_credits:
-        return Check(
-            name,
-            True,
-            f"{detail}, below {low_credits:g}",
-            f"Top up the KIE account of key {key.name} before it runs out (an empty account "
-            "quarantines the key).",
-            warning=True,
-        )
-    return Check(name, True, detail)
-
-
-def openai_check(settings: Settings, key: ApiKey, *, timeout: float) -> Check:
-    import openai
-
-    from jobs.video.prompt import PROVIDER, PromptGenerator
-
-    name = f"openai key {key.name}"
-    generator = PromptGenerator(
-        settings.openai_base_url, model=settings.openai_model, timeout=timeout
-    )
-    try:
-        # GET /models: authenticated, free, and it says whether the configured model exists.
-        page = generator._client(key).models.list()
-        models = {m.id for m in page.data}
-    except openai.APIStatusError as exc:
-        err = generator._classify(key, exc)
-        return _provider_failure(name, err, "OpenAI", "OPENAI_API_KEYS", key.name)
-    except openai.OpenAIError as exc:
-        err = ProviderError(
-            ErrorClass.TEMPORARY,
-            f"models: {type(exc).__name__}",
-            provider=PROVIDER,
-            key_name=key.name,
-        )
-        return _provider_failure(name, err, "OpenAI", "OPENAI_API_KEYS", key.name)
-    finally:
-        generator.close()
-    if models and settings.openai_model not in models:
-        return Check(
-            name,
-            False,
-            f"key works, but model {settings.openai_model} is not among its {len(models)} models",
-            "Set OPENAI_MODEL to a model this key can use (see GET /v1/models).",
-        )
-    return Check(
-        name, True, f"authenticated; {len(models)} models, {settings.openai_model} among them"
-    )
-
-
 def telegram_check(settings: Settings, *, timeout: float) -> Check:
     from worker.telegram import TelegramNotifier
 
@@ -470,7 +400,7 @@ def telegram_check(settings: Settings, *, timeout: float) -> Check:
                 f"Telegram rejected the bot token ({err.message[:120]})",
                 "Set TELEGRAM_BOT_TOKEN to the current token from @BotFather (/token).",
             )
-        return _provider_failure("telegram bot", err, "Telegram", "TELEGRAM_BOT_TOKEN", "token")
+        return provider_failure("telegram bot", err, "Telegram", "TELEGRAM_BOT_TOKEN", "token")
     finally:
         notifier.close()
     username = me.get("username") or me.get("first_name") or "?"
@@ -551,24 +481,24 @@ def run_checks(
             "Check REDIS_URL and that Redis answers.",
         ),
     ]
-    for key in settings.kie_keys:
-        tasks.append(
-            _Task(
-                [f"kie key {key.name}"],
-                partial(
-                    _one, kie_check, settings, key, timeout=timeout, low_credits=low_kie_credits
-                ),
-                "Check KIE_BASE_URL and this host's network.",
-            )
-        )
-    for key in settings.openai_keys:
-        tasks.append(
-            _Task(
-                [f"openai key {key.name}"],
-                partial(_one, openai_check, settings, key, timeout=timeout),
-                "Check OPENAI_BASE_URL and this host's network.",
-            )
-        )
+    # Each job kind checks the keys of the providers it uses (e.g. the video kind: KIE's credit
+    # balance, OpenAI's authentication); the framework only knows the keys by provider name.
+    seen: set[str] = set()
+    for kind in all_kinds():
+        for provider, check in kind.key_checks().items():
+            if provider in seen:
+                continue
+            seen.add(provider)
+            for key in settings.keys_for(provider):
+                tasks.append(
+                    _Task(
+                        [f"{provider} key {key.name}"],
+                        partial(
+                            _one, check, settings, key, timeout=timeout, low_credits=low_kie_credits
+                        ),
+                        f"Check {provider.upper()}_BASE_URL and this host's network.",
+                    )
+                )
     if settings.telegram_bot_token.get_secret_value():
         tasks.append(
             _Task(

@@ -44,6 +44,8 @@ class JobKind:
     deadline: Callable[[Settings, Mapping[str, Any]], float]
     handlers_module: str
     subject: Callable[[Mapping[str, Any]], str] = lambda payload: "your job"
+    #: Module whose ``KEY_CHECKS`` maps a provider to the `worker doctor` check of one key.
+    key_checks_module: str | None = None
     #: Timeline events that end a step (event → step), for `worker jobs stats` durations.
     step_events: Mapping[str, str] = field(default_factory=dict)
 
@@ -61,6 +63,14 @@ class JobKind:
     def queue(self, step: str) -> str:
         """The Dramatiq queue (and actor name) of one step: ``video.prompt``."""
         return f"{self.name}.{step}"
+
+    def key_checks(self) -> Mapping[str, Callable[..., Any]]:
+        if self.key_checks_module is None:
+            return {}
+        checks: Mapping[str, Callable[..., Any]] = importlib.import_module(
+            self.key_checks_module
+        ).KEY_CHECKS
+        return checks
 
     def handlers(self) -> Mapping[str, StepHandler]:
         module = importlib.import_module(self.handlers_module)

@@ -39,6 +39,7 @@ KIND = JobKind(
     price=lambda s: s.video_price_credits,
     deadline=lambda s, payload: s.video_deadline_for(payload.get("model")),
     handlers_module="jobs.video.steps",
+    key_checks_module="jobs.video.health",
     subject=lambda payload: f"your video of “{payload.get('title', 'your product')}”",
     step_events={
         "prompt written": "prompt",

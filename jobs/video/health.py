@@ -1,0 +1,89 @@
+"""Health checks of the video kind's provider keys, for `worker doctor`.
+
+KIE: the account's credit balance (low warns, none fails). OpenAI: an authenticated, free
+``GET /models`` that also says whether the configured model exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from jobs.video.kie import KieClient
+from jobs.video.prompt import PROVIDER, PromptGenerator
+from worker.config import ApiKey, Settings
+from worker.doctor import Check, provider_failure
+from worker.errors import ErrorClass, ProviderError
+
+
+def kie_check(
+    settings: Settings, key: ApiKey, *, timeout: float, low_credits: float, **_: Any
+) -> Check:
+    name = f"kie key {key.name}"
+    client = KieClient(
+        settings.kie_base_url,
+        model=settings.kie_model,
+        aspect_ratio=settings.kie_aspect_ratio,
+        n_frames=settings.kie_n_frames,
+        remove_watermark=settings.kie_remove_watermark,
+        size=settings.kie_size,
+        callback_url=settings.kie_callback_url,
+        timeout=timeout,
+    )
+    try:
+        balance = client.credit_balance(key)
+    except ProviderError as err:
+        return provider_failure(name, err, "KIE", "KIE_API_KEYS", key.name)
+    finally:
+        client.close()
+    detail = f"balance {balance:g} credits"
+    if balance < low_credits:
+        return Check(
+            name,
+            True,
+            f"{detail}, below {low_credits:g}",
+            f"Top up the KIE account of key {key.name} before it runs out (an empty account "
+            "quarantines the key).",
+            warning=True,
+        )
+    return Check(name, True, detail)
+
+
+def openai_check(settings: Settings, key: ApiKey, *, timeout: float, **_: Any) -> Check:
+
+    name = f"openai key {key.name}"
+    generator = PromptGenerator(
+        settings.openai_base_url, model=settings.openai_model, timeout=timeout
+    )
+    try:
+        # GET /models: authenticated, free, and it says whether the configured model exists.
+        page = generator._client(key).models.list()
+        models = {m.id for m in page.data}
+    except openai.APIStatusError as exc:
+        err = generator._classify(key, exc)
+        return provider_failure(name, err, "OpenAI", "OPENAI_API_KEYS", key.name)
+    except openai.OpenAIError as exc:
+        err = ProviderError(
+            ErrorClass.TEMPORARY,
+            f"models: {type(exc).__name__}",
+            provider=PROVIDER,
+            key_name=key.name,
+        )
+        return provider_failure(name, err, "OpenAI", "OPENAI_API_KEYS", key.name)
+    finally:
+        generator.close()
+    if models and settings.openai_model not in models:
+        return Check(
+            name,
+            False,
+            f"key works, but model {settings.openai_model} is not among its {len(models)} models",
+            "Set OPENAI_MODEL to a model this key can use (see GET /v1/models).",
+        )
+    return Check(
+        name, True, f"authenticated; {len(models)} models, {settings.openai_model} among them"
+    )
+
+
+#: Provider name → the check of one of its keys.
+KEY_CHECKS = {"kie": kie_check, "openai": openai_check}
