@@ -2,7 +2,9 @@
 
 Startup: Sentry (before the broker, as its Dramatiq integration requires), the broker, the
 actors of every job kind, the Dramatiq worker, the lease keeper, the maintenance loop (which
-only acts when this process is the elected leader), metrics, then ``READY=1``.
+only acts when this process is the elected leader), metrics, then ``READY=1`` once Redis
+answers and every consumer thread runs. Under a systemd watchdog, ``WATCHDOG=1`` every
+``WATCHDOG_USEC / 2`` while :meth:`WorkerProcess.check_health` finds nothing wrong.
 
 Shutdown on SIGTERM or SIGINT: ``STOPPING=1``, stop taking messages, let the steps in flight
 finish (up to ``DRAIN_SECONDS``, telling systemd with ``EXTEND_TIMEOUT_USEC``), put prefetched
@@ -17,10 +19,11 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 import dramatiq
+import redis
 from dramatiq.middleware import Middleware
 
 from worker import sdnotify
@@ -32,19 +35,33 @@ from worker.dispatch import Dispatcher
 from worker.keys import KeyPool
 from worker.kinds import all_kinds
 from worker.maintenance import Maintenance
-from worker.redaction import install_logging
+from worker.redaction import install_logging, redact
 from worker.steps import LeaseKeeper, Runtime, Services
 from worker.telegram import TelegramNotifier
 
 log = logging.getLogger("worker.run")
 
 
+#: How long start-up waits for PostgreSQL, then for Redis, before giving up.
+STARTUP_WAIT = 30.0
+#: How long start-up waits for the Dramatiq consumer threads before saying READY=1.
+CONSUMERS_TIMEOUT = 10.0
+#: Bound on the health check's wait for a pooled connection (the pool keeps 3 spare).
+HEALTH_DB_TIMEOUT = 5.0
+
+
 @dataclass
 class Health:
-    """What the watchdog checks before saying WATCHDOG=1."""
+    """What the watchdog checked before saying WATCHDOG=1: healthy when nothing is wrong."""
 
-    broker_ok: bool = True
-    last_progress: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        return "healthy" if self.ok else "; ".join(self.problems)
 
 
 class WorkerProcess:
@@ -93,7 +110,7 @@ class WorkerProcess:
         self.worker: dramatiq.Worker | None = None
 
     def start(self) -> None:
-        self.db.open(wait=True, timeout=30)
+        self.db.open(wait=True, timeout=STARTUP_WAIT)
         self.broker.emit_after("process_boot")
         self.worker = dramatiq.Worker(self.broker, worker_threads=self.threads, worker_timeout=500)
         self.worker.start()
@@ -102,24 +119,72 @@ class WorkerProcess:
         from worker.observability import start_metrics_server
 
         start_metrics_server(self)
-        sdnotify.notify(
-            "READY=1", f"STATUS=consuming {len(self.queues)} queues with {self.threads} threads"
-        )
+        self._wait_consuming()
+        if self.stopping.is_set():  # SIGTERM during start-up: drain without announcing READY
+            return
+        sdnotify.notify("READY=1", f"STATUS={self._status()}")
         log.info(
             "worker %s ready: %d threads on %s", self.instance, self.threads, ", ".join(self.queues)
         )
 
-    def healthy(self) -> bool:
-        """Broker reachable, database reachable, the lease keeper and maintenance loop alive."""
+    def _wait_consuming(self) -> None:
+        """Return once Redis answers and every consumer thread runs.
+
+        Like the database pool, wait up to ``STARTUP_WAIT`` seconds for Redis, then raise: a
+        start that fails slowly during an outage is retried by systemd without ever reaching
+        its start limit, which is there for processes that crash at once.
+        """
+        assert self.worker is not None
+        deadline = time.monotonic() + STARTUP_WAIT
+        while True:
+            try:
+                self.redis.ping()
+                break
+            except redis.RedisError as exc:
+                if time.monotonic() > deadline or self.stopping.is_set():
+                    raise
+                log.warning("waiting for Redis: %s", exc)
+                time.sleep(1.0)
+        deadline = time.monotonic() + CONSUMERS_TIMEOUT
+        consumers = list(self.worker.consumers.values())
+        while not all(c.running for c in consumers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _status(self) -> str:
+        return f"consuming {len(self.queues)} queues with {self.threads} threads"
+
+    def check_health(self) -> Health:
+        """Redis and PostgreSQL answer, and the threads that do the work are alive and moving:
+        every Dramatiq worker and consumer thread, the maintenance loop, and the lease keeper,
+        whose ``last_beat`` moves every ``LEASE_SECONDS / 3`` even with nothing in flight. A
+        keeper silent for a whole lease is stuck, and the leases it should extend are lost."""
+        health = Health()
         try:
             self.redis.ping()
-            with self.db.transaction() as conn:
+        except Exception as exc:
+            health.problems.append(f"Redis does not answer ({exc})")
+        try:
+            with self.db.pool.connection(timeout=HEALTH_DB_TIMEOUT) as conn:
                 conn.execute("SELECT 1")
         except Exception as exc:
-            log.warning("health check failed: %s", exc)
-            return False
+            health.problems.append(f"PostgreSQL does not answer ({exc})")
         beat_age = time.monotonic() - self.leases.last_beat
-        return beat_age < max(30.0, self.settings.lease_seconds)
+        if beat_age > max(self.settings.lease_seconds, 2.0):
+            health.problems.append(f"lease keeper silent for {beat_age:.0f} s")
+        if self.worker is not None:
+            threads = [*self.worker.workers, *self.worker.consumers.values()]
+            dead = sum(1 for t in threads if not t.is_alive())
+            if dead:
+                health.problems.append(f"{dead} of {len(threads)} Dramatiq threads died")
+        maintenance = self.maintenance._thread  # not exposed otherwise
+        if maintenance is not None and not maintenance.is_alive():
+            # Its leader connection (and advisory lock) may outlive it: restart to release it.
+            health.problems.append("maintenance loop died")
+        return health
+
+    def healthy(self) -> bool:
+        """True when :meth:`check_health` finds nothing wrong."""
+        return self.check_health().ok
 
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
         if self.stopping.is_set():
@@ -128,35 +193,59 @@ class WorkerProcess:
             )
             self.forced = True
             os._exit(1)
+        # Set first: a second signal can run this handler again before this call returns.
+        self.stopping.set()
         log.info("signal %s: draining (up to %.0f s)", signum, self.settings.drain_seconds)
         sdnotify.notify("STOPPING=1", "STATUS=draining")
-        self.stopping.set()
 
     def wait(self) -> None:
+        """Until SIGTERM: under a systemd watchdog, ping it only while healthy. An unhealthy
+        process skips pings; once a whole ``WatchdogSec`` passes without one, systemd restarts
+        it (its in-flight steps are rescued when their leases expire)."""
         interval = sdnotify.watchdog_interval()
+        was_ok = True
         while not self.stopping.wait(interval or 1.0):
-            if interval and self.healthy():
-                sdnotify.notify("WATCHDOG=1")
+            if not interval:
+                continue
+            health = self.check_health()
+            if self.stopping.is_set():
+                break
+            if health.ok:
+                states = ["WATCHDOG=1"] if was_ok else ["WATCHDOG=1", f"STATUS={self._status()}"]
+                sdnotify.notify(*states)
+                if not was_ok:
+                    log.info("healthy again")
+            else:
+                text = redact(str(health))
+                log.warning("unhealthy, not pinging the watchdog: %s", text)
+                sdnotify.notify(f"STATUS=unhealthy: {text}")
+            was_ok = health.ok
 
     def drain(self) -> bool:
         """Stop consuming, finish in-flight steps, requeue prefetched messages. True if clean."""
         assert self.worker is not None
         deadline = time.monotonic() + self.settings.drain_seconds
-        # Tell systemd the stop may take up to the drain time (plus margin).
-        extend = int((self.settings.drain_seconds + 10) * 1_000_000)
-        sdnotify.notify(f"EXTEND_TIMEOUT_USEC={extend}")
+
+        def extend() -> str:
+            # Tell systemd the stop may take until our own deadline (plus margin): only matters
+            # when DRAIN_SECONDS is raised above TimeoutStopSec, since it never shortens it.
+            remaining = max(deadline + 10 - time.monotonic(), 1.0)
+            return f"EXTEND_TIMEOUT_USEC={int(remaining * 1_000_000)}"
+
+        sdnotify.notify(extend(), f"STATUS=draining {self.leases.in_flight()} step(s)")
         done = threading.Event()
 
         def stop_worker() -> None:
             assert self.worker is not None
             self.worker.stop(timeout=int(self.settings.drain_seconds * 1000))
+            self._requeue_fetched()
             done.set()
 
         stopper = threading.Thread(target=stop_worker, name="drain", daemon=True)
         stopper.start()
         while not done.wait(1.0):
             in_flight = self.leases.in_flight()
-            sdnotify.notify(f"STATUS=draining {in_flight} step(s)", f"EXTEND_TIMEOUT_USEC={extend}")
+            sdnotify.notify(f"STATUS=draining {in_flight} step(s)", extend())
             if time.monotonic() > deadline + 5:
                 log.error(
                     "drain timed out with %d step(s) in flight; they will be rescued", in_flight
@@ -169,6 +258,29 @@ class WorkerProcess:
         self.broker.close()
         self.db.close()
         return clean
+
+    def _requeue_fetched(self) -> None:
+        """Put back what the Redis consumers fetched but never handed to a thread.
+
+        ``Worker.stop`` requeues the messages in its work queue, but a consumer stopped in the
+        middle of a prefetched batch keeps the rest in ``message_cache``: they would wait in
+        this process's ack set until its Redis heartbeat expired.
+        """
+        assert self.worker is not None
+        for thread in self.worker.consumers.values():
+            consumer = thread.consumer
+            cached = getattr(consumer, "message_cache", None)
+            if consumer is None or not cached:
+                continue
+            messages = [dramatiq.MessageProxy(dramatiq.Message.decode(d)) for d in cached if d]
+            consumer.message_cache = []  # type: ignore[attr-defined]
+            try:
+                consumer.requeue(messages)
+                log.info(
+                    "requeued %d prefetched message(s) on %s", len(messages), thread.queue_name
+                )
+            except Exception as exc:
+                log.warning("could not requeue %d prefetched message(s): %s", len(messages), exc)
 
 
 def run(settings: Settings, *, threads: int | None = None, instance: int = 0) -> int:

@@ -601,12 +601,15 @@ class LeaseKeeper:
             return len(self._claims)
 
     def beat(self) -> int:
+        """Extend every in-flight lease; ``last_beat`` moves only once the database agreed (an
+        idle process still checks the database, so the watchdog sees a dead connection)."""
         with self._lock:
             pairs = list(self._claims)
-        self.last_beat = time.monotonic()
-        if not pairs:
-            return 0
         with self.db.connection() as conn:
+            if not pairs:
+                conn.execute("SELECT 1")
+                self.last_beat = time.monotonic()
+                return 0
             rows = conn.execute(
                 lifecycle_sql.HEARTBEAT_MANY,
                 {
@@ -615,6 +618,7 @@ class LeaseKeeper:
                     "tokens": [p[1] for p in pairs],
                 },
             ).fetchall()
+        self.last_beat = time.monotonic()
         return len(rows)
 
     def start(self) -> None:
