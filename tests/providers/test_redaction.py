@@ -35,6 +35,10 @@ def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]
     redacting = RedactingFilter()
     caplog.handler.addFilter(redacting)
     caplog.set_level(logging.DEBUG)
+    # `install_logging` (run by CLI and worker tests in this process) quiets these loggers;
+    # here we want every line they would print, to prove none carries a secret.
+    for name in ("httpx", "httpx2", "httpcore", "openai"):
+        caplog.set_level(logging.DEBUG, logger=name)
     yield caplog
     caplog.handler.removeFilter(redacting)
 
