@@ -165,6 +165,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=1, le=65535)
 
     worker_threads: int = Field(8, ge=1, le=256)
+    idle_poll_ms: int = Field(50, ge=10, le=5000)
     lease_seconds: float = Field(60.0, gt=0)
     max_attempts: int = Field(3, ge=1)
     backoff_base_seconds: float = Field(2.0, gt=0)

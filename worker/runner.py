@@ -112,7 +112,9 @@ class WorkerProcess:
     def start(self) -> None:
         self.db.open(wait=True, timeout=STARTUP_WAIT)
         self.broker.emit_after("process_boot")
-        self.worker = dramatiq.Worker(self.broker, worker_threads=self.threads, worker_timeout=500)
+        self.worker = dramatiq.Worker(
+            self.broker, worker_threads=self.threads, worker_timeout=self.settings.idle_poll_ms
+        )
         self.worker.start()
         self.leases.start()
         self.maintenance.start()
