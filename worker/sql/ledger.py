@@ -24,8 +24,6 @@ REFUNDED_TOTAL = """
 SELECT coalesce(sum(amount), 0)::bigint AS refunded FROM transfers
 WHERE kind = 'void' AND debit_account_id = %(account_id)s"""
 
-ALL_ACCOUNTS = "SELECT * FROM accounts ORDER BY id"
-
 # --- invariants (`worker ledger check`) -------------------------------------------------------
 
 CHECK_DOUBLE_ENTRY = """
