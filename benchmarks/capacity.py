@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.common import rss_mb, stack, submit_backlog
+from benchmarks.common import fast_simulator, rss_mb, stack, submit_backlog
 
 
 def run(
@@ -25,14 +25,7 @@ def run(
     threads: int = 8,
     progress: bool = False,
 ) -> dict[str, Any]:
-    sim = {
-        "kie": {
-            "render_seconds": render,
-            "create_limit": 0,
-            "query_limit": 0,
-            "result_size_bytes": 4096,
-        }
-    }
+    sim = fast_simulator(render)
     with stack("wbench_cap", sim, video_deadline_seconds=render * 10 + 600) as s:
         t0 = time.monotonic()
         submit_backlog(s.client, jobs)

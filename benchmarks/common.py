@@ -128,6 +128,18 @@ class Stack:
         return int(row["n"]) if row else 0
 
 
+def fast_simulator(render_seconds: float) -> dict[str, Any]:
+    """Simulator settings for measuring the worker: no rate limits, small result files."""
+    return {
+        "kie": {
+            "render_seconds": render_seconds,
+            "create_limit": 0,
+            "query_limit": 0,
+            "result_size_bytes": 4096,
+        }
+    }
+
+
 @contextmanager
 def stack(prefix: str, sim_config: dict[str, Any], **overrides: Any) -> Iterator[Stack]:
     port = free_port()

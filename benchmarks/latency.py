@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from benchmarks.common import PRODUCT, stack
+from benchmarks.common import PRODUCT, fast_simulator, stack
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -32,14 +32,7 @@ def run(
     workers: int = 2,
     threads: int = 8,
 ) -> dict[str, Any]:
-    sim = {
-        "kie": {
-            "render_seconds": render,
-            "create_limit": 0,
-            "query_limit": 0,
-            "result_size_bytes": 4096,
-        }
-    }
+    sim = fast_simulator(render)
     with stack("wbench_lat", sim) as s:
         s.start_workers(workers, threads)
         time.sleep(3.0)  # workers up and idle

@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from benchmarks.common import stack, submit_backlog, wait_until
+from benchmarks.common import fast_simulator, stack, submit_backlog, wait_until
 
 
 def run(
@@ -24,14 +24,7 @@ def run(
     threads: int = 8,
     timeout: float = 600.0,
 ) -> dict[str, Any]:
-    sim = {
-        "kie": {
-            "render_seconds": render,
-            "create_limit": 0,
-            "query_limit": 0,
-            "result_size_bytes": 4096,
-        }
-    }
+    sim = fast_simulator(render)
     with stack("wbench_pipe", sim) as s:
         t0 = time.monotonic()
         submit_backlog(s.client, jobs)

@@ -21,16 +21,7 @@ def kie_check(
     settings: Settings, key: ApiKey, *, timeout: float, low_credits: float, **_: Any
 ) -> Check:
     name = f"kie key {key.name}"
-    client = KieClient(
-        settings.kie_base_url,
-        model=settings.kie_model,
-        aspect_ratio=settings.kie_aspect_ratio,
-        n_frames=settings.kie_n_frames,
-        remove_watermark=settings.kie_remove_watermark,
-        size=settings.kie_size,
-        callback_url=settings.kie_callback_url,
-        timeout=timeout,
-    )
+    client = KieClient.from_settings(settings, timeout=timeout)
     try:
         balance = client.credit_balance(key)
     except ProviderError as err:

@@ -282,8 +282,11 @@ class KieClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, http: httpx.Client | None = None) -> KieClient:
-        """A client configured from ``KIE_*`` settings (the model is configuration, never code)."""
+    def from_settings(
+        cls, settings: Settings, *, http: httpx.Client | None = None, timeout: float | None = None
+    ) -> KieClient:
+        """A client configured from ``KIE_*`` settings (the model is configuration, never code);
+        ``timeout`` overrides ``KIE_TIMEOUT`` (e.g. the doctor's short time box)."""
         return cls(
             settings.kie_base_url,
             model=settings.kie_model,
@@ -292,7 +295,7 @@ class KieClient:
             remove_watermark=settings.kie_remove_watermark,
             size=settings.kie_size,
             callback_url=settings.kie_callback_url,
-            timeout=settings.kie_timeout,
+            timeout=timeout if timeout is not None else settings.kie_timeout,
             http=http,
         )
 

@@ -51,6 +51,25 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     console.print(t)
 
 
+def submit_result(result: Any, as_json: bool) -> None:
+    """What `worker submit` and `worker report` print: the contract's submit JSON, or a table."""
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    table(
+        "replayed: the first result of this idempotency key" if result.replayed else None,
+        ["jobs", "request", "credits held", "available"],
+        [
+            [
+                ", ".join(map(str, result.job_ids)),
+                result.request_id,
+                result.credits_held,
+                result.available,
+            ]
+        ],
+    )
+
+
 def short_time(value: str | None) -> str:
     """ISO timestamp → 'YYYY-MM-DD HH:MM:SS' for tables."""
     if not value:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from worker.cli.context import CliContext
-from worker.cli.output import emit_json, table
+from worker.cli.output import submit_result
 
 PERIODS = ("7d", "30d", "90d", "all")
 
@@ -50,21 +50,7 @@ def report(
         content_type=content_type,
         idempotency_key=idempotency_key,
     )
-    if as_json:
-        emit_json(result.as_dict())
-        return
-    table(
-        "replayed: the first result of this idempotency key" if result.replayed else None,
-        ["job", "request", "credits held", "available"],
-        [
-            [
-                ", ".join(map(str, result.job_ids)),
-                result.request_id,
-                result.credits_held,
-                result.available,
-            ]
-        ],
-    )
+    submit_result(result, as_json)
 
 
 COMMANDS = [report]

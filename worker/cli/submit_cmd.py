@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from worker.cli.context import CliContext
-from worker.cli.output import emit_json, table
+from worker.cli.output import submit_result
 
 
 @click.command("submit")
@@ -40,21 +40,7 @@ def submit(
         count=count,
         idempotency_key=idempotency_key,
     )
-    if as_json:
-        emit_json(result.as_dict())
-        return
-    table(
-        "replayed: the first result of this idempotency key" if result.replayed else None,
-        ["jobs", "request", "credits held", "available"],
-        [
-            [
-                ", ".join(map(str, result.job_ids)),
-                result.request_id,
-                result.credits_held,
-                result.available,
-            ]
-        ],
-    )
+    submit_result(result, as_json)
 
 
 COMMANDS = [submit]
