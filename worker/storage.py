@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from worker import http as provider_http
 from worker.errors import ErrorClass, ProviderError
 
 
@@ -32,9 +33,11 @@ class Storage:
         self.root = root
         # One client for every download of this process: building one per call costs an SSL
         # context and a connection pool each time.
+        # Result files may sit behind a CDN redirect, unlike API calls.
         self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=10.0),
+            timeout=provider_http.timeout(timeout),
             transport=httpx.HTTPTransport(retries=0),
+            follow_redirects=True,
         )
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from worker import http as provider_http
 from worker.errors import ConfigError, ErrorClass, ProviderError
 from worker.redaction import register_secrets
 
@@ -76,15 +77,9 @@ class TelegramNotifier:
         self.api_url = api_url.rstrip("/")
         self._token = token
         # Uploads can be slow; the write timeout is per chunk, so 50 MB on a slow link still works.
-        self.timeout = httpx.Timeout(
-            connect=min(timeout, 10.0), read=timeout, write=timeout, pool=timeout
-        )
+        self.timeout = provider_http.timeout(timeout)
         self._owns_http = http is None
-        self._http = http or httpx.Client(
-            timeout=self.timeout,
-            transport=httpx.HTTPTransport(retries=0),
-            follow_redirects=False,
-        )
+        self._http = http or provider_http.client(timeout)
 
     @classmethod
     def from_settings(
@@ -204,12 +199,12 @@ class TelegramNotifier:
             else:
                 response = self._http.post(url, json=data or {}, timeout=self.timeout)
         except httpx.TimeoutException as exc:
-            kind, outcome = type(exc).__name__, _transport_outcome(exc)
+            kind, outcome = type(exc).__name__, provider_http.transport_outcome(exc)
             raise self._error(
                 ErrorClass.TEMPORARY, method, f"timed out ({kind})", code=outcome
             ) from None
         except httpx.HTTPError as exc:
-            kind, outcome = type(exc).__name__, _transport_outcome(exc)
+            kind, outcome = type(exc).__name__, provider_http.transport_outcome(exc)
             raise self._error(
                 ErrorClass.TEMPORARY, method, f"request failed ({kind})", code=outcome
             ) from None
@@ -287,21 +282,6 @@ class TelegramNotifier:
 
 
 #: Transport failures that prove the request never reached Telegram.
-_NOT_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-    httpx.LocalProtocolError,
-)
-
-
-def _transport_outcome(exc: httpx.HTTPError) -> str:
-    """``"not_sent"`` or ``"outcome_unknown"``: after a read timeout the message may have arrived,
-    so a retry can show it twice (the caller's notification record decides)."""
-    return "not_sent" if isinstance(exc, _NOT_SENT) else "outcome_unknown"
-
-
 def _header_retry_after(headers: httpx.Headers) -> float | None:
     raw = headers.get("retry-after")
     try:

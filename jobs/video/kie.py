@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from worker import http as provider_http
 from worker.errors import ErrorClass, ProviderError
 
 if TYPE_CHECKING:
@@ -140,16 +141,6 @@ def classify_task_failure(
     )
 
 
-#: Transport failures that prove the request never reached the provider.
-_NOT_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-    httpx.LocalProtocolError,
-)
-
-
 def transport_outcome(exc: httpx.HTTPError) -> str:
     """``"not_sent"`` when the request surely never arrived, else ``"outcome_unknown"``.
 
@@ -157,7 +148,7 @@ def transport_outcome(exc: httpx.HTTPError) -> str:
     have created (and charged) the task, so the submit step must not treat a retry as free.
     The error's ``code`` carries this.
     """
-    return "not_sent" if isinstance(exc, _NOT_SENT) else "outcome_unknown"
+    return provider_http.transport_outcome(exc)
 
 
 def _is_withdrawal(message: str) -> bool:
@@ -270,16 +261,9 @@ class KieClient:
         self.size = size
         self.callback_url = callback_url
         # Connect fails fast; read covers KIE's slow but successful answers.
-        self.timeout = httpx.Timeout(
-            connect=min(timeout, 10.0), read=timeout, write=timeout, pool=timeout
-        )
+        self.timeout = provider_http.timeout(timeout)
         self._owns_http = http is None
-        # retries=0: httpx's transport would otherwise be the hidden second retry loop.
-        self._http = http or httpx.Client(
-            timeout=self.timeout,
-            transport=httpx.HTTPTransport(retries=0),
-            follow_redirects=False,
-        )
+        self._http = http or provider_http.client(timeout)
 
     @classmethod
     def from_settings(
