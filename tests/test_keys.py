@@ -590,3 +590,24 @@ def test_from_settings(client: redis.Redis) -> None:
         assert pool.acquire("openai").name == "o1"
     finally:
         cleanup(client, namespace)
+
+
+def test_successes_are_stamped_at_most_once_a_second_but_always_after_a_failure(
+    client: redis.Redis, ns: str, clock: FakeClock
+) -> None:
+    pool = KeyPool(client, ns, make_keys("kie", "a"), clock=clock)
+    key = pool.acquire("kie")
+    state = f"{ns}:keys:kie:a"
+
+    def stamped() -> float:
+        return float(client.hget(state, "last_success") or 0)
+
+    pool.report_success(key)
+    first = stamped()
+    assert first == pytest.approx(clock.now)
+    clock.advance(5)
+    pool.report_success(key)  # within a second of real time: not written again
+    assert stamped() == first
+    pool.report_failure(key, error(ErrorClass.TEMPORARY))
+    pool.report_success(key)  # the first success after a failure is always written
+    assert stamped() == pytest.approx(clock.now)

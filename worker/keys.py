@@ -55,6 +55,7 @@ would share its 20-per-10-s budget without the pool knowing.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -75,6 +76,9 @@ __all__ = ["KeyPool", "KeyState", "KeyStatus", "UnknownKey"]
 PACE_HISTORY_SECONDS = 60.0
 #: Longest error text stored for a key (``last_error``, quarantine reasons).
 MAX_ERROR_CHARS = 200
+
+#: ``last_success`` is written at most this often per key by one process.
+SUCCESS_STAMP_SECONDS = 1.0
 
 _QUARANTINING = (ErrorClass.AUTH, ErrorClass.BILLING)
 
@@ -307,6 +311,7 @@ class KeyPool:
         self._extend = redis.register_script(_EXTEND)
         self._quarantine = redis.register_script(_QUARANTINE)
         self._stamp = redis.register_script(_STAMP)
+        self._stamped: dict[tuple[str, str], float] = {}  # last success written, monotonic
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis) -> KeyPool:
@@ -370,7 +375,16 @@ class KeyPool:
     # -- reports -----------------------------------------------------------------------------
 
     def report_success(self, key: ApiKey) -> None:
-        """Record that the key worked (``last_success``). Cooldowns are not shortened by it."""
+        """Record that the key worked (``last_success``). Cooldowns are not shortened by it.
+
+        Written at most once per ``SUCCESS_STAMP_SECONDS`` per key by this process (a busy
+        worker would otherwise spend a Redis round trip per request on a timestamp); the first
+        success after a failure is always written."""
+        now = time.monotonic()
+        ident = (key.provider, key.name)
+        if now - self._stamped.get(ident, -math.inf) < SUCCESS_STAMP_SECONDS:
+            return
+        self._stamped[ident] = now
         self._stamp(
             keys=[self._hash(key.provider, key.name)],
             args=[self._now_arg(), "last_success", "", ""],
@@ -383,6 +397,7 @@ class KeyPool:
         AUTH, BILLING: quarantine until an operator calls :meth:`enable`. Every class counts as
         an error and becomes ``last_error``; the other classes leave the key's state alone.
         """
+        self._stamped.pop((key.provider, key.name), None)
         message = _truncate(self._scrub(error.message))
         cls = ErrorClass(error.error_class)
         cooldown = ""
