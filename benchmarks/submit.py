@@ -28,6 +28,7 @@ def measure(client: Client, *, count: int, seconds: float, user_id: int) -> dict
         client.submit_video(user_id=user_id, product=PRODUCT, count=count)
         latencies.append(time.perf_counter() - now)
         n += 1
+    client.dispatcher.flush(timeout=60)  # every wake-up handed to Redis counts in the time
     elapsed = time.perf_counter() - start
     latencies.sort()
     return {
