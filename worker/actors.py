@@ -1,4 +1,5 @@
-"""Dramatiq actors: one per (job kind, step), plus ``notify`` for the outbox.
+"""Dramatiq actors: one per (job kind, step), on one queue per kind, plus ``notify`` for the
+outbox.
 
 Every actor takes only the job id (``notify`` also the message kind). Their bodies claim the row
 and do nothing when the claim fails, so a duplicate or late message is harmless. Dramatiq's own
@@ -29,16 +30,15 @@ def declare_actors(broker: dramatiq.Broker, runtime: Runtime) -> list[str]:
     queues = []
     for kind in runtime.kinds.values():
         for step in kind.steps:
-            name = kind.queue(step)
             dramatiq.Actor(
                 _step_actor(runtime, kind.name, step),
                 broker=broker,
-                actor_name=name,
-                queue_name=name,
+                actor_name=kind.actor(step),
+                queue_name=kind.queue,
                 priority=0,
                 options={},
             )
-            queues.append(name)
+        queues.append(kind.queue)
 
     def notify(job_id: int, kind: str) -> None:
         runtime.services.notifications.deliver(job_id, kind)

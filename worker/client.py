@@ -215,7 +215,7 @@ class Client:
         )
         if not result.replayed:
             for job_id in result.job_ids:
-                self.dispatcher.send(kind.queue(kind.first_step), job_id)
+                self.dispatcher.send(kind.queue, job_id, actor=kind.actor(kind.first_step))
         return result
 
     def _submit_tx(

@@ -22,7 +22,7 @@ import redis
 
 log = logging.getLogger(__name__)
 
-_Item = tuple[str, tuple[object, ...], int | None]
+_Item = tuple[str, str, tuple[object, ...], int | None]
 
 
 class Dispatcher:
@@ -42,32 +42,40 @@ class Dispatcher:
             self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
             self._thread.start()
 
-    def send(self, queue_name: str, *args: object, delay_ms: int | None = None) -> bool:
-        """Send one wake-up (the actor of ``queue_name`` gets ``args``, a job id first).
+    def send(
+        self,
+        queue_name: str,
+        *args: object,
+        actor: str | None = None,
+        delay_ms: int | None = None,
+    ) -> bool:
+        """Send one wake-up on ``queue_name`` for ``actor`` (by default the queue's namesake),
+        which gets ``args``, a job id first.
 
         False, and no exception, when the broker is unreachable. In background mode the hint is
         queued and True means only that."""
+        item = (queue_name, actor or queue_name, args, delay_ms)
         if self._queue is not None:
             with self._lock:
                 self._pending += 1
-            self._queue.put((queue_name, args, delay_ms))
+            self._queue.put(item)
             return True
-        return self._send_now(queue_name, args, delay_ms)
+        return self._send_now(*item)
 
-    def _send_now(self, queue_name: str, args: tuple[object, ...], delay_ms: int | None) -> bool:
+    def _send_now(
+        self, queue_name: str, actor: str, args: tuple[object, ...], delay_ms: int | None
+    ) -> bool:
         if time.monotonic() < self._down_until:
             return False
         message: dramatiq.Message[None] = dramatiq.Message(
-            queue_name=queue_name, actor_name=queue_name, args=args, kwargs={}, options={}
+            queue_name=queue_name, actor_name=actor, args=args, kwargs={}, options={}
         )
         try:
             self.broker.enqueue(message, delay=delay_ms if delay_ms and delay_ms > 0 else None)
         except (redis.RedisError, OSError) as exc:
             with self._lock:
                 self._down_until = time.monotonic() + self.backoff_seconds
-            log.warning(
-                "broker unreachable, %s %s waits for the dispatcher: %s", queue_name, args, exc
-            )
+            log.warning("broker unreachable, %s %s waits for the dispatcher: %s", actor, args, exc)
             return False
         return True
 

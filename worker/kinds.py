@@ -60,8 +60,14 @@ class JobKind:
     def first_step(self) -> str:
         return self.steps[0]
 
-    def queue(self, step: str) -> str:
-        """The Dramatiq queue (and actor name) of one step: ``video.prompt``."""
+    @property
+    def queue(self) -> str:
+        """The Dramatiq queue of every step of this kind: ``video``. One queue per kind, not per
+        step: each queue costs every worker process two consumer threads that poll Redis."""
+        return self.name
+
+    def actor(self, step: str) -> str:
+        """The Dramatiq actor of one step: ``video.prompt``."""
         return f"{self.name}.{step}"
 
     def key_checks(self) -> Mapping[str, Callable[..., Any]]:

@@ -153,7 +153,7 @@ class Maintenance:
                     f"no worker took step {r['step']}; wake-up message sent again",
                 )
         for r in rows:
-            self.dispatcher.send(self._queue(r["kind"], r["step"]), r["id"])
+            self._wake(r["kind"], r["step"], r["id"])
         report.redispatched = len(rows)
 
     def _rescue(self, report: TickReport) -> None:
@@ -170,7 +170,7 @@ class Maintenance:
                     f"(rescue {r['rescues']} of {self.settings.max_rescues})",
                 )
         for r in rows:
-            self.dispatcher.send(self._queue(r["kind"], r["step"]), r["id"])
+            self._wake(r["kind"], r["step"], r["id"])
         report.rescued = len(rows)
 
     def _fail_poison(self, report: TickReport) -> None:
@@ -269,9 +269,10 @@ class Maintenance:
             self.notifications.wake(job_id, kind)
         report.notifications = len(due)
 
-    def _queue(self, kind: str, step: str) -> str:
+    def _wake(self, kind: str, step: str, job_id: int) -> None:
         known = self.kinds.get(kind)
-        return known.queue(step) if known else f"{kind}.{step}"
+        queue, actor = (known.queue, known.actor(step)) if known else (kind, f"{kind}.{step}")
+        self.dispatcher.send(queue, job_id, actor=actor)
 
     # -- the loop --------------------------------------------------------------------------
 

@@ -288,10 +288,10 @@ class QueueDepth:
 
 
 def queue_names(kinds: Iterable[JobKind] | None = None) -> list[str]:
-    """Every queue the workers consume: one per kind and step, and the notification outbox."""
+    """Every queue the workers consume: one per kind, and the notification outbox."""
     from worker.notifications import QUEUE as NOTIFY_QUEUE
 
-    names = [k.queue(step) for k in (all_kinds() if kinds is None else kinds) for step in k.steps]
+    names = [k.queue for k in (all_kinds() if kinds is None else kinds)]
     return [*names, NOTIFY_QUEUE]
 
 

@@ -483,7 +483,9 @@ class Runtime:
         done = with_db_retry(write)
         if done is None:
             raise LeaseLost(f"job {c.job_id} was taken over before {c.step} could finish")
-        self.services.dispatcher.send(ctx.kind.queue(step), c.job_id, delay_ms=done.delay_ms)
+        self.services.dispatcher.send(
+            ctx.kind.queue, c.job_id, actor=ctx.kind.actor(step), delay_ms=done.delay_ms
+        )
         return plan.label or plan.event
 
     def _succeed(self, ctx: StepContext, outcome: Succeed) -> str:

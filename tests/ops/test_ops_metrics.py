@@ -73,7 +73,7 @@ def test_gauges_from_postgres_and_the_broker(
     # The broker as workers see it: one wake-up fetched and not acked, one delayed, one dead.
     broker = make_broker(keyed)
     try:
-        Dispatcher(broker).send("video.poll", ids[1], delay_ms=60_000)
+        Dispatcher(broker).send("video", ids[1], actor="video.poll", delay_ms=60_000)
         broker.declare_queue("notify")
         Dispatcher(broker).send("notify", ids[1], "failure")
         Dispatcher(broker).send("notify", ids[2], "failure")
@@ -95,13 +95,12 @@ def test_gauges_from_postgres_and_the_broker(
         assert value(s, "worker_credits", state="refunded") == 1
         assert value(s, "worker_jobs_stuck", reason="queued_overdue") == 0
         # submit sent three prompt wake-ups (the cancelled job's included)
-        assert value(s, "worker_queue_messages", queue="video.prompt", state="ready") == 3
-        assert value(s, "worker_queue_messages", queue="video.poll", state="delayed") == 1
-        assert value(s, "worker_queue_messages", queue="video.poll", state="ready") == 0
+        assert value(s, "worker_queue_messages", queue="video", state="ready") == 3
+        assert value(s, "worker_queue_messages", queue="video", state="delayed") == 1
         assert value(s, "worker_queue_messages", queue="notify", state="unacked") == 1
         assert value(s, "worker_queue_messages", queue="notify", state="ready") == 0
         assert value(s, "worker_queue_dead_letters", queue="notify") == 1
-        assert value(s, "worker_queue_dead_letters", queue="video.prompt") == 0
+        assert value(s, "worker_queue_dead_letters", queue="video") == 0
         assert value(s, "worker_key_state", provider="kie", key="k1", state="active") == 1
         assert value(s, "worker_key_state", provider="kie", key="k1", state="quarantined") == 0
         assert value(s, "worker_key_state", provider="openai", key="o1", state="active") == 1
