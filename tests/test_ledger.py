@@ -172,3 +172,74 @@ def test_transfer_ids_agree_between_python_and_sql(db: Database) -> None:
     assert (
         len({ledger.hold_id(7), ledger.capture_id(7), ledger.refund_id(7), ledger.hold_id(8)}) == 4
     )
+
+
+def test_finishing_a_job_moves_its_hold_once_in_one_statement(client: Client, db: Database) -> None:
+    """finish_job (migrations/0003): the fenced update, the capture or refund, the event and the
+    outbox message commit together; a refusal by the ledger rolls all of them back."""
+    client.grant(4, 3)
+    a, b, c = client.submit_video(user_id=4, chat_id=44, product=PRODUCT, count=3).job_ids
+    ca, cb, cc = _claim(db, a), _claim(db, b), _claim(db, c)
+    with db.connection() as conn:
+        assert lifecycle.succeed(conn, ca, result="a.mp4", event="succeeded", detail="ok")
+        assert not lifecycle.succeed(conn, ca, result="again")  # the claim is used up
+        assert lifecycle.fail(
+            conn,
+            cb,
+            error_class=ErrorClass.BILLING,
+            error="out of money",
+            user_error="not available",
+            event="failed",
+            detail="refunded",
+            notify_kind="failure",
+            notify_text="Sorry",
+        )
+        events = conn.execute(
+            "SELECT job_id, event, detail FROM job_events WHERE job_id IN (%s, %s)"
+            " AND event IN ('succeeded', 'failed') ORDER BY job_id",
+            (a, b),
+        ).fetchall()
+        note = conn.execute("SELECT * FROM notifications WHERE job_id = %s", (b,)).fetchone()
+    assert [(e["job_id"], e["event"], e["detail"]) for e in events] == [
+        (a, "succeeded", "ok"),
+        (b, "failed", "refunded"),
+    ]
+    assert note is not None
+    assert (note["kind"], note["chat_id"], note["status"], note["outbox"], note["text"]) == (
+        "failure",
+        44,
+        "pending",
+        True,
+        "Sorry",
+    )
+
+    # c's hold was already refunded behind the fence's back: capturing it must change nothing.
+    with db.transaction() as conn:
+        ledger.refund(conn, c)
+    with db.connection() as conn, pytest.raises(HoldAlreadyResolved):
+        lifecycle.succeed(conn, cc, result="c.mp4", event="succeeded")
+    row = db.fetchone("SELECT status, result FROM jobs WHERE id = %s", (c,))
+    assert row == {"status": "running", "result": None}
+    assert [client.job(j)["credits"] for j in (a, b, c)] == ["captured", "refunded", "refunded"]
+    # Failing it instead agrees with the refund, which is replayed as a no-op.
+    with db.connection() as conn:
+        assert lifecycle.fail(
+            conn, cc, error_class=ErrorClass.INTERNAL, error="x", user_error="y", event="failed"
+        )
+    assert client.balance(4).as_dict() == {
+        "user_id": 4,
+        "available": 2,
+        "held": 0,
+        "spent": 1,
+        "refunded": 2,
+    }
+    _check_ok(db)
+
+
+def test_finish_job_refuses_a_status_it_does_not_know(db: Database, client: Client) -> None:
+    client.grant(5, 1)
+    (job,) = client.submit_video(user_id=5, product=PRODUCT).job_ids
+    c = _claim(db, job)
+    with db.connection() as conn, pytest.raises(psycopg.errors.RaiseException):
+        lifecycle._finish(conn, c, "cancelled", state=None, event=None, detail="")
+    assert db.fetchone("SELECT status FROM jobs WHERE id = %s", (job,)) == {"status": "running"}

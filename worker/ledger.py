@@ -137,16 +137,11 @@ def _insert(
     try:
         with conn.transaction():  # a savepoint: a refusal leaves the caller's transaction usable
             inserted = conn.execute(q.INSERT_TRANSFER, params).fetchone() is not None
-    except psycopg.errors.UniqueViolation as exc:
-        if exc.diag.constraint_name == "transfers_resolve_once":
-            raise HoldAlreadyResolved(
-                f"the hold {pending_id} was already resolved the other way"
-            ) from None
-        raise
-    except psycopg.errors.CheckViolation as exc:
-        if exc.diag.constraint_name == "accounts_no_overdraft":
-            raise LedgerError("the transfer would overdraw the account") from None
-        raise
+    except psycopg.errors.IntegrityError as exc:
+        refusal = refusal_of(exc, hold=str(pending_id))
+        if refusal is None:
+            raise
+        raise refusal from None
     if not inserted:
         existing = conn.execute(q.TRANSFER, {"id": id}).fetchone()
         assert existing is not None
@@ -157,6 +152,17 @@ def _insert(
         ):
             raise LedgerError(f"transfer {id} exists with different content; refusing the replay")
     return inserted
+
+
+def refusal_of(exc: psycopg.errors.IntegrityError, *, hold: str) -> LedgerError | None:
+    """The ledger's own error for a database refusal of a transfer (a hold resolved twice, an
+    overdraft), or None when ``exc`` is something else."""
+    constraint = exc.diag.constraint_name
+    if isinstance(exc, psycopg.errors.UniqueViolation) and constraint == "transfers_resolve_once":
+        return HoldAlreadyResolved(f"the hold {hold} was already resolved the other way")
+    if isinstance(exc, psycopg.errors.CheckViolation) and constraint == "accounts_no_overdraft":
+        return LedgerError("the transfer would overdraw the account")
+    return None
 
 
 def grant(

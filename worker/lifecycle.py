@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from worker import ledger
@@ -100,14 +101,19 @@ def record(
     provider_task_id: str | None = None,
     key_name: str | None = None,
     state: dict[str, Any] | None = None,
+    event: str | None = None,
+    detail: str = "",
 ) -> bool:
     """Store what a step learned while keeping the lease (e.g. the task id the moment KIE
-    accepted it). False: the lease was lost and nothing was written."""
+    accepted it), with ``event`` (if any) in the same statement. False: the lease was lost and
+    nothing was written."""
     params = {
         **c._fence(),
         "provider_task_id": provider_task_id,
         "key_name": key_name,
         "state": Jsonb(state or {}),
+        "event": event,
+        "detail": detail,
     }
     return conn.execute(q.RECORD, params).fetchone() is not None
 
@@ -162,26 +168,49 @@ def reschedule(
     return Rescheduled(row["next_run_at"], row["db_now"])
 
 
-def succeed(
-    conn: Connection, c: Claim, *, result: str | None, state: dict[str, Any] | None = None
-) -> bool:
-    """Mark the job succeeded and capture its hold, atomically. False: lease lost."""
-    done = conn.execute(
-        q.FINISH,
+def advance(
+    conn: Connection,
+    c: Claim,
+    *,
+    step: str,
+    owner: str,
+    lease_seconds: float,
+    state: dict[str, Any] | None = None,
+    clear_task: bool = False,
+    event: str | None = None,
+    detail: str = "",
+) -> Claim | None:
+    """Move the job on to ``step`` and claim it again at once (new token, fresh lease), with
+    ``event`` in the same statement. None: the lease was lost and nothing changed."""
+    row = conn.execute(
+        q.ADVANCE,
         {
             **c._fence(),
-            "status": "succeeded",
+            "step": step,
+            "owner": owner,
+            "lease": lease_seconds,
             "state": Jsonb(state or {}),
-            "result": result,
-            "error_class": None,
-            "error": None,
-            "user_error": None,
+            "clear_task": clear_task,
+            "event": event,
+            "detail": detail,
         },
     ).fetchone()
-    if done is None:
-        return False
-    ledger.capture(conn, c.job_id)
-    return True
+    if row is None:
+        return None
+    return Claim(c.job_id, int(row["claims"]), owner, step, int(row["attempts"]), row)
+
+
+def succeed(
+    conn: Connection,
+    c: Claim,
+    *,
+    result: str | None,
+    state: dict[str, Any] | None = None,
+    event: str | None = None,
+    detail: str = "",
+) -> bool:
+    """Mark the job succeeded and capture its hold, in one statement. False: lease lost."""
+    return _finish(conn, c, "succeeded", state=state, result=result, event=event, detail=detail)
 
 
 def fail(
@@ -192,24 +221,66 @@ def fail(
     error: str,
     user_error: str,
     state: dict[str, Any] | None = None,
+    event: str | None = None,
+    detail: str = "",
+    notify_kind: str | None = None,
+    notify_text: str = "",
 ) -> bool:
-    """Mark the job failed and refund its hold, atomically. False: lease lost."""
-    done = conn.execute(
-        q.FINISH,
-        {
-            **c._fence(),
-            "status": "failed",
-            "state": Jsonb(state or {}),
-            "result": None,
-            "error_class": str(error_class),
-            "error": error,
-            "user_error": user_error,
-        },
-    ).fetchone()
-    if done is None:
-        return False
-    ledger.refund(conn, c.job_id)
-    return True
+    """Mark the job failed and refund its hold, in one statement, queueing the user's message
+    (``notify_kind``) in the outbox. False: lease lost."""
+    return _finish(
+        conn,
+        c,
+        "failed",
+        state=state,
+        error_class=str(error_class),
+        error=error,
+        user_error=user_error,
+        event=event,
+        detail=detail,
+        notify_kind=notify_kind,
+        notify_text=notify_text,
+    )
+
+
+def _finish(
+    conn: Connection,
+    c: Claim,
+    status: str,
+    *,
+    state: dict[str, Any] | None,
+    result: str | None = None,
+    error_class: str | None = None,
+    error: str | None = None,
+    user_error: str | None = None,
+    event: str | None,
+    detail: str,
+    notify_kind: str | None = None,
+    notify_text: str = "",
+) -> bool:
+    """``finish_job`` (migrations/0003): the fenced update, the hold's capture or refund (a
+    ledger transfer), the event and the outbox message, atomically."""
+    params = {
+        **c._fence(),
+        "status": status,
+        "state": Jsonb(state or {}),
+        "result": result,
+        "error_class": error_class,
+        "error": error,
+        "user_error": user_error,
+        "event": event,
+        "detail": detail,
+        "notify_kind": notify_kind,
+        "notify_text": notify_text,
+    }
+    try:
+        row = conn.execute(q.FINISH, params).fetchone()
+    except psycopg.errors.IntegrityError as exc:
+        refusal = ledger.refusal_of(exc, hold=f"of job {c.job_id}")
+        if refusal is None:
+            raise
+        raise refusal from None
+    return bool(row and row["done"])
 
 
 def fail_unclaimed(

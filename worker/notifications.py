@@ -67,7 +67,7 @@ class Notifications:
 
     def deliver(self, job_id: int, kind: str) -> SendResult:
         """Send one outbox message (the ``notify`` actor's body)."""
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             row = conn.execute(q.CLAIM_EXISTING, {"job_id": job_id, "kind": kind}).fetchone()
         if row is None:
             return SendResult("skipped", "already handled or not due")
@@ -113,7 +113,8 @@ class Notifications:
             delay = (result.error.retry_after if result.error else None) or self.backoff.delay(
                 int(row["attempts"])
             )
-        with self.db.transaction() as conn:
+        # One statement when sent (the common case); the mark and its event together otherwise.
+        with self.db.connection() if result.status == "sent" else self.db.transaction() as conn:
             conn.execute(
                 q.MARK,
                 {

@@ -197,6 +197,7 @@ class WorkerProcess:
             os._exit(1)
         # Set first: a second signal can run this handler again before this call returns.
         self.stopping.set()
+        self.runtime.draining.set()
         log.info("signal %s: draining (up to %.0f s)", signum, self.settings.drain_seconds)
         sdnotify.notify("STOPPING=1", "STATUS=draining")
 

@@ -45,6 +45,9 @@ T = TypeVar("T")
 #: How long a job with no usable key (all quarantined) waits before looking again.
 NO_KEY_RECHECK_SECONDS = 60.0
 
+#: Steps one wake-up message may run back to back on one thread (see ``Runtime.execute``).
+MAX_CHAINED_STEPS = 4
+
 
 # --- what a handler returns -------------------------------------------------------------------
 
@@ -193,29 +196,28 @@ class StepContext:
         """Commit what the step learned now, keeping the lease (fenced). Raises LeaseLost."""
 
         def write() -> bool:
-            with self.services.db.transaction() as conn:
-                ok = lifecycle.record(
+            with self.services.db.connection() as conn:  # one statement: the write and its event
+                return lifecycle.record(
                     conn,
                     self.claim,
                     provider_task_id=provider_task_id,
                     key_name=key_name,
                     state=state,
+                    event=event,
+                    detail=detail,
                 )
-                if ok and event:
-                    lifecycle.add_event(conn, self.job_id, event, detail)
-                return ok
 
         if not with_db_retry(write):
             raise LeaseLost(f"job {self.job_id} was taken over while {self.claim.step} ran")
 
     def event(self, event: str, detail: str = "", data: dict[str, Any] | None = None) -> None:
         """Append to the job's timeline outside the fence (for facts that stand regardless)."""
-        with self.services.db.transaction() as conn:
+        with self.services.db.connection() as conn:
             lifecycle.add_event(conn, self.job_id, event, detail, data)
 
     def notify(self, kind: str, text: str) -> bool:
         """Queue a message to the user (at most one per job and kind)."""
-        with self.services.db.transaction() as conn:
+        with self.services.db.connection() as conn:
             queued = Notifications.enqueue(
                 conn, job_id=self.job_id, kind=kind, chat_id=int(self.row["chat_id"]), text=text
             )
@@ -229,7 +231,7 @@ class StepContext:
         Returns what happened, for the timeline. A blocked user or a missing chat is final
         for the message only; rate limits and outages raise, and the policy decides."""
         notes = self.services.notifications
-        with self.services.db.transaction() as conn:
+        with self.services.db.connection() as conn:
             row = notes.claim(
                 conn, job_id=self.job_id, kind=kind, chat_id=int(self.row["chat_id"]), text=text
             )
@@ -292,39 +294,71 @@ class Runtime:
         self.kinds = dict(kinds)
         self.handlers = {name: kind.handlers() for name, kind in self.kinds.items()}
         self.leases = leases
+        #: Set while the process drains: steps then hand over through the broker.
+        self.draining = threading.Event()
 
     # The body of every step actor.
     def execute(self, kind_name: str, step: str, job_id: int) -> str:
+        """Claim the job at ``step`` and run it. A step that says go on with no delay (a
+        :class:`Next` due now) continues on this thread under a fresh claim, up to
+        ``MAX_CHAINED_STEPS`` steps per message, instead of sending itself a wake-up."""
         kind = self.kinds[kind_name]
-        started = time.monotonic()
 
         def claim() -> lifecycle.Claim | None:
             with self.services.db.connection() as conn:
                 return lifecycle.claim(conn, job_id, step, owner_id(), self.settings.lease_seconds)
 
         try:
-            c = with_db_retry(claim, seconds=10.0)
+            c: lifecycle.Claim | None = with_db_retry(claim, seconds=10.0)
         except psycopg.Error as exc:
             log.warning("cannot claim job %s (%s); the dispatcher will resend it", job_id, exc)
             return "db-error"
         if c is None:
             CLAIM_MISSES.labels(kind=kind_name, step=step).inc()
             return "noop"
+        label = "noop"
+        for chained in range(MAX_CHAINED_STEPS):
+            label, c = self._step(kind, c, may_chain=chained + 1 < MAX_CHAINED_STEPS)
+            if c is None:
+                break
+        return label
+
+    def _step(
+        self, kind: JobKind, c: lifecycle.Claim, *, may_chain: bool
+    ) -> tuple[str, lifecycle.Claim | None]:
+        """Run one claimed step and write its outcome; return the claim of the next step when
+        it goes on right here."""
+        started = time.monotonic()
         if self.leases:
             self.leases.add(c)
         ctx = StepContext(c, kind, self.services)
+        following = None
         try:
             outcome = self._run(ctx)
-            label = self._apply(ctx, outcome)
+            if may_chain and self._chains(c, outcome):
+                assert isinstance(outcome, Next)
+                following = self._advance(ctx, outcome)
+                label = "next"
+            else:
+                label = self._apply(ctx, outcome)
         except LeaseLost as exc:
             log.warning("%s; discarding its results", exc)
             label = "lease-lost"
         finally:
             if self.leases:
                 self.leases.remove(c)
-        STEPS.labels(kind=kind_name, step=step, outcome=label).inc()
-        STEP_SECONDS.labels(kind=kind_name, step=step).observe(time.monotonic() - started)
-        return label
+        STEPS.labels(kind=kind.name, step=c.step, outcome=label).inc()
+        STEP_SECONDS.labels(kind=kind.name, step=c.step).observe(time.monotonic() - started)
+        return label, following
+
+    def _chains(self, c: lifecycle.Claim, outcome: Outcome | _Retry) -> bool:
+        """Go on here only with a next step due now, and not while the process drains (then the
+        wake-up goes through the broker, to whichever worker is still running)."""
+        return (
+            isinstance(outcome, Next)
+            and self._clamp(c, outcome.delay) <= 0
+            and not self.draining.is_set()
+        )
 
     def _run(self, ctx: StepContext) -> Outcome | _Retry:
         c = ctx.claim
@@ -488,15 +522,41 @@ class Runtime:
         )
         return plan.label or plan.event
 
+    def _advance(self, ctx: StepContext, outcome: Next) -> lifecycle.Claim:
+        c = ctx.claim
+
+        def write() -> lifecycle.Claim | None:
+            with self.services.db.connection() as conn:  # one statement: move, event, claim
+                return lifecycle.advance(
+                    conn,
+                    c,
+                    step=outcome.step,
+                    owner=c.owner,
+                    lease_seconds=self.settings.lease_seconds,
+                    state=outcome.state,
+                    clear_task=outcome.clear_task,
+                    event=outcome.event,
+                    detail=redact(outcome.detail),
+                )
+
+        following = with_db_retry(write)
+        if following is None:
+            raise LeaseLost(f"job {c.job_id} was taken over before {c.step} could finish")
+        return following
+
     def _succeed(self, ctx: StepContext, outcome: Succeed) -> str:
         c = ctx.claim
 
         def write() -> bool:
-            with self.services.db.transaction() as conn:
-                ok = lifecycle.succeed(conn, c, result=outcome.result, state=outcome.state)
-                if ok:
-                    lifecycle.add_event(conn, c.job_id, "succeeded", redact(outcome.detail))
-                return ok
+            with self.services.db.connection() as conn:  # one statement (finish_job)
+                return lifecycle.succeed(
+                    conn,
+                    c,
+                    result=outcome.result,
+                    state=outcome.state,
+                    event="succeeded",
+                    detail=redact(outcome.detail),
+                )
 
         if not with_db_retry(write):
             raise LeaseLost(f"job {c.job_id} was taken over before it could succeed")
@@ -507,29 +567,22 @@ class Runtime:
         c = ctx.claim
         err = outcome.error
         price = int(c.row["price"])
-        text = ctx.kind.failure_text(c.payload, err.user_message, price)
+        refunded = f"; {price} credit(s) refunded" if price else ""
 
         def write() -> bool:
-            with self.services.db.transaction() as conn:
-                ok = lifecycle.fail(
+            with self.services.db.connection() as conn:  # one statement (finish_job)
+                return lifecycle.fail(
                     conn,
                     c,
                     error_class=err.error_class,
                     error=err.message,
                     user_error=err.user_message,
                     state=outcome.state,
+                    event="failed",
+                    detail=redact(f"{err}{refunded}"),
+                    notify_kind="failure",
+                    notify_text=ctx.kind.failure_text(c.payload, err.user_message, price),
                 )
-                if ok:
-                    refunded = f"; {price} credit(s) refunded" if price else ""
-                    lifecycle.add_event(conn, c.job_id, "failed", redact(f"{err}{refunded}"))
-                    Notifications.enqueue(
-                        conn,
-                        job_id=c.job_id,
-                        kind="failure",
-                        chat_id=int(c.row["chat_id"]),
-                        text=text,
-                    )
-                return ok
 
         if not with_db_retry(write):
             raise LeaseLost(f"job {c.job_id} was taken over before it could fail")

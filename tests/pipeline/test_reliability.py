@@ -217,3 +217,32 @@ def test_a_result_message_in_retry_is_never_taken_by_the_outbox(pipeline: Pipeli
     assert done["status"] == "succeeded"
     assert [m["method"] for m in pipeline.messages(11)] == ["sendVideo"]
     assert worker.maintenance.is_leader
+
+
+def test_a_result_message_left_in_retry_is_given_up_when_the_job_fails(
+    pipeline: Pipeline,
+) -> None:
+    """Found by the chaos suite: the deliver step's video hit Telegram errors until the job
+    failed, and its row said 'retry' forever although nothing would ever retry it."""
+    pipeline.sim.configure({"telegram": {"rate_5xx": 1.0}})
+    pipeline.start_worker()
+    (job,) = pipeline.submit(12, credits=1)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        row = pipeline.db.fetchone("SELECT status, step FROM jobs WHERE id = %s", (job,))
+        if row and row["status"] == "failed":
+            break
+        time.sleep(0.1)
+    assert row and (row["status"], row["step"]) == ("failed", "deliver")
+    result = pipeline.db.fetchone(
+        "SELECT status, detail FROM notifications WHERE job_id = %s AND kind = 'result'", (job,)
+    )
+    assert result is not None
+    assert (result["status"], result["detail"]) == (
+        "undeliverable",
+        "gave up: the job failed before the message could be sent again",
+    )
+    pipeline.sim.configure({"telegram": {"rate_5xx": 0.0}})  # the failure message goes out
+    (done,) = pipeline.wait([job], timeout=60)
+    assert done["credits"] == "refunded"
+    assert [m["method"] for m in pipeline.messages(12)] == ["sendMessage"]

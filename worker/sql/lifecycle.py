@@ -22,12 +22,18 @@ UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s)
 RETURNING id"""
 
 RECORD = """
+WITH kept AS (
 UPDATE jobs
    SET provider_task_id = coalesce(%(provider_task_id)s, provider_task_id),
        key_name = coalesce(%(key_name)s, key_name),
        state = state || %(state)s, updated_at = now()
  WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
-RETURNING id"""
+RETURNING id
+), event AS (
+    INSERT INTO job_events (job_id, event, detail, data)
+    SELECT id, %(event)s, %(detail)s, '{}' FROM kept WHERE %(event)s::text IS NOT NULL
+)
+SELECT id FROM kept"""
 
 RESCHEDULE = """
 WITH moved AS (
@@ -50,15 +56,32 @@ RETURNING id, next_run_at, now() AS db_now
 )
 SELECT * FROM moved"""
 
-FINISH = """
+# Go straight on to the next step under a fresh claim (a Next with no delay, run by the same
+# worker thread): the move, its event and the new fencing token in one statement, with no
+# wake-up message in between. The job stays ``running``; the old token stops working.
+ADVANCE = """
+WITH moved AS (
 UPDATE jobs
-   SET status = %(status)s, finished_at = now(), updated_at = now(),
-       lease_owner = NULL, lease_expires_at = NULL,
-       state = state || %(state)s,
-       result = coalesce(%(result)s, result),
-       error_class = %(error_class)s, error = %(error)s, user_error = %(user_error)s
+   SET step = %(step)s, attempts = 0, claims = claims + 1, lease_owner = %(owner)s,
+       lease_expires_at = now() + make_interval(secs => %(lease)s),
+       next_run_at = now(), state = state || %(state)s,
+       provider_task_id = CASE WHEN %(clear_task)s THEN NULL ELSE provider_task_id END,
+       key_name = CASE WHEN %(clear_task)s THEN NULL ELSE key_name END,
+       updated_at = now()
  WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
-RETURNING id"""
+RETURNING *, now() AS db_now
+), event AS (
+    INSERT INTO job_events (job_id, event, detail, data)
+    SELECT id, %(event)s, %(detail)s, '{}' FROM moved WHERE %(event)s::text IS NOT NULL
+)
+SELECT * FROM moved"""
+
+# A step's terminal transition, its capture or refund, its event and its outbox message in one
+# call (migrations/0003). False: the claim was lost and nothing changed.
+FINISH = """
+SELECT finish_job(%(id)s, %(claims)s, %(status)s, %(state)s, %(result)s, %(error_class)s,
+                  %(error)s, %(user_error)s, %(event)s, %(detail)s, %(notify_kind)s,
+                  %(notify_text)s) AS done"""
 
 # Terminal transitions made without a claim (maintenance, deadline, operator): only from an
 # active state, and never under a live lease unless the caller says so.
