@@ -15,6 +15,7 @@ from tests.chaos.harness import ChaosConfig, ChaosRun
 pytestmark = pytest.mark.chaos
 
 
+@pytest.mark.timeout(720)  # the harness stops itself first (cfg.timeout) and reports
 def test_the_two_promises_hold_under_chaos(request: pytest.FixtureRequest) -> None:
     full = bool(request.config.getoption("--chaos-full"))
     cfg = ChaosConfig.full() if full else ChaosConfig()
