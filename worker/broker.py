@@ -8,11 +8,13 @@ table, so the broker runs no retry middleware at all and a failed message is sim
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import AgeLimit, Middleware, ShutdownNotifications
 
 from worker.config import Settings
@@ -46,3 +48,51 @@ def make_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> Re
 
 def install_broker(broker: dramatiq.Broker) -> None:
     dramatiq.set_broker(broker)
+
+
+def enqueue_many(
+    broker: RedisBroker, messages: Sequence[tuple[dramatiq.Message[None], int | None]]
+) -> None:
+    """Enqueue ``(message, delay_ms)`` pairs in one Redis round trip.
+
+    ``RedisBroker.enqueue`` runs its dispatch script once per message, one round trip each. This
+    does what it does (a fresh ``redis_message_id``, the delay queue and ``eta`` for a delayed
+    message, the middleware's enqueue hooks, the same script and arguments) for every message,
+    then runs the scripts in one pipeline. tests/test_dispatch.py checks that Redis ends up
+    holding exactly what ``enqueue`` would have written, so a Dramatiq upgrade that changes
+    the script's arguments fails there rather than in production.
+
+    Raises what the pipeline raises (``redis.RedisError``); messages already run stay enqueued,
+    which is harmless: a wake-up is a hint and a duplicate is ignored by the step's claim.
+    """
+    script = broker.scripts["dispatch"]
+    keys = [broker.namespace]
+    max_unpack = broker._max_unpack_size()  # type: ignore[no-untyped-call]
+    prepared: list[tuple[dramatiq.Message[None], int | None]] = []
+    with broker.client.pipeline(transaction=False) as pipe:
+        for message, delay in messages:
+            queue_name = message.queue_name
+            message = message.copy(options={"redis_message_id": str(uuid.uuid4())})
+            if delay is not None:
+                queue_name = dq_name(queue_name)
+                message = message.copy(
+                    queue_name=queue_name, options={"eta": current_millis() + delay}
+                )
+            broker.emit_before("enqueue", message, delay)
+            args = [
+                "enqueue",
+                current_millis(),
+                queue_name,
+                broker.broker_id,
+                broker.heartbeat_timeout,
+                broker.dead_message_ttl,
+                broker._should_do_maintenance("enqueue"),
+                max_unpack,
+                message.options["redis_message_id"],
+                message.encode(),
+            ]
+            script(keys=keys, args=args, client=pipe)
+            prepared.append((message, delay))
+        pipe.execute()
+    for message, delay in prepared:
+        broker.emit_after("enqueue", message, delay)

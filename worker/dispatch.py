@@ -5,9 +5,11 @@ sending one twice is harmless because the step claims the row first. So a broker
 fails a submit: we log, back off for a few seconds, and let the dispatcher catch up.
 
 The bot's client sends in the background (``background=True``): a submit returns as soon as its
-transaction commits, and a sender thread hands the hints to Redis in order. If the process dies
-with hints still queued, those jobs wait for the maintenance loop's re-dispatch, as they would
-after a Redis outage.
+transaction commits, and a sender thread hands the hints to Redis in order. Whatever has queued
+up while it sent the last batch goes in the next one, in one Redis round trip
+(``worker.broker.enqueue_many``), so a busy bot pays for a round trip per batch, not per job, and
+its submitting thread competes less for the GIL. If the process dies with hints still queued,
+those jobs wait for the maintenance loop's re-dispatch, as they would after a Redis outage.
 """
 
 from __future__ import annotations
@@ -19,18 +21,33 @@ import time
 
 import dramatiq
 import redis
+from dramatiq.brokers.redis import RedisBroker
+
+from worker.broker import enqueue_many
 
 log = logging.getLogger(__name__)
 
 _Item = tuple[str, str, tuple[object, ...], int | None]
 
+#: The most hints the sender thread hands to Redis in one round trip.
+MAX_BATCH = 500
+#: How long the sender thread lets hints gather after the first one of a batch. Without it a
+#: bot submitting from one thread would send batches of one: the sender outruns the submits.
+LINGER_SECONDS = 0.002
+
 
 class Dispatcher:
     def __init__(
-        self, broker: dramatiq.Broker, *, backoff_seconds: float = 5.0, background: bool = False
+        self,
+        broker: dramatiq.Broker,
+        *,
+        backoff_seconds: float = 5.0,
+        background: bool = False,
+        linger_seconds: float = LINGER_SECONDS,
     ) -> None:
         self.broker = broker
         self.backoff_seconds = backoff_seconds
+        self.linger_seconds = linger_seconds
         self._down_until = 0.0
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Item | None] | None = None
@@ -65,33 +82,64 @@ class Dispatcher:
     def _send_now(
         self, queue_name: str, actor: str, args: tuple[object, ...], delay_ms: int | None
     ) -> bool:
+        return self._send_batch([(queue_name, actor, args, delay_ms)])
+
+    def _send_batch(self, items: list[_Item]) -> bool:
+        """Hand ``items`` to the broker: one ``enqueue`` for one item, else one pipeline."""
         if time.monotonic() < self._down_until:
             return False
-        message: dramatiq.Message[None] = dramatiq.Message(
-            queue_name=queue_name, actor_name=actor, args=args, kwargs={}, options={}
-        )
+        pairs: list[tuple[dramatiq.Message[None], int | None]] = [
+            (
+                dramatiq.Message(
+                    queue_name=queue_name, actor_name=actor, args=args, kwargs={}, options={}
+                ),
+                delay_ms if delay_ms and delay_ms > 0 else None,
+            )
+            for queue_name, actor, args, delay_ms in items
+        ]
         try:
-            self.broker.enqueue(message, delay=delay_ms if delay_ms and delay_ms > 0 else None)
+            if len(pairs) == 1 or not isinstance(self.broker, RedisBroker):
+                for message, delay in pairs:
+                    self.broker.enqueue(message, delay=delay)
+            else:
+                enqueue_many(self.broker, pairs)
         except (redis.RedisError, OSError) as exc:
             with self._lock:
                 self._down_until = time.monotonic() + self.backoff_seconds
-            log.warning("broker unreachable, %s %s waits for the dispatcher: %s", actor, args, exc)
+            what = (
+                f"{items[0][1]} {items[0][2]} waits"
+                if len(items) == 1
+                else f"{len(items)} wake-ups wait"
+            )
+            log.warning("broker unreachable, %s for the maintenance loop: %s", what, exc)
             return False
         return True
 
     def _run(self) -> None:
         assert self._queue is not None
-        while True:
+        stopping = False
+        while not stopping:
+            batch: list[_Item] = []
             item = self._queue.get()
-            if item is None:
-                return
+            if item is not None:
+                time.sleep(self.linger_seconds)  # let a batch gather (GIL released meanwhile)
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = item is None
             try:
-                self._send_now(*item)
+                if batch:
+                    self._send_batch(batch)
             except Exception:  # never let the sender thread die
-                log.exception("sending a wake-up failed; the dispatcher will re-send it")
+                log.exception("sending wake-ups failed; the maintenance loop will re-send them")
             finally:
                 with self._lock:
-                    self._pending -= 1
+                    self._pending -= len(batch)
                     if self._pending == 0:
                         self._idle.notify_all()
 
