@@ -2,11 +2,12 @@
 
 A message is only a hint. Losing one delays a job until the maintenance loop re-sends it;
 sending one twice is harmless because the step claims the row first. So a broker outage never
-fails a submit: we log, back off for a few seconds, and let the dispatcher catch up.
+fails a submit: we log, stop trying for a few seconds, and the maintenance loop re-sends what
+was lost.
 
 The bot's client sends in the background (``background=True``): a submit returns as soon as its
-transaction commits, and a sender thread hands the hints to Redis in order. Whatever has queued
-up while it sent the last batch goes in the next one, in one Redis round trip
+transaction commits, and a sender thread hands the hints to Redis in order. Woken by a hint, it
+lets more gather for ``LINGER_SECONDS`` and sends them all in one Redis round trip
 (``worker.broker.enqueue_many``), so a busy bot pays for a round trip per batch, not per job, and
 its submitting thread competes less for the GIL. If the process dies with hints still queued,
 those jobs wait for the maintenance loop's re-dispatch, as they would after a Redis outage.
