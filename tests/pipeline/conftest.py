@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,17 @@ KIE_KEYS = "k1=sim-kie-1,k2=sim-kie-2"
 OPENAI_KEYS = "o1=sim-openai-1"
 BOT_TOKEN = "123456:sim-telegram-token-abcdef"
 TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that; fail after
+    ``timeout`` seconds naming ``what`` was awaited."""
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not within {timeout} s")
+        time.sleep(0.05)
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from tests.pipeline.conftest import Pipeline
+from tests.pipeline.conftest import Pipeline, wait_for
 from worker import lifecycle
 from worker.dispatch import Dispatcher
 from worker.errors import ErrorClass
@@ -174,22 +174,20 @@ def test_an_outbox_message_whose_wake_up_was_lost_is_sent(pipeline: Pipeline) ->
     pipeline.sim.configure({"telegram": {"rate_5xx": 1.0}})  # and its message cannot go out yet
     worker = pipeline.start_worker()
     (job,) = pipeline.submit(10, credits=1)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        row = pipeline.db.fetchone("SELECT status FROM notifications WHERE job_id = %s", (job,))
-        if row and row["status"] == "retry":
-            break
-        time.sleep(0.1)
+    wait_for(
+        lambda: pipeline.db.fetchone(
+            "SELECT 1 FROM notifications WHERE job_id = %s AND status = 'retry'", (job,)
+        ),
+        30,
+        "the failure message in retry",
+    )
     # Redis loses the delayed wake-up of the retry; Telegram recovers.
     r = redis.Redis.from_url(pipeline.settings.redis_url)
     for key in r.scan_iter(f"{pipeline.settings.redis_namespace}:q:notify*"):
         r.delete(key)
     pipeline.sim.configure({"telegram": {"rate_5xx": 0.0}})
     assert worker.maintenance.is_leader  # the worker's own maintenance loop must notice
-    deadline = time.time() + 30
-    while time.time() < deadline and len(pipeline.messages(10)) == 0:
-        time.sleep(0.2)
-    (msg,) = pipeline.messages(10)
+    (msg,) = wait_for(lambda: pipeline.messages(10), 30, "the failure message")
     assert "refunded" in msg["text"]
 
 
@@ -200,14 +198,15 @@ def test_a_result_message_in_retry_is_never_taken_by_the_outbox(pipeline: Pipeli
     pipeline.sim.configure({"telegram": {"rate_429": 1.0, "retry_after_seconds": 2}})
     worker = pipeline.start_worker()
     (job,) = pipeline.submit(11, credits=1)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        row = pipeline.db.fetchone(
-            "SELECT status FROM notifications WHERE job_id = %s AND kind = 'result'", (job,)
-        )
-        if row and row["status"] == "retry":
-            break
-        time.sleep(0.05)
+    wait_for(
+        lambda: pipeline.db.fetchone(
+            "SELECT 1 FROM notifications WHERE job_id = %s AND kind = 'result'"
+            " AND status = 'retry'",
+            (job,),
+        ),
+        30,
+        "the result message in retry",
+    )
     r = redis.Redis.from_url(pipeline.settings.redis_url)  # Redis restarts: wake-ups lost
     for key in r.scan_iter(f"{pipeline.settings.redis_namespace}:q:*"):
         r.delete(key)
@@ -227,13 +226,14 @@ def test_a_result_message_left_in_retry_is_given_up_when_the_job_fails(
     pipeline.sim.configure({"telegram": {"rate_5xx": 1.0}})
     pipeline.start_worker()
     (job,) = pipeline.submit(12, credits=1)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        row = pipeline.db.fetchone("SELECT status, step FROM jobs WHERE id = %s", (job,))
-        if row and row["status"] == "failed":
-            break
-        time.sleep(0.1)
-    assert row and (row["status"], row["step"]) == ("failed", "deliver")
+    row = wait_for(
+        lambda: pipeline.db.fetchone(
+            "SELECT status, step FROM jobs WHERE id = %s AND status = 'failed'", (job,)
+        ),
+        60,
+        "the job failed",
+    )
+    assert (row["status"], row["step"]) == ("failed", "deliver")
     result = pipeline.db.fetchone(
         "SELECT status, detail FROM notifications WHERE job_id = %s AND kind = 'result'", (job,)
     )

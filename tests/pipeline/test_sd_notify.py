@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.pipeline.conftest import Pipeline
+from tests.pipeline.conftest import Pipeline, wait_for
 
 # Installs the seccomp filter systemd 252 uses for MemoryDenyWriteExecute= (EPERM for mmap with
 # PROT_WRITE|PROT_EXEC and for mprotect/pkey_mprotect with PROT_EXEC; its shmat(SHM_EXEC) rule is
@@ -145,15 +145,6 @@ def worker_log(pipeline: Pipeline) -> str:
     storage = Path(pipeline.settings.storage_dir)
     logs = sorted(storage.glob("*worker-*.log"))
     return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout} s")
-        time.sleep(0.05)
-    return result
 
 
 def running_jobs(pipeline: Pipeline) -> list[dict[str, Any]]:
