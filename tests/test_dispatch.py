@@ -20,13 +20,12 @@ from worker.dispatch import Dispatcher
 def _stored(r: redis.Redis, namespace: str) -> dict[str, Any]:
     """What a broker namespace holds: each queue's messages (ids and times stripped), in order."""
     out: dict[str, Any] = {}
-    for raw_key in sorted(r.scan_iter(f"{namespace}:*")):
-        key = raw_key.decode()
+    for key in sorted(r.scan_iter(f"{namespace}:*")):
         if not key.endswith(".msgs"):
             continue
         queue = key[len(namespace) + 1 : -len(".msgs")]
-        order = [m.decode() for m in r.lrange(f"{namespace}:{queue}", 0, -1)]
-        bodies = {k.decode(): json.loads(v) for k, v in r.hgetall(key).items()}
+        order = list(r.lrange(f"{namespace}:{queue}", 0, -1))
+        bodies = {k: json.loads(v) for k, v in r.hgetall(key).items()}
         assert sorted(order) == sorted(bodies), "every listed id has its message and no more"
         messages = []
         for message_id in order:
@@ -67,7 +66,7 @@ def test_enqueue_many_stores_what_enqueue_stores(settings: Settings) -> None:
         one_by_one.enqueue(message(queue, actor, args), delay=delay)
     enqueue_many(batched, [(message(q, a, args), d) for q, a, args, d in sends])
 
-    r = redis.Redis.from_url(settings.redis_url)
+    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
         a = _stored(r, one_by_one.namespace)
         b = _stored(r, batched.namespace)
