@@ -611,3 +611,18 @@ def test_successes_are_stamped_at_most_once_a_second_but_always_after_a_failure(
     pool.report_failure(key, error(ErrorClass.TEMPORARY))
     pool.report_success(key)  # the first success after a failure is always written
     assert stamped() == pytest.approx(clock.now)
+
+
+def test_a_success_stamp_never_raises_and_is_tried_again_when_redis_is_down(
+    caplog: pytest.LogCaptureFixture, clock: FakeClock
+) -> None:
+    # The stamp comes between a paid createTask and the write of its task id: it must not fail
+    # the step. Nothing listens on port 1.
+    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    keys = make_keys("kie", "a")
+    pool = KeyPool(down, f"test:{uuid4().hex}", keys, clock=clock)
+    with caplog.at_level("WARNING", logger="worker.keys"):
+        pool.report_success(keys[0])
+        pool.report_success(keys[0])  # not "stamped within the second": it tries again
+    warnings = [r for r in caplog.records if "could not stamp key kie/a" in r.getMessage()]
+    assert len(warnings) == 2

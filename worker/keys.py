@@ -54,6 +54,7 @@ would share its 20-per-10-s budget without the pool knowing.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -61,11 +62,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from redis import Redis
+from redis import Redis, RedisError
 
 from worker.config import ApiKey, RateLimit
 from worker.errors import ErrorClass, NoKeyAvailable, ProviderError, WorkerError
 from worker.redaction import MASK, redact
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from worker.config import Settings
@@ -379,16 +382,24 @@ class KeyPool:
 
         Written at most once per ``SUCCESS_STAMP_SECONDS`` per key by this process (a busy
         worker would otherwise spend a Redis round trip per request on a timestamp); the first
-        success after a failure is always written."""
+        success after a failure is always written.
+
+        Never raises: the stamp is information for operators, and the step that succeeded may
+        still have to commit what it got (a provider task). A Redis error is logged and the
+        next success tries again."""
         now = time.monotonic()
         ident = (key.provider, key.name)
         if now - self._stamped.get(ident, -math.inf) < SUCCESS_STAMP_SECONDS:
             return
         self._stamped[ident] = now
-        self._stamp(
-            keys=[self._hash(key.provider, key.name)],
-            args=[self._now_arg(), "last_success", "", ""],
-        )
+        try:
+            self._stamp(
+                keys=[self._hash(key.provider, key.name)],
+                args=[self._now_arg(), "last_success", "", ""],
+            )
+        except RedisError as exc:
+            self._stamped.pop(ident, None)
+            log.warning("could not stamp key %s/%s as working: %s", key.provider, key.name, exc)
 
     def report_failure(self, key: ApiKey, error: ProviderError, *, backoff: float = 5.0) -> None:
         """Apply the key column of the error-class table to ``key``.
