@@ -70,6 +70,12 @@ def add_event(
     )
 
 
+def task_of(conn: Connection, job_id: int) -> str | None:
+    """The provider task the job's row holds now, if any."""
+    row = conn.execute(q.TASK_OF, {"id": job_id}).fetchone()
+    return row["provider_task_id"] if row else None
+
+
 def claim(
     conn: Connection, job_id: int, step: str, owner: str, lease_seconds: float
 ) -> Claim | None:
@@ -176,12 +182,15 @@ def advance(
     owner: str,
     lease_seconds: float,
     state: dict[str, Any] | None = None,
+    provider_task_id: str | None = None,
+    key_name: str | None = None,
     clear_task: bool = False,
     event: str | None = None,
     detail: str = "",
 ) -> Claim | None:
     """Move the job on to ``step`` and claim it again at once (new token, fresh lease), with
-    ``event`` in the same statement. None: the lease was lost and nothing changed."""
+    ``event`` and the provider task the step created (if any) in the same statement. None: the
+    lease was lost and nothing changed."""
     row = conn.execute(
         q.ADVANCE,
         {
@@ -190,6 +199,8 @@ def advance(
             "owner": owner,
             "lease": lease_seconds,
             "state": Jsonb(state or {}),
+            "provider_task_id": provider_task_id,
+            "key_name": key_name,
             "clear_task": clear_task,
             "event": event,
             "detail": detail,

@@ -41,6 +41,7 @@ from worker.telegram import TelegramNotifier
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 #: How long a job with no usable key (all quarantined) waits before looking again.
 NO_KEY_RECHECK_SECONDS = 60.0
@@ -54,7 +55,13 @@ MAX_CHAINED_STEPS = 4
 
 @dataclass(frozen=True)
 class Next:
-    """Go on to ``step`` after ``delay`` seconds (attempts start afresh)."""
+    """Go on to ``step`` after ``delay`` seconds (attempts start afresh).
+
+    ``provider_task_id`` and ``key_name`` name a task this step just created at a provider:
+    they are committed in the same fenced statement as the move, so the task is on the row the
+    moment the step's outcome is, and a later run of the step finds it instead of creating
+    another. If that write fails (the job was taken over), an "orphaned task" event records the
+    task on the job's timeline."""
 
     step: str
     event: str
@@ -62,6 +69,8 @@ class Next:
     delay: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)
     clear_task: bool = False
+    provider_task_id: str | None = None
+    key_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -475,6 +484,8 @@ class Runtime:
                 state=outcome.state,
                 step=outcome.step,
                 clear_task=outcome.clear_task,
+                provider_task_id=outcome.provider_task_id,
+                key_name=outcome.key_name,
                 label="next",
             )
         elif isinstance(outcome, Again):
@@ -507,6 +518,8 @@ class Runtime:
                     delay=delay,
                     attempts=plan.attempts,
                     state=plan.state,
+                    provider_task_id=plan.provider_task_id,
+                    key_name=plan.key_name,
                     clear_task=plan.clear_task,
                     error_class=err.error_class if err else None,
                     error=err.message if err else None,
@@ -514,9 +527,7 @@ class Runtime:
                     detail=redact(plan.detail),
                 )
 
-        done = with_db_retry(write)
-        if done is None:
-            raise LeaseLost(f"job {c.job_id} was taken over before {c.step} could finish")
+        done = self._write_move(ctx, write, plan.provider_task_id, plan.key_name)
         self.services.dispatcher.send(
             ctx.kind.queue, c.job_id, actor=ctx.kind.actor(step), delay_ms=done.delay_ms
         )
@@ -534,15 +545,61 @@ class Runtime:
                     owner=c.owner,
                     lease_seconds=self.settings.lease_seconds,
                     state=outcome.state,
+                    provider_task_id=outcome.provider_task_id,
+                    key_name=outcome.key_name,
                     clear_task=outcome.clear_task,
                     event=outcome.event,
                     detail=redact(outcome.detail),
                 )
 
-        following = with_db_retry(write)
-        if following is None:
+        return self._write_move(ctx, write, outcome.provider_task_id, outcome.key_name)
+
+    def _write_move(
+        self,
+        ctx: StepContext,
+        write: Callable[[], M | None],
+        task_id: str | None,
+        key_name: str | None,
+    ) -> M:
+        """Run a fenced move; LeaseLost if the claim was lost. A move that carried a new
+        provider task and could not be written leaves an "orphaned task" event behind."""
+        c = ctx.claim
+        try:
+            done = with_db_retry(write)
+        except Exception:
+            if task_id:
+                self._orphaned(ctx, task_id, key_name)
+            raise
+        if done is None:
+            if task_id:
+                self._orphaned(ctx, task_id, key_name)
             raise LeaseLost(f"job {c.job_id} was taken over before {c.step} could finish")
-        return following
+        return done
+
+    def _orphaned(self, ctx: StepContext, task_id: str, key_name: str | None) -> None:
+        """Put a task the job's row does not hold on its timeline (best effort: the write that
+        failed may have failed because the database is gone)."""
+        try:
+            with self.services.db.connection() as conn:
+                held = lifecycle.task_of(conn, ctx.job_id)
+                if held == task_id:  # the move did commit; only its answer was lost
+                    return
+                lifecycle.add_event(
+                    conn,
+                    ctx.job_id,
+                    "orphaned task",
+                    f"provider task {task_id} (key {key_name or '-'}) was created but the job "
+                    "was taken over before it could be recorded",
+                )
+        except psycopg.Error as exc:
+            log.error(
+                "job %s: provider task %s (key %s) was created but not recorded, "
+                "and neither was this (%s)",
+                ctx.job_id,
+                task_id,
+                key_name,
+                exc,
+            )
 
     def _succeed(self, ctx: StepContext, outcome: Succeed) -> str:
         c = ctx.claim
@@ -611,6 +668,8 @@ class _Retry:
     state: dict[str, Any] = field(default_factory=dict)
     step: str | None = None  # another step (a Next), or None for the same one
     clear_task: bool = False
+    provider_task_id: str | None = None
+    key_name: str | None = None
     label: str | None = None
 
 

@@ -94,24 +94,21 @@ def submit(ctx: StepContext) -> Outcome:
                 )
             )
         raise
-    # Fence: commit the task id now. If this fails we lost the lease; the task is an orphan.
-    try:
-        ctx.record(
-            provider_task_id=task_id,
-            key_name=key.name,
-            state={"generation": generation, "task_created_at": ctx.now().timestamp()},
-            event="task created",
-            detail=f"KIE task {task_id} with key {key.name} (generation {generation})",
-        )
-    except Exception:
-        ctx.event(
-            "orphaned task",
-            f"KIE task {task_id} (key {key.name}) was created but the "
-            "job was taken over before it could be recorded",
-        )
-        raise
     ctx.services.keys.report_success(key)
-    return Next("poll", event="polling", detail=f"task {task_id}", delay=poll_delay(0))
+    # The task id and its key are committed with the move to poll, in one fenced statement
+    # right after KIE accepted: a later run of this step finds them and never creates another.
+    # If the job was taken over meanwhile, the runtime records the task as orphaned.
+    delay = poll_delay(0)
+    return Next(
+        "poll",
+        event="task created",
+        detail=f"KIE task {task_id} with key {key.name} (generation {generation}); "
+        f"first poll in {delay:.1f} s",
+        delay=delay,
+        provider_task_id=task_id,
+        key_name=key.name,
+        state={"generation": generation, "task_created_at": ctx.now().timestamp()},
+    )
 
 
 def poll(ctx: StepContext) -> Outcome:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,34 @@ class Pipeline:
         )
         return res.job_ids
 
+    def submit_kind(self, kind: str, step: str, user_id: int, payload: dict[str, Any]) -> int:
+        """One free job of a test-only kind (not in the registry), straight through SUBMIT."""
+        from psycopg.types.json import Jsonb
+
+        from worker.sql.jobs import SUBMIT
+
+        answer = self.db.fetchone(
+            SUBMIT,
+            {
+                "request_id": uuid.uuid4(),
+                "user_id": user_id,
+                "chat_id": user_id,
+                "kind": kind,
+                "step": step,
+                "payload": Jsonb(payload),
+                "price": 0,
+                "count": 1,
+                "deadline_seconds": 600,
+                "idempotency_key": None,
+                "fingerprint": kind,
+                "cloned_from": None,
+                "detail": f"a test {kind} job",
+            },
+        )
+        assert answer is not None
+        (job,) = answer["answer"]["job_ids"]
+        return int(job)
+
     def wait(self, job_ids: list[int], timeout: float = 60.0) -> list[dict[str, Any]]:
         """Wait until the jobs are terminal and their outbox messages settled."""
         deadline = time.monotonic() + timeout
@@ -224,3 +253,14 @@ def pipeline(
     p = Pipeline(s, sim, db, env, overrides)
     yield p
     p.stop()
+
+
+@pytest.fixture
+def worker(pipeline: Pipeline) -> Iterator[WorkerProcess]:
+    """A worker's runtime and services, driven by hand (no consumer threads)."""
+    w = WorkerProcess(pipeline.settings, threads=1)
+    w.db.open()
+    yield w
+    w.services.close()
+    w.db.close()
+    w.broker.close()

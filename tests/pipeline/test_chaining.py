@@ -5,29 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Iterator
-
-import pytest
-from psycopg.types.json import Jsonb
 
 from tests.pipeline.conftest import Pipeline
 from worker import lifecycle
 from worker.kinds import JobKind
 from worker.runner import WorkerProcess
-from worker.sql.jobs import SUBMIT
 from worker.steps import MAX_CHAINED_STEPS, Next, Outcome, Runtime, StepContext, Succeed
-
-
-@pytest.fixture
-def worker(pipeline: Pipeline) -> Iterator[WorkerProcess]:
-    """A worker's runtime and services, driven by hand (no consumer threads)."""
-    w = WorkerProcess(pipeline.settings, threads=1)
-    w.db.open()
-    yield w
-    w.services.close()
-    w.db.close()
-    w.broker.close()
 
 
 def _wakeups(w: WorkerProcess) -> list[str]:
@@ -59,7 +42,7 @@ def test_steps_due_at_once_run_back_to_back_on_one_message(
         "lease_owner": None,
     }
     assert _wakeups(worker) == ["video.poll", "video.prompt"]  # the submit's, never consumed
-    assert pipeline.events(job) == ["submitted", "prompt written", "task created", "polling"]
+    assert pipeline.events(job) == ["submitted", "prompt written", "task created"]
 
     # poll finds the video ready and deliver runs right after it; the job ends on this message.
     deadline = time.monotonic() + 10
@@ -134,26 +117,7 @@ def test_a_chain_stops_at_the_cap_and_goes_on_through_the_broker(
     pipeline: Pipeline, worker: WorkerProcess
 ) -> None:
     runtime = Runtime(worker.services, {"chain": CHAIN})
-    answer = pipeline.db.fetchone(
-        SUBMIT,
-        {
-            "request_id": uuid.uuid4(),
-            "user_id": 4,
-            "chat_id": 4,
-            "kind": "chain",
-            "step": "a",
-            "payload": Jsonb({}),
-            "price": 0,
-            "count": 1,
-            "deadline_seconds": 600,
-            "idempotency_key": None,
-            "fingerprint": "chain",
-            "cloned_from": None,
-            "detail": "a test chain",
-        },
-    )
-    assert answer is not None
-    (job,) = answer["answer"]["job_ids"]
+    job = pipeline.submit_kind("chain", "a", 4, {})
 
     assert runtime.execute("chain", "a", job) == "next"
     assert len(STEPS) > MAX_CHAINED_STEPS

@@ -37,7 +37,6 @@ def test_happy_path_count_1_and_3(pipeline: Pipeline) -> None:
         "submitted",
         "prompt written",
         "task created",
-        "polling",
         "video ready",
         "stored",
         "succeeded",

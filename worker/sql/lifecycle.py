@@ -65,8 +65,9 @@ UPDATE jobs
    SET step = %(step)s, attempts = 0, claims = claims + 1, lease_owner = %(owner)s,
        lease_expires_at = now() + make_interval(secs => %(lease)s),
        next_run_at = now(), state = state || %(state)s,
-       provider_task_id = CASE WHEN %(clear_task)s THEN NULL ELSE provider_task_id END,
-       key_name = CASE WHEN %(clear_task)s THEN NULL ELSE key_name END,
+       provider_task_id = CASE WHEN %(clear_task)s THEN NULL
+                               ELSE coalesce(%(provider_task_id)s, provider_task_id) END,
+       key_name = CASE WHEN %(clear_task)s THEN NULL ELSE coalesce(%(key_name)s, key_name) END,
        updated_at = now()
  WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
 RETURNING *, now() AS db_now
@@ -94,6 +95,9 @@ UPDATE jobs
  WHERE id = %(id)s AND status IN ('queued', 'running')
    AND (status = 'queued' OR %(force)s OR lease_expires_at < now())
 RETURNING id"""
+
+TASK_OF = """
+SELECT provider_task_id FROM jobs WHERE id = %(id)s"""
 
 INSERT_EVENT = """
 INSERT INTO job_events (job_id, event, detail, data)

@@ -1,0 +1,121 @@
+"""A provider task a step creates is committed with the step's move, in one fenced statement;
+if the job was taken over meanwhile, the move changes nothing and the task is put on the job's
+timeline as orphaned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.pipeline.conftest import Pipeline
+from worker import lifecycle
+from worker.kinds import JobKind
+from worker.runner import WorkerProcess
+from worker.steps import Next, Outcome, Runtime, StepContext, Succeed
+
+
+def _create(ctx: StepContext) -> Outcome:
+    """Pretend a provider accepted a task; optionally lose the job to a rescue meanwhile."""
+    if ctx.payload.get("taken_over"):
+        with ctx.services.db.connection() as conn:
+            conn.execute("UPDATE jobs SET claims = claims + 1 WHERE id = %s", (ctx.job_id,))
+    return Next(
+        "wait",
+        event="task created",
+        delay=float(ctx.payload["delay"]),
+        provider_task_id=f"task-{ctx.job_id}",
+        key_name="k1",
+        state={"generation": 1},
+    )
+
+
+def _wait(ctx: StepContext) -> Outcome:
+    return Succeed(None, detail=f"task {ctx.row['provider_task_id']} done")
+
+
+HANDLERS = {"create": _create, "wait": _wait}
+
+TASKS = JobKind(
+    name="tasks",
+    steps=("create", "wait"),
+    validate=lambda request, settings: dict(request),
+    price=lambda settings: 0,
+    deadline=lambda settings, payload: 600.0,
+    handlers_module=__name__,
+)
+
+
+def _row(p: Pipeline, job: int) -> dict[str, Any]:
+    row = p.db.fetchone(
+        "SELECT status, step, provider_task_id, key_name, state->>'generation' AS generation"
+        " FROM jobs WHERE id = %s",
+        (job,),
+    )
+    assert row is not None
+    return row
+
+
+def _events(p: Pipeline, job: int) -> list[tuple[str, str]]:
+    rows = p.db.fetchall(
+        "SELECT event, detail FROM job_events WHERE job_id = %s ORDER BY id", (job,)
+    )
+    return [(r["event"], r["detail"]) for r in rows]
+
+
+def test_a_delayed_move_commits_the_task_with_it(pipeline: Pipeline, worker: WorkerProcess) -> None:
+    runtime = Runtime(worker.services, {"tasks": TASKS})
+    job = pipeline.submit_kind("tasks", "create", 31, {"delay": 30})
+    assert runtime.execute("tasks", "create", job) == "next"
+    assert _row(pipeline, job) == {
+        "status": "queued",
+        "step": "wait",
+        "provider_task_id": f"task-{job}",
+        "key_name": "k1",
+        "generation": "1",
+    }
+    assert [e for e, _ in _events(pipeline, job)] == ["submitted", "task created"]
+
+
+def test_a_move_run_at_once_commits_the_task_too(pipeline: Pipeline, worker: WorkerProcess) -> None:
+    runtime = Runtime(worker.services, {"tasks": TASKS})
+    job = pipeline.submit_kind("tasks", "create", 32, {"delay": 0})
+    assert runtime.execute("tasks", "create", job) == "succeeded"  # wait ran on this thread
+    row = _row(pipeline, job)
+    assert (row["status"], row["provider_task_id"], row["key_name"]) == (
+        "succeeded",
+        f"task-{job}",
+        "k1",
+    )
+    assert _events(pipeline, job)[-1] == ("succeeded", f"task task-{job} done")
+
+
+def test_a_task_created_after_a_takeover_is_recorded_as_orphaned(
+    pipeline: Pipeline, worker: WorkerProcess
+) -> None:
+    runtime = Runtime(worker.services, {"tasks": TASKS})
+    for delay, user in ((30, 33), (0, 34)):  # through RESCHEDULE and through ADVANCE
+        job = pipeline.submit_kind("tasks", "create", user, {"delay": delay, "taken_over": True})
+        assert runtime.execute("tasks", "create", job) == "lease-lost"
+        row = _row(pipeline, job)
+        assert (row["status"], row["step"], row["provider_task_id"]) == ("running", "create", None)
+        events = _events(pipeline, job)
+        assert [e for e, _ in events] == ["submitted", "orphaned task"]
+        assert f"task-{job} (key k1)" in events[-1][1]
+
+
+def test_no_orphan_when_the_move_committed_but_its_answer_was_lost(
+    pipeline: Pipeline, worker: WorkerProcess
+) -> None:
+    # with_db_retry re-runs a move whose commit succeeded but whose answer a dropped
+    # connection lost; the fence then refuses it. The row holds the task, so it is no orphan.
+    runtime = Runtime(worker.services, {"tasks": TASKS})
+    job = pipeline.submit_kind("tasks", "create", 35, {"delay": 30})
+    assert runtime.execute("tasks", "create", job) == "next"
+    with pipeline.db.connection() as conn:
+        conn.execute("UPDATE jobs SET next_run_at = now() WHERE id = %s", (job,))
+        c = lifecycle.claim(conn, job, "wait", "test", 30.0)
+    assert c is not None
+    ctx = StepContext(c, TASKS, worker.services)
+    runtime._orphaned(ctx, f"task-{job}", "k1")
+    assert [e for e, _ in _events(pipeline, job)] == ["submitted", "task created"]
+    runtime._orphaned(ctx, "another-task", "k1")
+    assert [e for e, _ in _events(pipeline, job)][-1] == "orphaned task"
