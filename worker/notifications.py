@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from worker import lifecycle
 from worker.db import Connection, Database
 from worker.dispatch import Dispatcher
@@ -82,13 +84,43 @@ class Notifications:
     # -- sending under a claim (the result video, sent by the step itself) -----------------
 
     def claim(
-        self, conn: Connection, *, job_id: int, kind: str, chat_id: int, text: str = ""
-    ) -> dict[str, Any] | None:
-        """Claim the right to send (creating the row if needed). None: already sent, given up,
-        or a previous attempt may have sent it (crashed mid-send); do not send again."""
-        return conn.execute(
-            q.CLAIM, {"job_id": job_id, "kind": kind, "chat_id": chat_id, "text": text}
+        self,
+        conn: Connection,
+        fence: dict[str, Any],
+        *,
+        kind: str,
+        chat_id: int,
+        text: str = "",
+        state: dict[str, Any] | None = None,
+        event: str | None = None,
+        detail: str = "",
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Claim the right to send (creating the row if needed) under the job's claim token
+        (``fence``: ``id`` and ``claims``), committing ``state`` and ``event`` with it.
+
+        Returns (held, row). held False: the job was taken over; nothing was written. row None:
+        already sent, given up, or a previous attempt may have sent it (crashed mid-send); do
+        not send again."""
+        found = conn.execute(
+            q.CLAIM,
+            {
+                "job_id": fence["id"],
+                "claims": fence["claims"],
+                "kind": kind,
+                "chat_id": chat_id,
+                "text": text,
+                "state": Jsonb(state or {}),
+                "event": event,
+                "detail": detail,
+            },
         ).fetchone()
+        if found is None:
+            return False, None
+        if found["job_id"] is None:
+            return True, None
+        row = dict(found)
+        del row["kept"]
+        return True, row
 
     def existing(self, conn: Connection, job_id: int, kind: str) -> dict[str, Any] | None:
         return conn.execute(q.GET, {"job_id": job_id, "kind": kind}).fetchone()

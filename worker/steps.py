@@ -234,17 +234,38 @@ class StepContext:
             self.services.notifications.wake(self.job_id, kind)
         return queued
 
-    def send_once(self, kind: str, text: str, send: Callable[[TelegramNotifier], int]) -> str:
+    def send_once(
+        self,
+        kind: str,
+        text: str,
+        send: Callable[[TelegramNotifier], int],
+        *,
+        state: dict[str, Any] | None = None,
+        event: str | None = None,
+        detail: str = "",
+    ) -> str:
         """Send the user a message of ``kind`` at most once per job, during this step.
 
-        Returns what happened, for the timeline. A blocked user or a missing chat is final
-        for the message only; rate limits and outages raise, and the policy decides."""
+        The message is claimed under the job's claim token, in one statement with ``state`` and
+        ``event`` (what the step learned before sending, e.g. where the file is stored); if the
+        job was taken over, nothing is written or sent and LeaseLost is raised. Returns what
+        happened, for the timeline. A blocked user or a missing chat is final for the message
+        only; rate limits and outages raise, and the policy decides."""
         notes = self.services.notifications
         with self.services.db.connection() as conn:
-            row = notes.claim(
-                conn, job_id=self.job_id, kind=kind, chat_id=int(self.row["chat_id"]), text=text
+            held, row = notes.claim(
+                conn,
+                self.claim._fence(),
+                kind=kind,
+                chat_id=int(self.row["chat_id"]),
+                text=text,
+                state=state,
+                event=event,
+                detail=detail,
             )
-            existing = None if row else notes.existing(conn, self.job_id, kind)
+            existing = None if row or not held else notes.existing(conn, self.job_id, kind)
+        if not held:
+            raise LeaseLost(f"job {self.job_id} was taken over before its {kind} message was sent")
         if row is None:
             status = existing["status"] if existing else "unknown"
             if status == "sending":

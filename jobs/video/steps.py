@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from jobs.video.kie import KieClient, TaskState
 from jobs.video.prompt import PromptGenerator
@@ -185,6 +186,9 @@ def deliver(ctx: StepContext) -> Outcome:
         )
     dest = services.storage.path_for("video", ctx.job_id, ".mp4")
     stored = services.storage.existing(dest, size=ctx.state.get("stored_size"))
+    # What this run learned, committed with the claim of the message below in one statement.
+    learned: dict[str, Any] | None = None
+    note = ""
     if stored is None or "stored_size" not in ctx.state:
         stored = services.storage.download(
             urls[0],
@@ -194,11 +198,8 @@ def deliver(ctx: StepContext) -> Outcome:
             content_types=VIDEO_TYPES,
             looks_right=looks_like_mp4,
         )
-        ctx.record(
-            state={"stored_size": stored.size, "sha256": stored.sha256},
-            event="stored",
-            detail=f"{stored.size:,} bytes at {stored.path}",
-        )
+        learned = {"stored_size": stored.size, "sha256": stored.sha256}
+        note = f"{stored.size:,} bytes at {stored.path}"
 
     caption = f"Your video of “{ctx.payload['title']}” is ready."
     chat_id = int(ctx.row["chat_id"])
@@ -206,6 +207,9 @@ def deliver(ctx: StepContext) -> Outcome:
         "result",
         caption,
         lambda tg: tg.send_video(chat_id, stored.path, caption=caption, link=urls[0]),
+        state=learned,
+        event="stored" if learned else None,
+        detail=note,
     )
     return Succeed(str(stored.path), detail=detail)
 

@@ -7,14 +7,28 @@ ON CONFLICT (job_id, kind) DO NOTHING
 RETURNING job_id"""
 
 # A step claims the row of a message it sends itself (the result video), creating it the first
-# time. Such rows are not in the outbox: only the step that owns them retries them.
+# time. Such rows are not in the outbox: only the step that owns them retries them. The claim is
+# made under the job's claim token, with what the step learned (state and an event) in the same
+# statement: once the job was taken over, nothing is written or claimed (no row returned). The
+# notification columns are null when the message was not claimed (already sent, given up, or an
+# earlier attempt may have sent it).
 CLAIM = """
+WITH kept AS (
+UPDATE jobs SET state = state || %(state)s, updated_at = now()
+ WHERE id = %(job_id)s AND claims = %(claims)s AND status = 'running'
+RETURNING id
+), event AS (
+    INSERT INTO job_events (job_id, event, detail, data)
+    SELECT id, %(event)s, %(detail)s, '{}' FROM kept WHERE %(event)s::text IS NOT NULL
+), claimed AS (
 INSERT INTO notifications (job_id, kind, chat_id, status, text, attempts, outbox)
-VALUES (%(job_id)s, %(kind)s, %(chat_id)s, 'sending', %(text)s, 1, false)
+SELECT id, %(kind)s, %(chat_id)s, 'sending', %(text)s, 1, false FROM kept
 ON CONFLICT (job_id, kind) DO UPDATE
    SET status = 'sending', attempts = notifications.attempts + 1, updated_at = now()
  WHERE notifications.status = 'retry' AND NOT notifications.outbox
-RETURNING *"""
+RETURNING *
+)
+SELECT kept.id AS kept, claimed.* FROM kept LEFT JOIN claimed ON true"""
 
 CLAIM_EXISTING = """
 UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = now()

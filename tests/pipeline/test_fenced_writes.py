@@ -1,6 +1,9 @@
-"""A provider task a step creates is committed with the step's move, in one fenced statement;
-if the job was taken over meanwhile, the move changes nothing and the task is put on the job's
-timeline as orphaned."""
+"""What a step learned is committed under its claim token together with what it does next.
+
+A provider task a step creates is committed with the step's move, in one statement; if the job
+was taken over meanwhile, the move changes nothing and the task is put on the job's timeline as
+orphaned. What a step learned before sending the user a message (where the file is stored) is
+committed with the claim of that message; a step that lost its job sends nothing."""
 
 from __future__ import annotations
 
@@ -32,11 +35,28 @@ def _wait(ctx: StepContext) -> Outcome:
     return Succeed(None, detail=f"task {ctx.row['provider_task_id']} done")
 
 
-HANDLERS = {"create": _create, "wait": _wait}
+def _send(ctx: StepContext) -> Outcome:
+    """Claim and send the result message, committing a "stored" fact with the claim."""
+    if ctx.payload.get("taken_over"):
+        with ctx.services.db.connection() as conn:
+            conn.execute("UPDATE jobs SET claims = claims + 1 WHERE id = %s", (ctx.job_id,))
+    chat_id = int(ctx.row["chat_id"])
+    detail = ctx.send_once(
+        "result",
+        "your file",
+        lambda tg: tg.send_message(chat_id, "your file"),
+        state={"stored_size": 3},
+        event="stored",
+        detail="3 bytes",
+    )
+    return Succeed(None, detail=detail)
+
+
+HANDLERS = {"create": _create, "wait": _wait, "send": _send}
 
 TASKS = JobKind(
     name="tasks",
-    steps=("create", "wait"),
+    steps=("create", "wait", "send"),
     validate=lambda request, settings: dict(request),
     price=lambda settings: 0,
     deadline=lambda settings, payload: 600.0,
@@ -119,3 +139,65 @@ def test_no_orphan_when_the_move_committed_but_its_answer_was_lost(
     assert [e for e, _ in _events(pipeline, job)] == ["submitted", "task created"]
     runtime._orphaned(ctx, "another-task", "k1")
     assert [e for e, _ in _events(pipeline, job)][-1] == "orphaned task"
+
+
+def _note(p: Pipeline, job: int) -> dict[str, Any] | None:
+    return p.db.fetchone(
+        "SELECT status, attempts, outbox FROM notifications WHERE job_id = %s AND kind = 'result'",
+        (job,),
+    )
+
+
+def _stored(p: Pipeline, job: int) -> str | None:
+    row = p.db.fetchone("SELECT state->>'stored_size' AS size FROM jobs WHERE id = %s", (job,))
+    assert row is not None
+    return row["size"]
+
+
+def test_what_was_learned_commits_with_the_claim_of_the_message(
+    pipeline: Pipeline, worker: WorkerProcess
+) -> None:
+    runtime = Runtime(worker.services, {"tasks": TASKS})
+    job = pipeline.submit_kind("tasks", "send", 36, {})
+    assert runtime.execute("tasks", "send", job) == "succeeded"
+    assert _stored(pipeline, job) == "3"
+    assert _note(pipeline, job) == {"status": "sent", "attempts": 1, "outbox": False}
+    assert _events(pipeline, job) == [
+        ("submitted", "a test tasks job"),
+        ("stored", "3 bytes"),
+        ("succeeded", "result sent to the user"),
+    ]
+    assert [m["text"] for m in pipeline.messages(36)] == ["your file"]
+
+
+def test_a_step_that_lost_its_job_neither_records_nor_sends(
+    pipeline: Pipeline, worker: WorkerProcess
+) -> None:
+    runtime = Runtime(worker.services, {"tasks": TASKS})
+    job = pipeline.submit_kind("tasks", "send", 37, {"taken_over": True})
+    assert runtime.execute("tasks", "send", job) == "lease-lost"
+    assert _stored(pipeline, job) is None
+    assert _note(pipeline, job) is None
+    assert [e for e, _ in _events(pipeline, job)] == ["submitted"]
+    assert pipeline.messages(37) == []
+
+
+def test_a_message_already_sent_is_not_sent_again_but_the_facts_are_kept(
+    pipeline: Pipeline, worker: WorkerProcess
+) -> None:
+    runtime = Runtime(worker.services, {"tasks": TASKS})
+    job = pipeline.submit_kind("tasks", "send", 38, {})
+    with pipeline.db.connection() as conn:  # an earlier run crashed mid-send
+        conn.execute(
+            "INSERT INTO notifications (job_id, kind, chat_id, status, text, attempts, outbox)"
+            " VALUES (%s, 'result', 38, 'sending', 'your file', 1, false)",
+            (job,),
+        )
+    assert runtime.execute("tasks", "send", job) == "succeeded"
+    assert _stored(pipeline, job) == "3"
+    assert _note(pipeline, job) == {"status": "sending", "attempts": 1, "outbox": False}
+    assert _events(pipeline, job)[1:] == [
+        ("stored", "3 bytes"),
+        ("succeeded", "an earlier attempt may have sent the result message; not sent again"),
+    ]
+    assert pipeline.messages(38) == []
