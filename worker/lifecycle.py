@@ -125,6 +125,15 @@ def record(
 
 
 @dataclass(frozen=True)
+class SentMark:
+    """A message the step sent whose row is still ``sending``: mark it with the next write."""
+
+    kind: str
+    message_id: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
 class Rescheduled:
     next_run_at: datetime
     db_now: datetime
@@ -219,9 +228,14 @@ def succeed(
     state: dict[str, Any] | None = None,
     event: str | None = None,
     detail: str = "",
+    sent: SentMark | None = None,
 ) -> bool:
-    """Mark the job succeeded and capture its hold, in one statement. False: lease lost."""
-    return _finish(conn, c, "succeeded", state=state, result=result, event=event, detail=detail)
+    """Mark the job succeeded and capture its hold, in one statement, marking ``sent`` (a
+    message the step sent just before) in the same statement. False: lease lost (the mark is
+    written all the same)."""
+    return _finish(
+        conn, c, "succeeded", state=state, result=result, event=event, detail=detail, sent=sent
+    )
 
 
 def fail(
@@ -268,10 +282,14 @@ def _finish(
     detail: str,
     notify_kind: str | None = None,
     notify_text: str = "",
+    sent: SentMark | None = None,
 ) -> bool:
     """``finish_job`` (migrations/0003): the fenced update, the hold's capture or refund (a
     ledger transfer), the event and the outbox message, atomically."""
     params = {
+        "sent_kind": sent.kind if sent else None,
+        "sent_message_id": sent.message_id if sent else None,
+        "sent_detail": sent.detail if sent else None,
         **c._fence(),
         "status": status,
         "state": Jsonb(state or {}),

@@ -126,11 +126,31 @@ class Notifications:
         return conn.execute(q.GET, {"job_id": job_id, "kind": kind}).fetchone()
 
     def send_claimed(
-        self, row: dict[str, Any], send: Callable[[TelegramNotifier], int]
+        self,
+        row: dict[str, Any],
+        send: Callable[[TelegramNotifier], int],
+        *,
+        defer_sent: bool = False,
     ) -> SendResult:
-        return self._send(row, send)
+        """Send a claimed message and mark its row. With ``defer_sent``, a message that was sent
+        is left ``sending`` for the caller to mark in its own next statement (a step folds the
+        mark into its terminal call) or with :meth:`mark_sent`; until then it counts as "may
+        have been sent" and is never sent again."""
+        return self._send(row, send, defer_sent=defer_sent)
 
-    def _send(self, row: dict[str, Any], send: Callable[[TelegramNotifier], int]) -> SendResult:
+    def mark_sent(self, job_id: int, mark: lifecycle.SentMark) -> None:
+        """Mark a message sent whose mark was deferred."""
+        result = SendResult("sent", mark.detail, mark.message_id)
+        with self.db.connection() as conn:
+            self._mark(conn, job_id, mark.kind, result, 0.0)
+
+    def _send(
+        self,
+        row: dict[str, Any],
+        send: Callable[[TelegramNotifier], int],
+        *,
+        defer_sent: bool = False,
+    ) -> SendResult:
         job_id, kind = int(row["job_id"]), str(row["kind"])
         if self.telegram is None:
             result = SendResult("undeliverable", "TELEGRAM_BOT_TOKEN is not set; nothing was sent")
@@ -145,23 +165,30 @@ class Notifications:
             delay = (result.error.retry_after if result.error else None) or self.backoff.delay(
                 int(row["attempts"])
             )
-        # One statement when sent (the common case); the mark and its event together otherwise.
-        with self.db.connection() if result.status == "sent" else self.db.transaction() as conn:
-            conn.execute(
-                q.MARK,
-                {
-                    "job_id": job_id,
-                    "kind": kind,
-                    "status": result.status,
-                    "message_id": result.message_id,
-                    "detail": result.detail,
-                    "delay": delay,
-                },
-            )
-            if result.status != "sent":
-                lifecycle.add_event(conn, job_id, f"{kind} message {result.status}", result.detail)
         NOTIFICATIONS.labels(kind=kind, outcome=result.status).inc()
+        if result.status == "sent":
+            if not defer_sent:
+                with self.db.connection() as conn:  # one statement: the common case
+                    self._mark(conn, job_id, kind, result, delay)
+            return result
+        with self.db.transaction() as conn:  # the mark and its event together
+            self._mark(conn, job_id, kind, result, delay)
+            lifecycle.add_event(conn, job_id, f"{kind} message {result.status}", result.detail)
         return result
+
+    @staticmethod
+    def _mark(conn: Connection, job_id: int, kind: str, result: SendResult, delay: float) -> None:
+        conn.execute(
+            q.MARK,
+            {
+                "job_id": job_id,
+                "kind": kind,
+                "status": result.status,
+                "message_id": result.message_id,
+                "detail": result.detail,
+                "delay": delay,
+            },
+        )
 
     @staticmethod
     def _classify(err: ProviderError, attempts: int) -> SendResult:

@@ -163,6 +163,9 @@ class StepContext:
         self.services = services
         self.settings = services.settings
         self._started = time.monotonic()
+        #: Messages this step sent whose rows still say ``sending``: the runtime marks them in
+        #: the step's terminal call, or on their own once the step is over.
+        self.unmarked: list[lifecycle.SentMark] = []
 
     @property
     def job_id(self) -> int:
@@ -271,7 +274,9 @@ class StepContext:
             if status == "sending":
                 return f"an earlier attempt may have sent the {kind} message; not sent again"
             return f"the {kind} message is {status}; not sent again"
-        result = notes.send_claimed(row, send)
+        result = notes.send_claimed(row, send, defer_sent=True)
+        if result.status == "sent":
+            self.unmarked.append(lifecycle.SentMark(kind, result.message_id, result.detail))
         if result.status == "retry" and result.error is not None:
             raise result.error
         return f"{kind} sent to the user" if result.status == "sent" else result.detail
@@ -375,6 +380,7 @@ class Runtime:
             log.warning("%s; discarding its results", exc)
             label = "lease-lost"
         finally:
+            self._mark_sent(ctx)
             if self.leases:
                 self.leases.remove(c)
         STEPS.labels(kind=kind.name, step=c.step, outcome=label).inc()
@@ -622,8 +628,26 @@ class Runtime:
                 exc,
             )
 
+    def _mark_sent(self, ctx: StepContext) -> None:
+        """Mark the messages the step sent that its last write did not (best effort: a row left
+        ``sending`` means "may have been sent", so it is never sent twice either way)."""
+        while ctx.unmarked:
+            mark = ctx.unmarked.pop(0)
+            try:
+                self.services.notifications.mark_sent(ctx.job_id, mark)
+            except psycopg.Error as exc:
+                log.warning(
+                    "job %s: the %s message was sent but could not be marked (%s); it stays "
+                    "'sending' and is not sent again",
+                    ctx.job_id,
+                    mark.kind,
+                    exc,
+                )
+
     def _succeed(self, ctx: StepContext, outcome: Succeed) -> str:
         c = ctx.claim
+        # The message the step just sent (the result) is marked in the same statement.
+        sent = ctx.unmarked[0] if ctx.unmarked else None
 
         def write() -> bool:
             with self.services.db.connection() as conn:  # one statement (finish_job)
@@ -634,9 +658,13 @@ class Runtime:
                     state=outcome.state,
                     event="succeeded",
                     detail=redact(outcome.detail),
+                    sent=sent,
                 )
 
-        if not with_db_retry(write):
+        done = with_db_retry(write)
+        if sent is not None:
+            ctx.unmarked.remove(sent)  # committed, whether or not the claim still held
+        if not done:
             raise LeaseLost(f"job {c.job_id} was taken over before it could succeed")
         JOBS_FINISHED.labels(kind=ctx.kind.name, status="succeeded", error_class="").inc()
         return "succeeded"

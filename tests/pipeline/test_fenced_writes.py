@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.pipeline.conftest import Pipeline
 from worker import lifecycle
 from worker.kinds import JobKind
 from worker.runner import WorkerProcess
-from worker.steps import Next, Outcome, Runtime, StepContext, Succeed
+from worker.steps import Again, Next, Outcome, Runtime, StepContext, Succeed
 
 
 def _create(ctx: StepContext) -> Outcome:
@@ -49,6 +51,12 @@ def _send(ctx: StepContext) -> Outcome:
         event="stored",
         detail="3 bytes",
     )
+    after = ctx.payload.get("after_send")
+    if after == "taken_over":
+        with ctx.services.db.connection() as conn:
+            conn.execute("UPDATE jobs SET claims = claims + 1 WHERE id = %s", (ctx.job_id,))
+    if after == "again":
+        return Again(delay=60, event="sent, waiting", detail=detail)
     return Succeed(None, detail=detail)
 
 
@@ -143,7 +151,8 @@ def test_no_orphan_when_the_move_committed_but_its_answer_was_lost(
 
 def _note(p: Pipeline, job: int) -> dict[str, Any] | None:
     return p.db.fetchone(
-        "SELECT status, attempts, outbox FROM notifications WHERE job_id = %s AND kind = 'result'",
+        "SELECT status, attempts, outbox, message_id IS NOT NULL AS has_id FROM notifications"
+        " WHERE job_id = %s AND kind = 'result'",
         (job,),
     )
 
@@ -161,7 +170,12 @@ def test_what_was_learned_commits_with_the_claim_of_the_message(
     job = pipeline.submit_kind("tasks", "send", 36, {})
     assert runtime.execute("tasks", "send", job) == "succeeded"
     assert _stored(pipeline, job) == "3"
-    assert _note(pipeline, job) == {"status": "sent", "attempts": 1, "outbox": False}
+    assert _note(pipeline, job) == {
+        "status": "sent",
+        "attempts": 1,
+        "outbox": False,
+        "has_id": True,
+    }
     assert _events(pipeline, job) == [
         ("submitted", "a test tasks job"),
         ("stored", "3 bytes"),
@@ -195,9 +209,34 @@ def test_a_message_already_sent_is_not_sent_again_but_the_facts_are_kept(
         )
     assert runtime.execute("tasks", "send", job) == "succeeded"
     assert _stored(pipeline, job) == "3"
-    assert _note(pipeline, job) == {"status": "sending", "attempts": 1, "outbox": False}
+    assert _note(pipeline, job) == {
+        "status": "sending",
+        "attempts": 1,
+        "outbox": False,
+        "has_id": False,
+    }
     assert _events(pipeline, job)[1:] == [
         ("stored", "3 bytes"),
         ("succeeded", "an earlier attempt may have sent the result message; not sent again"),
     ]
     assert pipeline.messages(38) == []
+
+
+@pytest.mark.parametrize(
+    ("after_send", "label", "status"),
+    [("again", "again", "queued"), ("taken_over", "lease-lost", "running")],
+)
+def test_a_sent_message_is_marked_when_the_step_does_not_succeed(
+    pipeline: Pipeline, worker: WorkerProcess, after_send: str, label: str, status: str
+) -> None:
+    # The mark usually rides in the step's terminal call; a step that goes on waiting, or whose
+    # terminal call the fence refuses, still leaves its sent message marked sent.
+    runtime = Runtime(worker.services, {"tasks": TASKS})
+    user = 39 if after_send == "again" else 40
+    job = pipeline.submit_kind("tasks", "send", user, {"after_send": after_send})
+    assert runtime.execute("tasks", "send", job) == label
+    note = _note(pipeline, job)
+    assert note is not None and (note["status"], note["has_id"]) == ("sent", True)
+    row = pipeline.db.fetchone("SELECT status FROM jobs WHERE id = %s", (job,))
+    assert row is not None and row["status"] == status
+    assert [m["text"] for m in pipeline.messages(user)] == ["your file"]

@@ -78,8 +78,17 @@ RETURNING *, now() AS db_now
 SELECT * FROM moved"""
 
 # A step's terminal transition, its capture or refund, its event and its outbox message in one
-# call (migrations/0003). False: the claim was lost and nothing changed.
+# call (migrations/0003). False: the claim was lost and nothing changed. The CTE marks a message
+# the step itself sent just before (``sent_kind``; null: none) in the same statement; it stands
+# even if the claim was lost, since the message went out either way.
 FINISH = """
+WITH marked AS (
+UPDATE notifications
+   SET status = 'sent', message_id = %(sent_message_id)s, detail = %(sent_detail)s,
+       updated_at = now(), next_attempt_at = now()
+ WHERE job_id = %(id)s AND kind = %(sent_kind)s AND status = 'sending'
+RETURNING job_id
+)
 SELECT finish_job(%(id)s, %(claims)s, %(status)s, %(state)s, %(result)s, %(error_class)s,
                   %(error)s, %(user_error)s, %(event)s, %(detail)s, %(notify_kind)s,
                   %(notify_text)s) AS done"""
