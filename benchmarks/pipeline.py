@@ -3,8 +3,9 @@
     python -m benchmarks.pipeline [--jobs 2000] [--render 0] [--workers 2] [--threads 8]
 
 With ``--render 0`` (zero-latency simulator) it measures throughput from a pre-loaded backlog:
-jobs / (last capture − first claim). With a render time it reports the wall time from the first
-submit to the last capture, e.g. ``--jobs 50 --render 3``.
+jobs / (last capture − first claim), and the transactions committed per job. With a render time
+it reports the wall time from the first submit to the last capture, e.g.
+``--jobs 50 --render 3``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ def run(
         t0 = time.monotonic()
         submit_backlog(s.client, jobs)
         submitted = time.monotonic() - t0
+        commits_before = _commits(s.db)
         s.start_workers(workers, threads)
         done = wait_until(lambda: s.count("status IN ('succeeded', 'failed')") >= jobs, timeout)
         wall = time.monotonic() - t0
+        time.sleep(STATS_FLUSH_SECONDS)
+        commits = _commits(s.db) - commits_before
         row = s.db.fetchone(
             "SELECT min(started_at) AS first, max(finished_at) AS last,"
             " count(*) FILTER (WHERE status = 'succeeded') AS ok,"
@@ -55,7 +59,19 @@ def run(
             if row["last"]
             else None,
             "wall_seconds": round(wall, 2),
+            # every transaction the workers committed (steps, heartbeats, maintenance) per job
+            "commits_per_job": round(commits / jobs, 2),
         }
+
+
+#: PostgreSQL publishes a backend's counters at most about once a second.
+STATS_FLUSH_SECONDS = 1.5
+
+
+def _commits(db: Any) -> int:
+    row = db.fetchone("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    assert row is not None
+    return int(row["xact_commit"])
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import argparse
 import json
 import os
 import platform
-import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -32,7 +32,7 @@ TARGETS = {
 
 
 def run_all(quick: bool, console: Console) -> dict[str, Any]:
-    plan = [
+    plan: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("submit", lambda: submit.run(seconds=3 if quick else 10)),
         ("pipeline", lambda: pipeline.run(jobs=500 if quick else 3000)),
         (
@@ -51,6 +51,7 @@ def run_all(quick: bool, console: Console) -> dict[str, Any]:
         "submit_per_s": details["submit"]["count_1"]["submits_per_s"],
         "submit_count5_jobs_per_s": details["submit"]["count_5"]["jobs_per_s"],
         "pipeline_jobs_per_s": details["pipeline"]["jobs_per_s"],
+        "pipeline_commits_per_job": details["pipeline"]["commits_per_job"],
         "inflight_jobs": details["capacity"]["inflight_jobs"],
         "worker_rss_mb_max": details["capacity"]["worker_rss_mb_max"],
         "start_latency_p50_ms": details["latency"]["start_latency_p50_ms"],
@@ -94,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
