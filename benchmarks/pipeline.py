@@ -3,7 +3,8 @@
     python -m benchmarks.pipeline [--jobs 2000] [--render 0] [--workers 2] [--threads 8]
 
 With ``--render 0`` (zero-latency simulator) it measures throughput from a pre-loaded backlog:
-jobs / (last capture − first claim), and the transactions committed per job. With a render time
+jobs / (last capture − first claim), the transactions committed per job, and the CPU each job
+costs the workers and the whole machine in the steady state. With a render time
 it reports the wall time from the first submit to the last capture, e.g.
 ``--jobs 50 --render 3``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from typing import Any
 
@@ -32,7 +34,19 @@ def run(
         submitted = time.monotonic() - t0
         commits_before = _commits(s.db)
         s.start_workers(workers, threads)
-        done = wait_until(lambda: s.count("status IN ('succeeded', 'failed')") >= jobs, timeout)
+        pids = [w.pid for w in s.workers]
+        # CPU from the first claim (the workers have started up) to the last capture.
+        marks: list[tuple[float, float]] = []
+
+        def finished() -> bool:
+            if not marks and s.count("started_at IS NOT NULL"):
+                marks.append((_process_cpu(pids), _machine_cpu()))
+            if s.count("status IN ('succeeded', 'failed')") < jobs:
+                return False
+            marks.append((_process_cpu(pids), _machine_cpu()))
+            return True
+
+        done = wait_until(finished, timeout, interval=0.2)
         wall = time.monotonic() - t0
         time.sleep(STATS_FLUSH_SECONDS)
         commits = _commits(s.db) - commits_before
@@ -61,7 +75,39 @@ def run(
             "wall_seconds": round(wall, 2),
             # every transaction the workers committed (steps, heartbeats, maintenance) per job
             "commits_per_job": round(commits / jobs, 2),
+            **_cpu_per_job(marks, jobs),
         }
+
+
+def _cpu_per_job(marks: list[tuple[float, float]], jobs: int) -> dict[str, float]:
+    """Milliseconds of CPU per job from the first claim to the last capture: the workers', and
+    the machine's (every process: workers, PostgreSQL, Redis, the simulator). Two cores at N
+    jobs/s allow at most 2000 / N ms of machine CPU per job."""
+    if len(marks) < 2:
+        return {}
+    (w1, m1), (w2, m2) = marks[0], marks[-1]
+    return {
+        "worker_cpu_ms_per_job": round((w2 - w1) / jobs * 1000, 2),
+        "machine_cpu_ms_per_job": round((m2 - m1) / jobs * 1000, 2),
+    }
+
+
+def _process_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_cpu() -> float:
+    """CPU seconds every core has spent busy so far (all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 #: PostgreSQL publishes a backend's counters at most about once a second.
