@@ -72,6 +72,12 @@ TASKS = JobKind(
 )
 
 
+@pytest.fixture
+def runtime(worker: WorkerProcess) -> Runtime:
+    """A runtime for the test kind, on the hand-driven worker's services."""
+    return Runtime(worker.services, {"tasks": TASKS})
+
+
 def _row(p: Pipeline, job: int) -> dict[str, Any]:
     row = p.db.fetchone(
         "SELECT status, step, provider_task_id, key_name, state->>'generation' AS generation"
@@ -89,8 +95,7 @@ def _events(p: Pipeline, job: int) -> list[tuple[str, str]]:
     return [(r["event"], r["detail"]) for r in rows]
 
 
-def test_a_delayed_move_commits_the_task_with_it(pipeline: Pipeline, worker: WorkerProcess) -> None:
-    runtime = Runtime(worker.services, {"tasks": TASKS})
+def test_a_delayed_move_commits_the_task_with_it(pipeline: Pipeline, runtime: Runtime) -> None:
     job = pipeline.submit_kind("tasks", "create", 31, {"delay": 30})
     assert runtime.execute("tasks", "create", job) == "next"
     assert _row(pipeline, job) == {
@@ -103,8 +108,7 @@ def test_a_delayed_move_commits_the_task_with_it(pipeline: Pipeline, worker: Wor
     assert [e for e, _ in _events(pipeline, job)] == ["submitted", "task created"]
 
 
-def test_a_move_run_at_once_commits_the_task_too(pipeline: Pipeline, worker: WorkerProcess) -> None:
-    runtime = Runtime(worker.services, {"tasks": TASKS})
+def test_a_move_run_at_once_commits_the_task_too(pipeline: Pipeline, runtime: Runtime) -> None:
     job = pipeline.submit_kind("tasks", "create", 32, {"delay": 0})
     assert runtime.execute("tasks", "create", job) == "succeeded"  # wait ran on this thread
     row = _row(pipeline, job)
@@ -117,9 +121,8 @@ def test_a_move_run_at_once_commits_the_task_too(pipeline: Pipeline, worker: Wor
 
 
 def test_a_task_created_after_a_takeover_is_recorded_as_orphaned(
-    pipeline: Pipeline, worker: WorkerProcess
+    pipeline: Pipeline, runtime: Runtime
 ) -> None:
-    runtime = Runtime(worker.services, {"tasks": TASKS})
     for delay, user in ((30, 33), (0, 34)):  # through RESCHEDULE and through ADVANCE
         job = pipeline.submit_kind("tasks", "create", user, {"delay": delay, "taken_over": True})
         assert runtime.execute("tasks", "create", job) == "lease-lost"
@@ -131,51 +134,46 @@ def test_a_task_created_after_a_takeover_is_recorded_as_orphaned(
 
 
 def test_no_orphan_when_the_move_committed_but_its_answer_was_lost(
-    pipeline: Pipeline, worker: WorkerProcess
+    pipeline: Pipeline, runtime: Runtime
 ) -> None:
     # with_db_retry re-runs a move whose commit succeeded but whose answer a dropped
     # connection lost; the fence then refuses it. The row holds the task, so it is no orphan.
-    runtime = Runtime(worker.services, {"tasks": TASKS})
     job = pipeline.submit_kind("tasks", "create", 35, {"delay": 30})
     assert runtime.execute("tasks", "create", job) == "next"
     with pipeline.db.connection() as conn:
         conn.execute("UPDATE jobs SET next_run_at = now() WHERE id = %s", (job,))
         c = lifecycle.claim(conn, job, "wait", "test", 30.0)
     assert c is not None
-    ctx = StepContext(c, TASKS, worker.services)
+    ctx = StepContext(c, TASKS, runtime.services)
     runtime._orphaned(ctx, f"task-{job}", "k1")
     assert [e for e, _ in _events(pipeline, job)] == ["submitted", "task created"]
     runtime._orphaned(ctx, "another-task", "k1")
     assert [e for e, _ in _events(pipeline, job)][-1] == "orphaned task"
 
 
-def _note(p: Pipeline, job: int) -> dict[str, Any] | None:
-    return p.db.fetchone(
-        "SELECT status, attempts, outbox, message_id IS NOT NULL AS has_id FROM notifications"
-        " WHERE job_id = %s AND kind = 'result'",
+def _note(p: Pipeline, job: int) -> tuple[str, int, bool] | None:
+    """The result message's row: (status, attempts, has a Telegram message id)."""
+    row = p.db.fetchone(
+        "SELECT status, attempts, message_id IS NOT NULL AS has_id FROM notifications"
+        " WHERE job_id = %s AND kind = 'result' AND NOT outbox",
         (job,),
     )
+    return (row["status"], row["attempts"], row["has_id"]) if row else None
 
 
 def _stored(p: Pipeline, job: int) -> str | None:
     row = p.db.fetchone("SELECT state->>'stored_size' AS size FROM jobs WHERE id = %s", (job,))
     assert row is not None
-    return row["size"]
+    return None if row["size"] is None else str(row["size"])
 
 
 def test_what_was_learned_commits_with_the_claim_of_the_message(
-    pipeline: Pipeline, worker: WorkerProcess
+    pipeline: Pipeline, runtime: Runtime
 ) -> None:
-    runtime = Runtime(worker.services, {"tasks": TASKS})
     job = pipeline.submit_kind("tasks", "send", 36, {})
     assert runtime.execute("tasks", "send", job) == "succeeded"
     assert _stored(pipeline, job) == "3"
-    assert _note(pipeline, job) == {
-        "status": "sent",
-        "attempts": 1,
-        "outbox": False,
-        "has_id": True,
-    }
+    assert _note(pipeline, job) == ("sent", 1, True)
     assert _events(pipeline, job) == [
         ("submitted", "a test tasks job"),
         ("stored", "3 bytes"),
@@ -185,9 +183,8 @@ def test_what_was_learned_commits_with_the_claim_of_the_message(
 
 
 def test_a_step_that_lost_its_job_neither_records_nor_sends(
-    pipeline: Pipeline, worker: WorkerProcess
+    pipeline: Pipeline, runtime: Runtime
 ) -> None:
-    runtime = Runtime(worker.services, {"tasks": TASKS})
     job = pipeline.submit_kind("tasks", "send", 37, {"taken_over": True})
     assert runtime.execute("tasks", "send", job) == "lease-lost"
     assert _stored(pipeline, job) is None
@@ -197,9 +194,8 @@ def test_a_step_that_lost_its_job_neither_records_nor_sends(
 
 
 def test_a_message_already_sent_is_not_sent_again_but_the_facts_are_kept(
-    pipeline: Pipeline, worker: WorkerProcess
+    pipeline: Pipeline, runtime: Runtime
 ) -> None:
-    runtime = Runtime(worker.services, {"tasks": TASKS})
     job = pipeline.submit_kind("tasks", "send", 38, {})
     with pipeline.db.connection() as conn:  # an earlier run crashed mid-send
         conn.execute(
@@ -209,12 +205,7 @@ def test_a_message_already_sent_is_not_sent_again_but_the_facts_are_kept(
         )
     assert runtime.execute("tasks", "send", job) == "succeeded"
     assert _stored(pipeline, job) == "3"
-    assert _note(pipeline, job) == {
-        "status": "sending",
-        "attempts": 1,
-        "outbox": False,
-        "has_id": False,
-    }
+    assert _note(pipeline, job) == ("sending", 1, False)
     assert _events(pipeline, job)[1:] == [
         ("stored", "3 bytes"),
         ("succeeded", "an earlier attempt may have sent the result message; not sent again"),
@@ -227,16 +218,14 @@ def test_a_message_already_sent_is_not_sent_again_but_the_facts_are_kept(
     [("again", "again", "queued"), ("taken_over", "lease-lost", "running")],
 )
 def test_a_sent_message_is_marked_when_the_step_does_not_succeed(
-    pipeline: Pipeline, worker: WorkerProcess, after_send: str, label: str, status: str
+    pipeline: Pipeline, runtime: Runtime, after_send: str, label: str, status: str
 ) -> None:
     # The mark usually rides in the step's terminal call; a step that goes on waiting, or whose
     # terminal call the fence refuses, still leaves its sent message marked sent.
-    runtime = Runtime(worker.services, {"tasks": TASKS})
     user = 39 if after_send == "again" else 40
     job = pipeline.submit_kind("tasks", "send", user, {"after_send": after_send})
     assert runtime.execute("tasks", "send", job) == label
-    note = _note(pipeline, job)
-    assert note is not None and (note["status"], note["has_id"]) == ("sent", True)
+    assert _note(pipeline, job) == ("sent", 1, True)
     row = pipeline.db.fetchone("SELECT status FROM jobs WHERE id = %s", (job,))
     assert row is not None and row["status"] == status
     assert [m["text"] for m in pipeline.messages(user)] == ["your file"]
