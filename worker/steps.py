@@ -166,6 +166,7 @@ class StepContext:
         #: Messages this step sent whose rows still say ``sending``: the runtime marks them in
         #: the step's terminal call, or on their own once the step is over.
         self.unmarked: list[lifecycle.SentMark] = []
+        self._after_commit: list[Callable[[], None]] = []
 
     @property
     def job_id(self) -> int:
@@ -281,6 +282,19 @@ class StepContext:
             raise result.error
         return f"{kind} sent to the user" if result.status == "sent" else result.detail
 
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the step's outcome is committed (not if the job was taken over or
+        the write failed): for bookkeeping that must not delay, or fail, the outcome's write."""
+        self._after_commit.append(fn)
+
+    def _committed(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for fn in callbacks:
+            try:
+                fn()
+            except Exception:
+                log.exception("job %s: an after-commit callback failed", self.job_id)
+
     def acquire_key(self, provider: str, purpose: str = "default") -> ApiKey:
         return self.services.keys.acquire(provider, purpose)
 
@@ -376,6 +390,7 @@ class Runtime:
                 label = "next"
             else:
                 label = self._apply(ctx, outcome)
+            ctx._committed()
         except LeaseLost as exc:
             log.warning("%s; discarding its results", exc)
             label = "lease-lost"

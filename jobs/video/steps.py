@@ -95,10 +95,11 @@ def submit(ctx: StepContext) -> Outcome:
                 )
             )
         raise
-    ctx.services.keys.report_success(key)
     # The task id and its key are committed with the move to poll, in one fenced statement
     # right after KIE accepted: a later run of this step finds them and never creates another.
-    # If the job was taken over meanwhile, the runtime records the task as orphaned.
+    # If the job was taken over meanwhile, the runtime records the task as orphaned. Nothing
+    # else happens in between: the key's success stamp (Redis) waits for the commit.
+    ctx.after_commit(lambda: ctx.services.keys.report_success(key))
     delay = poll_delay(0)
     return Next(
         "poll",

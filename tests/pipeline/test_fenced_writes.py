@@ -17,12 +17,21 @@ from worker.kinds import JobKind
 from worker.runner import WorkerProcess
 from worker.steps import Again, Next, Outcome, Runtime, StepContext, Succeed
 
+#: What each after-commit callback of ``_create`` saw: (job id, the task its row held then).
+AFTER_COMMIT: list[tuple[int, str | None]] = []
+
 
 def _create(ctx: StepContext) -> Outcome:
     """Pretend a provider accepted a task; optionally lose the job to a rescue meanwhile."""
     if ctx.payload.get("taken_over"):
         with ctx.services.db.connection() as conn:
             conn.execute("UPDATE jobs SET claims = claims + 1 WHERE id = %s", (ctx.job_id,))
+
+    def seen() -> None:
+        with ctx.services.db.connection() as conn:
+            AFTER_COMMIT.append((ctx.job_id, lifecycle.task_of(conn, ctx.job_id)))
+
+    ctx.after_commit(seen)
     return Next(
         "wait",
         event="task created",
@@ -75,6 +84,7 @@ TASKS = JobKind(
 @pytest.fixture
 def runtime(worker: WorkerProcess) -> Runtime:
     """A runtime for the test kind, on the hand-driven worker's services."""
+    AFTER_COMMIT.clear()  # job ids start again at 1 in every test's database
     return Runtime(worker.services, {"tasks": TASKS})
 
 
@@ -106,6 +116,8 @@ def test_a_delayed_move_commits_the_task_with_it(pipeline: Pipeline, runtime: Ru
         "generation": "1",
     }
     assert [e for e, _ in _events(pipeline, job)] == ["submitted", "task created"]
+    # the after-commit callback ran once the task was on the row
+    assert (job, f"task-{job}") in AFTER_COMMIT
 
 
 def test_a_move_run_at_once_commits_the_task_too(pipeline: Pipeline, runtime: Runtime) -> None:
@@ -131,6 +143,7 @@ def test_a_task_created_after_a_takeover_is_recorded_as_orphaned(
         events = _events(pipeline, job)
         assert [e for e, _ in events] == ["submitted", "orphaned task"]
         assert f"task-{job} (key k1)" in events[-1][1]
+        assert job not in [j for j, _ in AFTER_COMMIT]  # nothing was committed
 
 
 def test_no_orphan_when_the_move_committed_but_its_answer_was_lost(
