@@ -175,8 +175,8 @@ class PromptGenerator:
         try:
             # The SDK's low-level ``post`` with ``cast_to=object``: the same request, headers,
             # auth and typed errors as ``chat.completions.create``, without checking our dict
-            # against the SDK's TypedDicts or building its pydantic models (a third of a
-            # worker's CPU per prompt). The few fields we read are checked below.
+            # against the SDK's TypedDicts or building its pydantic models (together about a
+            # tenth of a worker's CPU). The few fields we read are checked below.
             completion = self._client(key).post("/chat/completions", cast_to=object, body=body)
         except openai.APIStatusError as exc:
             # Not chained: the SDK's text holds the provider's message, which may echo the key;
