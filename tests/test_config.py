@@ -43,6 +43,26 @@ def test_bad_values_name_the_variable(overrides: dict[str, object], variable: st
         assert secret not in message
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres@127.0.0.1:5432/worker",
+        "postgres://u:pw@db.internal/worker?sslmode=require",
+        "postgresql:///worker?host=/var/run/postgresql",  # libpq: the Unix socket in a folder
+        "postgresql://postgres@/worker",  # libpq: the default Unix socket
+    ],
+)
+def test_database_urls_libpq_accepts_are_accepted(url: str) -> None:
+    assert load_settings(_env_file=None, database_url=url).database_url == url
+
+
+def test_a_refused_url_is_shown_with_its_password_masked() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(_env_file=None, database_url="mysql://app:hunter2-secret@db/x")
+    message = str(info.value)
+    assert "'mysql://app:***@db/x'" in message and "hunter2-secret" not in message
+
+
 def test_keys_parse_named_and_bare() -> None:
     s = load_settings(
         _env_file=None, kie_api_keys="main=sk-aaaaaaaaaa, sk-bbbbbbbbbb\nspare=xyzxyzxyz"

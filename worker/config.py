@@ -99,15 +99,24 @@ def _parse_rate(variable: str, raw: str) -> RateLimit:
     return RateLimit(int(m.group(1)), float(m.group(2)))
 
 
-def _check_url(variable: str, value: str, schemes: tuple[str, ...]) -> str:
+def _check_url(
+    variable: str, value: str, schemes: tuple[str, ...], *, hostless: bool = False
+) -> str:
+    """``value`` if it is a URL of one of ``schemes`` with a host (``unix://`` needs none; with
+    ``hostless``, none is needed either: libpq then connects to its default Unix socket, or to
+    the ``host=`` of the query string, e.g. ``postgresql:///worker?host=/var/run/postgresql``)."""
     try:
         parts = urlsplit(value)
-        ok = parts.scheme in schemes and (bool(parts.hostname) or parts.scheme == "unix")
+        has_host = bool(parts.hostname) or parts.scheme == "unix" or hostless
+        ok = parts.scheme in schemes and has_host
         _ = parts.port  # raises ValueError on a non-numeric port
     except ValueError:
         ok = False
     if not ok:
-        shown = "a URL with a password" if "@" in value else repr(value)
+        try:
+            shown = repr(_mask_url_password(value))
+        except ValueError:
+            shown = "a value that is not a URL"
         raise ValueError(
             f"{variable} must be a {' or '.join(s + '://' for s in schemes)} URL, got {shown}"
         )
@@ -178,7 +187,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, v: str) -> str:
-        return _check_url("DATABASE_URL", v, ("postgresql", "postgres"))
+        return _check_url("DATABASE_URL", v, ("postgresql", "postgres"), hostless=True)
 
     @field_validator("redis_url")
     @classmethod
