@@ -316,7 +316,12 @@ class StepContext:
 def with_db_retry(fn: Callable[[], T], seconds: float = 30.0) -> T:
     """Retry a database write through a short outage (PostgreSQL restart, failover).
 
-    A step that already created a provider task must not lose the task id to a blip."""
+    A step that already created a provider task must not lose the task id to a blip. The
+    first try is a plain call: building the retry machinery costs more than most writes."""
+    try:
+        return fn()
+    except psycopg.OperationalError as exc:
+        log.warning("database write failed (%s); retrying for up to %.0f s", exc, seconds)
     for attempt in Retrying(
         retry=retry_if_exception_type(psycopg.OperationalError),
         stop=stop_after_delay(seconds),
