@@ -40,9 +40,11 @@ def _stored(r: redis.Redis, namespace: str) -> dict[str, Any]:
     return out
 
 
-def test_enqueue_many_stores_what_enqueue_stores(settings: Settings) -> None:
+@pytest.mark.parametrize("scripts_lost", [False, True], ids=["scripts-loaded", "scripts-lost"])
+def test_enqueue_many_stores_what_enqueue_stores(settings: Settings, scripts_lost: bool) -> None:
     """The batch path mirrors Dramatiq's own enqueue, delays included; this fails if a Dramatiq
-    upgrade changes what its dispatch script expects."""
+    upgrade changes what its dispatch script expects. With the scripts lost (as after a Redis
+    restart), the batch loads the script and is sent once, not twice."""
     one_by_one = make_broker(
         settings.model_copy(update={"redis_namespace": settings.redis_namespace + "-a"})
     )
@@ -64,9 +66,12 @@ def test_enqueue_many_stores_what_enqueue_stores(settings: Settings) -> None:
     before = time.time() * 1000
     for queue, actor, args, delay in sends:
         one_by_one.enqueue(message(queue, actor, args), delay=delay)
+    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    if scripts_lost:
+        r.script_flush()
+        assert r.script_exists(batched.scripts["dispatch"].sha) == [False]
     enqueue_many(batched, [(message(q, a, args), d) for q, a, args, d in sends])
 
-    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
         a = _stored(r, one_by_one.namespace)
         b = _stored(r, batched.namespace)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import dramatiq
 import redis
@@ -62,6 +63,10 @@ def enqueue_many(
     holding exactly what ``enqueue`` would have written, so a Dramatiq upgrade that changes
     the script's arguments fails there rather than in production.
 
+    The scripts run by ``EVALSHA`` without redis-py's per-pipeline ``SCRIPT EXISTS`` round trip;
+    if Redis lost its scripts (a restart), every command of the batch fails with NOSCRIPT, none
+    ran, and the batch is sent once more after loading the script.
+
     Raises what the pipeline raises (``redis.RedisError``); messages already run stay enqueued,
     which is harmless: a wake-up is a hint and a duplicate is ignored by the step's claim.
     """
@@ -69,17 +74,17 @@ def enqueue_many(
     keys = [broker.namespace]
     max_unpack = broker._max_unpack_size()  # type: ignore[no-untyped-call]
     prepared: list[tuple[dramatiq.Message[None], int | None]] = []
-    with broker.client.pipeline(transaction=False) as pipe:
-        for message, delay in messages:
-            queue_name = message.queue_name
-            message = message.copy(options={"redis_message_id": str(uuid.uuid4())})
-            if delay is not None:
-                queue_name = dq_name(queue_name)
-                message = message.copy(
-                    queue_name=queue_name, options={"eta": current_millis() + delay}
-                )
-            broker.emit_before("enqueue", message, delay)
-            args = [
+    calls: list[list[Any]] = []
+    for message, delay in messages:
+        queue_name = message.queue_name
+        message = message.copy(options={"redis_message_id": str(uuid.uuid4())})
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
+        broker.emit_before("enqueue", message, delay)
+        calls.append(
+            [
+                *keys,
                 "enqueue",
                 current_millis(),
                 queue_name,
@@ -91,8 +96,20 @@ def enqueue_many(
                 message.options["redis_message_id"],
                 message.encode(),
             ]
-            script(keys=keys, args=args, client=pipe)
-            prepared.append((message, delay))
-        pipe.execute()
+        )
+        prepared.append((message, delay))
+    try:
+        _evalsha_all(broker.client, script.sha, len(keys), calls)
+    except redis.exceptions.NoScriptError:
+        broker.client.script_load(script.script)
+        _evalsha_all(broker.client, script.sha, len(keys), calls)
     for message, delay in prepared:
         broker.emit_after("enqueue", message, delay)
+
+
+def _evalsha_all(client: redis.Redis, sha: str, numkeys: int, calls: list[list[Any]]) -> None:
+    """``EVALSHA sha numkeys *call`` for every call, in one pipeline (one round trip)."""
+    with client.pipeline(transaction=False) as pipe:
+        for call in calls:
+            pipe.evalsha(sha, numkeys, *call)
+        pipe.execute()
