@@ -89,6 +89,7 @@ class Stack:
     db: Database
     client: Client
     logs: Path
+    sim_pid: int = 0
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start_workers(self, n: int, threads: int = 8) -> None:
@@ -184,7 +185,7 @@ def stack(prefix: str, sim_config: dict[str, Any], **overrides: Any) -> Iterator
             )
             db = Database(settings.database_url, min_size=1, max_size=4).open()
             client = Client(settings, db=db)
-            s = Stack(settings, env, sim, db, client, logs)
+            s = Stack(settings, env, sim, db, client, logs, sim_proc.pid)
             try:
                 yield s
             finally:

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.common import fast_simulator, stack, submit_backlog, wait_until
@@ -34,16 +35,16 @@ def run(
         submitted = time.monotonic() - t0
         commits_before = _commits(s.db)
         s.start_workers(workers, threads)
-        pids = [w.pid for w in s.workers]
+        parts = {"worker": {w.pid for w in s.workers}, "simulator": {s.sim_pid}}
         # CPU from the first claim (the workers have started up) to the last capture.
-        marks: list[tuple[float, float]] = []
+        marks: list[CpuMark] = []
 
         def finished() -> bool:
             if not marks and s.count("started_at IS NOT NULL"):
-                marks.append((_process_cpu(pids), _machine_cpu()))
+                marks.append(CpuMark.read(parts))
             if s.count("status IN ('succeeded', 'failed')") < jobs:
                 return False
-            marks.append((_process_cpu(pids), _machine_cpu()))
+            marks.append(CpuMark.read(parts))
             return True
 
         done = wait_until(finished, timeout, interval=0.2)
@@ -79,35 +80,81 @@ def run(
         }
 
 
-def _cpu_per_job(marks: list[tuple[float, float]], jobs: int) -> dict[str, float]:
-    """Milliseconds of CPU per job from the first claim to the last capture: the workers', and
-    the machine's (every process: workers, PostgreSQL, Redis, the simulator). Two cores at N
-    jobs/s allow at most 2000 / N ms of machine CPU per job."""
+#: Processes counted by their command name rather than by pid: every PostgreSQL process (the
+#: workers' backends, the WAL writer, ...) and the Redis server.
+SERVICES = {"postgres": "postgres", "redis-server": "redis"}
+
+
+@dataclass
+class CpuMark:
+    """CPU seconds so far: of every process (by pid), and of the machine (all cores, busy)."""
+
+    by_pid: dict[int, tuple[str, float]]
+    machine: tuple[float, float, float]  # busy, stolen by the hypervisor, all (seconds)
+
+    @classmethod
+    def read(cls, parts: dict[str, set[int]]) -> CpuMark:
+        """Read /proc: the processes in ``parts`` (by pid) and every :data:`SERVICES` process."""
+        named = {pid: part for part, pids in parts.items() for pid in pids}
+        by_pid: dict[int, tuple[str, float]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    stat = f.read()
+            except OSError:  # the process ended meanwhile
+                continue
+            pid = int(entry.name)
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            part = named.get(pid) or SERVICES.get(comm)
+            if part:
+                fields = stat.rsplit(")", 1)[1].split()
+                ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+                by_pid[pid] = (part, ticks / os.sysconf("SC_CLK_TCK"))
+        return cls(by_pid, _machine_cpu())
+
+    def since(self, start: CpuMark) -> dict[str, float]:
+        """CPU seconds spent by each part between ``start`` and this mark. A process that started
+        in between counts from zero; one that ended in between is missed (the workers' backends
+        live as long as the workers)."""
+        spent: dict[str, float] = {}
+        for pid, (part, now) in self.by_pid.items():
+            before = start.by_pid.get(pid, (part, 0.0))[1]
+            spent[part] = spent.get(part, 0.0) + now - before
+        spent["machine"] = self.machine[0] - start.machine[0]
+        spent["stolen"] = self.machine[1] - start.machine[1]
+        spent["all"] = self.machine[2] - start.machine[2]
+        return spent
+
+
+def _cpu_per_job(marks: list[CpuMark], jobs: int) -> dict[str, float]:
+    """Milliseconds of CPU per job from the first claim to the last capture: the workers', each
+    service's, and the machine's (every process, the kernel included). Two cores at N jobs/s
+    allow at most 2000 / N ms of machine CPU per job."""
     if len(marks) < 2:
         return {}
-    (w1, m1), (w2, m2) = marks[0], marks[-1]
+    spent = marks[-1].since(marks[0])
     return {
-        "worker_cpu_ms_per_job": round((w2 - w1) / jobs * 1000, 2),
-        "machine_cpu_ms_per_job": round((m2 - m1) / jobs * 1000, 2),
+        **{
+            f"{part}_cpu_ms_per_job": round(spent.get(part, 0.0) / jobs * 1000, 2)
+            for part in ("worker", "postgres", "redis", "simulator", "machine")
+        },
+        # CPU time the hypervisor gave to other guests: a busy host slows every figure above
+        "steal_percent": round(100 * spent["stolen"] / spent["all"], 1) if spent["all"] else 0.0,
     }
 
 
-def _process_cpu(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes so far (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_cpu() -> float:
-    """CPU seconds every core has spent busy so far (all but idle and iowait)."""
+def _machine_cpu() -> tuple[float, float, float]:
+    """CPU seconds of every core so far: busy (user, nice, system, irq, softirq), stolen by the
+    hypervisor, and all of them (busy, stolen, idle and iowait)."""
     with open("/proc/stat") as f:
-        ticks = [int(v) for v in f.readline().split()[1:9]]
-    busy = sum(ticks) - ticks[3] - ticks[4]
-    return busy / os.sysconf("SC_CLK_TCK")
+        user, nice, system, idle, iowait, irq, softirq, steal = (
+            int(v) for v in f.readline().split()[1:9]
+        )
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = user + nice + system + irq + softirq
+    return busy / hz, steal / hz, (busy + steal + idle + iowait) / hz
 
 
 #: PostgreSQL publishes a backend's counters at most about once a second.

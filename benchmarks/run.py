@@ -52,8 +52,11 @@ def run_all(quick: bool, console: Console) -> dict[str, Any]:
         "submit_count5_jobs_per_s": details["submit"]["count_5"]["jobs_per_s"],
         "pipeline_jobs_per_s": details["pipeline"]["jobs_per_s"],
         "pipeline_commits_per_job": details["pipeline"]["commits_per_job"],
-        "pipeline_worker_cpu_ms_per_job": details["pipeline"].get("worker_cpu_ms_per_job"),
-        "pipeline_machine_cpu_ms_per_job": details["pipeline"].get("machine_cpu_ms_per_job"),
+        **{
+            f"pipeline_{part}_cpu_ms_per_job": details["pipeline"].get(f"{part}_cpu_ms_per_job")
+            for part in ("worker", "postgres", "redis", "simulator", "machine")
+        },
+        "pipeline_steal_percent": details["pipeline"].get("steal_percent"),
         "inflight_jobs": details["capacity"]["inflight_jobs"],
         "worker_rss_mb_max": details["capacity"]["worker_rss_mb_max"],
         "start_latency_p50_ms": details["latency"]["start_latency_p50_ms"],
