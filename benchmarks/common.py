@@ -68,6 +68,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds from the text of a ``/proc/<pid>/stat`` file."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has spent so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return stat_cpu_seconds(f.read())
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process, from /proc."""
     try:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.common import fast_simulator, stack, submit_backlog, wait_until
+from benchmarks.common import fast_simulator, stack, stat_cpu_seconds, submit_backlog, wait_until
 
 
 def run(
@@ -109,9 +109,7 @@ class CpuMark:
             comm = stat[stat.index("(") + 1 : stat.rindex(")")]
             part = named.get(pid) or SERVICES.get(comm)
             if part:
-                fields = stat.rsplit(")", 1)[1].split()
-                ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-                by_pid[pid] = (part, ticks / os.sysconf("SC_CLK_TCK"))
+                by_pid[pid] = (part, stat_cpu_seconds(stat))
         return cls(by_pid, _machine_cpu())
 
     def since(self, start: CpuMark) -> dict[str, float]:

@@ -4,7 +4,9 @@
 
 With ``--json`` the last line of output is one JSON object with ``submit_per_s``,
 ``pipeline_jobs_per_s``, ``inflight_jobs``, ``worker_rss_mb_max``, ``start_latency_p50_ms``,
-``start_latency_p99_ms`` and ``notify_latency_p99_ms`` (plus the details of each run).
+``start_latency_p99_ms`` and ``notify_latency_p99_ms``, the pipeline's CPU per video by process,
+and the floor (``floor_ms_per_video``: the same operations with none of our code; see
+``benchmarks/floor.py``), plus the details of each run.
 ``--quick`` runs smaller versions (a minute or two instead of several).
 """
 
@@ -20,7 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import capacity, latency, pipeline, submit
+from benchmarks import capacity, floor, latency, pipeline, submit
 
 TARGETS = {
     "submit_per_s": (">=", 1500),
@@ -35,6 +37,8 @@ def run_all(quick: bool, console: Console) -> dict[str, Any]:
     plan: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("submit", lambda: submit.run(seconds=3 if quick else 10)),
         ("pipeline", lambda: pipeline.run(jobs=500 if quick else 3000)),
+        # right after the pipeline, so both see the machine in the same minutes
+        ("floor", lambda: floor.run(n=500 if quick else 2000)),
         (
             "capacity",
             lambda: capacity.run(jobs=2000 if quick else 10_000, render=30 if quick else 120),
@@ -57,6 +61,8 @@ def run_all(quick: bool, console: Console) -> dict[str, Any]:
             for part in ("worker", "postgres", "redis", "simulator", "machine")
         },
         "pipeline_steal_percent": details["pipeline"].get("steal_percent"),
+        "floor_ms_per_video": details["floor"]["floor_ms_per_video"],
+        "floor_ceiling_jobs_per_s": details["floor"]["ceiling_jobs_per_s"],
         "inflight_jobs": details["capacity"]["inflight_jobs"],
         "worker_rss_mb_max": details["capacity"]["worker_rss_mb_max"],
         "start_latency_p50_ms": details["latency"]["start_latency_p50_ms"],
