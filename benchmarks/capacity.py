@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
-from benchmarks.common import fast_simulator, rss_mb, stack, submit_backlog
+from benchmarks.common import (
+    Progress,
+    fast_simulator,
+    quiet,
+    rss_mb,
+    stack,
+    submit_backlog,
+    to_stderr,
+)
 
 
 def run(
@@ -23,11 +30,12 @@ def run(
     render: float = 120.0,
     workers: int = 2,
     threads: int = 8,
-    progress: bool = False,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     sim = fast_simulator(render)
     with stack("wbench_cap", sim, video_deadline_seconds=render * 10 + 600) as s:
         t0 = time.monotonic()
+        progress(f"submitting {jobs:,} jobs")
         submit_backlog(s.client, jobs)
         submit_s = time.monotonic() - t0
         s.start_workers(workers, threads)
@@ -45,12 +53,10 @@ def run(
                 peak, peak_at = inflight, now
             rss_max = max([rss_max] + [rss_mb(w.pid) for w in s.workers])
             waiting = s.count("step IN ('prompt', 'submit') AND status IN ('queued', 'running')")
-            if progress:
-                print(
-                    f"t+{now:5.0f}s in flight {inflight:6d} (peak {peak}), not yet at the "
-                    f"provider {waiting:6d}, worker RSS max {rss_max:.0f} MB",
-                    file=sys.stderr,
-                )
+            progress(
+                f"t+{now:.0f}s: {inflight:,} in flight (peak {peak:,}), {waiting:,} not yet at "
+                f"the provider, worker RSS max {rss_max:.0f} MB"
+            )
             if waiting == 0 and inflight < peak * 0.5:
                 break
             if now > render * 3 + 600:
@@ -74,7 +80,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=8)
     args = p.parse_args()
-    print(json.dumps(run(args.jobs, args.render, args.workers, args.threads, progress=True)))
+    result = run(args.jobs, args.render, args.workers, args.threads, progress=to_stderr)
+    to_stderr("")  # clear the progress line
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

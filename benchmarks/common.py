@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +60,21 @@ def scratch_settings(prefix: str, **overrides: object) -> Iterator[Settings]:
         keys = list(r.scan_iter(f"{namespace}:*", count=1000))
         for i in range(0, len(keys), 1000):
             r.delete(*keys[i : i + 1000])
+
+
+#: Receives a short line about where a running benchmark is (for a live status line).
+Progress = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    """A :data:`Progress` that shows nothing."""
+
+
+def to_stderr(line: str) -> None:
+    """A :data:`Progress` for a terminal: the line, overwritten in place, on standard error
+    (nothing when standard error is not a terminal)."""
+    if sys.stderr.isatty():
+        print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
 
 
 def free_port() -> int:

@@ -34,7 +34,15 @@ import psycopg
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from benchmarks.common import REDIS_URL, fast_simulator, process_cpu_seconds, stack
+from benchmarks.common import (
+    REDIS_URL,
+    Progress,
+    fast_simulator,
+    process_cpu_seconds,
+    quiet,
+    stack,
+    to_stderr,
+)
 
 #: What one video costs, by operation (see the module's docstring).
 PER_VIDEO = {
@@ -113,17 +121,19 @@ def _messages(n: int, delay: int | None, redis_pid: int | None) -> dict[str, flo
     return result
 
 
-def run(n: int = 2000) -> dict[str, Any]:
+def run(n: int = 2000, progress: Progress = quiet) -> dict[str, Any]:
     redis_pid = _redis_pid()
     ops: dict[str, dict[str, float]] = {}
     with stack("wbench_floor", fast_simulator(0)) as s:
         with httpx.Client(base_url=s.sim.url, transport=httpx.HTTPTransport(retries=0)) as http:
+            progress("HTTP exchanges through httpx")
             ops["http"] = _loop(n, s.sim_pid, lambda: http.get("/_sim/health").content)
         chat = openai.OpenAI(api_key="floor", base_url=f"{s.sim.url}/v1", max_retries=0)
         body = {
             "model": s.settings.openai_model,
             "messages": [{"role": "user", "content": "Product title: Benchmark mug"}],
         }
+        progress("chat completions through the OpenAI SDK")
         ops["openai"] = _loop(
             n // 4, s.sim_pid, lambda: chat.post("/chat/completions", cast_to=object, body=body)
         )
@@ -132,15 +142,19 @@ def run(n: int = 2000) -> dict[str, Any]:
             conn.execute("CREATE TABLE floor (id bigserial PRIMARY KEY, v int NOT NULL)")
             row = conn.execute("SELECT pg_backend_pid()").fetchone()
             assert row is not None
+            progress("durable commits")
             ops["commit"] = _loop(
                 n, int(row[0]), lambda: conn.execute("INSERT INTO floor (v) VALUES (%s)", (1,))
             )
         r = redis.Redis.from_url(REDIS_URL)
         key = f"{s.settings.redis_namespace}:floor"
         script = r.register_script("return redis.call('incr', KEYS[1])")
+        progress("Redis scripts")
         ops["redis_script"] = _loop(n, redis_pid, lambda: script(keys=[key]))
         r.close()
+    progress("Dramatiq messages")
     ops["message"] = _messages(n, None, redis_pid)
+    progress("delayed Dramatiq messages")
     ops["delayed_message"] = _messages(n // 2, 1, redis_pid)
     floor_us = sum(PER_VIDEO[op] * ops[op]["total_us"] for op in PER_VIDEO)
     cores = os.cpu_count() or 1
@@ -157,7 +171,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=2000, help="operations of each kind")
     args = p.parse_args()
-    print(json.dumps(run(args.n)))
+    result = run(args.n, progress=to_stderr)
+    to_stderr("")  # clear the progress line
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from benchmarks.common import PRODUCT, fast_simulator, stack
+from benchmarks.common import PRODUCT, Progress, fast_simulator, quiet, stack, to_stderr
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -31,6 +31,7 @@ def run(
     render: float = 3.0,
     workers: int = 2,
     threads: int = 8,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     sim = fast_simulator(render)
     with stack("wbench_lat", sim) as s:
@@ -43,12 +44,14 @@ def run(
         for i in range(n):
             target = t0 + i / rate
             time.sleep(max(0.0, target - time.monotonic()))
+            progress(f"{i + 1:,} of {n:,} jobs submitted at {rate:g}/s")
             ids += s.client.submit_video(user_id=1, chat_id=100_000 + i, product=PRODUCT).job_ids
         deadline = time.monotonic() + render + 120
-        while (
-            time.monotonic() < deadline
-            and s.count("id = ANY(%s) AND status = 'succeeded'", (ids,)) < n
-        ):
+        while time.monotonic() < deadline:
+            ok = s.count("id = ANY(%s) AND status = 'succeeded'", (ids,))
+            progress(f"{ok:,} of {n:,} videos delivered")
+            if ok >= n:
+                break
             time.sleep(0.5)
         time.sleep(1.0)
         rows = s.db.fetchall(
@@ -94,7 +97,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--render", type=float, default=3.0)
     args = p.parse_args()
-    print(json.dumps(run(args.rate, args.seconds, args.render)))
+    result = run(args.rate, args.seconds, args.render, progress=to_stderr)
+    to_stderr("")  # clear the progress line
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

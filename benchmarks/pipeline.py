@@ -18,7 +18,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.common import fast_simulator, stack, stat_cpu_seconds, submit_backlog, wait_until
+from benchmarks.common import (
+    Progress,
+    fast_simulator,
+    quiet,
+    stack,
+    stat_cpu_seconds,
+    submit_backlog,
+    to_stderr,
+    wait_until,
+)
 
 
 def run(
@@ -27,10 +36,12 @@ def run(
     workers: int = 2,
     threads: int = 8,
     timeout: float = 600.0,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     sim = fast_simulator(render)
     with stack("wbench_pipe", sim) as s:
         t0 = time.monotonic()
+        progress(f"submitting {jobs:,} jobs")
         submit_backlog(s.client, jobs)
         submitted = time.monotonic() - t0
         commits_before = _commits(s.db)
@@ -42,7 +53,9 @@ def run(
         def finished() -> bool:
             if not marks and s.count("started_at IS NOT NULL"):
                 marks.append(CpuMark.read(parts))
-            if s.count("status IN ('succeeded', 'failed')") < jobs:
+            ended = s.count("status IN ('succeeded', 'failed')")
+            progress(f"{ended:,} of {jobs:,} jobs finished")
+            if ended < jobs:
                 return False
             marks.append(CpuMark.read(parts))
             return True
@@ -172,7 +185,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=8)
     args = p.parse_args()
-    print(json.dumps(run(args.jobs, args.render, args.workers, args.threads)))
+    result = run(args.jobs, args.render, args.workers, args.threads, progress=to_stderr)
+    to_stderr("")  # clear the progress line
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

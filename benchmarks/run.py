@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import capacity, floor, latency, pipeline, submit
+from benchmarks.common import Progress
 
 TARGETS = {
     "submit_per_s": (">=", 1500),
@@ -34,22 +35,29 @@ TARGETS = {
 
 
 def run_all(quick: bool, console: Console) -> dict[str, Any]:
-    plan: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-        ("submit", lambda: submit.run(seconds=3 if quick else 10)),
-        ("pipeline", lambda: pipeline.run(jobs=500 if quick else 3000)),
+    plan: list[tuple[str, Callable[[Progress], dict[str, Any]]]] = [
+        ("submit", lambda show: submit.run(seconds=3 if quick else 10, progress=show)),
+        ("pipeline", lambda show: pipeline.run(jobs=500 if quick else 3000, progress=show)),
         # right after the pipeline, so both see the machine in the same minutes
-        ("floor", lambda: floor.run(n=500 if quick else 2000)),
+        ("floor", lambda show: floor.run(n=1000 if quick else 2000, progress=show)),
         (
             "capacity",
-            lambda: capacity.run(jobs=2000 if quick else 10_000, render=30 if quick else 120),
+            lambda show: capacity.run(
+                jobs=2000 if quick else 10_000, render=30 if quick else 120, progress=show
+            ),
         ),
-        ("latency", lambda: latency.run(seconds=8 if quick else 20)),
+        ("latency", lambda show: latency.run(seconds=8 if quick else 20, progress=show)),
     ]
     details: dict[str, Any] = {}
     with console.status("") as status:
-        for name, fn in plan:
-            status.update(f"running the {name} benchmark…")
-            details[name] = fn()
+        for i, (name, fn) in enumerate(plan, 1):
+            head = f"[{i}/{len(plan)}] {name}"
+            status.update(f"{head}: starting…")
+
+            def show(line: str, head: str = head) -> None:
+                status.update(f"{head}: {line}")
+
+            details[name] = fn(show)
             console.log(f"{name}: {json.dumps(details[name])}")
     return {
         "submit_per_s": details["submit"]["count_1"]["submits_per_s"],

@@ -11,7 +11,7 @@ import argparse
 import json
 import time
 
-from benchmarks.common import scratch_settings
+from benchmarks.common import Progress, quiet, scratch_settings, to_stderr
 from worker.client import Client
 
 PRODUCT = {"title": "Benchmark mug", "image_url": "https://example.test/mug.jpg"}
@@ -39,11 +39,13 @@ def measure(client: Client, *, count: int, seconds: float, user_id: int) -> dict
     }
 
 
-def run(seconds: float = 10.0) -> dict[str, dict[str, float]]:
+def run(seconds: float = 10.0, progress: Progress = quiet) -> dict[str, dict[str, float]]:
     with scratch_settings("wbench_submit") as settings, Client(settings) as client:
         client.grant(1, 10**9)
         client.grant(2, 10**9)
+        progress(f"single-video submits for {seconds:g} s")
         single = measure(client, count=1, seconds=seconds, user_id=1)
+        progress(f"submits of 5 videos for {seconds:g} s")
         five = measure(client, count=5, seconds=seconds, user_id=2)
     return {"count_1": single, "count_5": five}
 
@@ -53,7 +55,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.seconds)
+    result = run(args.seconds, progress=to_stderr)
+    to_stderr("")  # clear the progress line
     if args.json:
         print(json.dumps(result))
     else:
