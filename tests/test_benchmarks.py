@@ -1,0 +1,60 @@
+"""The benchmark scripts still run end to end, on tiny inputs, and report what they promise.
+
+No figure is judged here: speed is measured by running the benchmarks, never asserted by tests.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import floor, pipeline
+from benchmarks.pipeline import CpuMark
+
+PARTS = ("worker", "postgres", "redis", "simulator", "machine")
+
+
+def test_pipeline_reports_commits_and_cpu_by_process() -> None:
+    lines: list[str] = []
+    result = pipeline.run(jobs=20, progress=lines.append)
+    assert result["finished"] is True
+    assert result["succeeded"] == 20
+    assert result["jobs_per_s"] > 0
+    assert result["commits_per_job"] > 0
+    for part in PARTS:
+        assert result[f"{part}_cpu_ms_per_job"] >= 0
+    assert result["worker_cpu_ms_per_job"] > 0
+    assert 0 <= result["steal_percent"] <= 100
+    assert lines[0] == "submitting 20 jobs"
+    assert lines[-1] == "20 of 20 jobs finished"
+
+
+def test_cpu_between_marks_by_part() -> None:
+    start = CpuMark({1: ("worker", 1.0), 2: ("postgres", 5.0)}, (10.0, 1.0, 20.0))
+    end = CpuMark(
+        {1: ("worker", 1.5), 2: ("postgres", 5.25), 3: ("postgres", 0.5)}, (12.0, 1.5, 24.0)
+    )
+    spent = end.since(start)
+    # a process that started between the marks (pid 3) counts from zero
+    assert spent == {
+        "worker": 0.5,
+        "postgres": 0.75,
+        "machine": 2.0,
+        "stolen": 0.5,
+        "all": 4.0,
+    }
+
+
+def test_floor_adds_up_each_operation_by_its_count_per_video() -> None:
+    lines: list[str] = []
+    result = floor.run(n=50, progress=lines.append)
+    ops = result["operations_us"]
+    assert set(ops) == set(floor.PER_VIDEO)
+    for cost in ops.values():
+        assert cost["client_us"] > 0
+        assert cost["total_us"] == pytest.approx(cost["client_us"] + cost["server_us"], abs=0.2)
+    floor_ms = sum(floor.PER_VIDEO[op] * ops[op]["total_us"] for op in ops) / 1000
+    assert result["floor_ms_per_video"] == pytest.approx(floor_ms, abs=0.01)
+    assert result["ceiling_jobs_per_s"] == pytest.approx(
+        result["cores"] * 1000 / floor_ms, rel=0.01
+    )
+    assert len(lines) == len(floor.PER_VIDEO)
