@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,16 +83,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def stat_cpu_seconds(stat: str) -> float:
-    """User + system CPU seconds from the text of a ``/proc/<pid>/stat`` file."""
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-
-
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has spent so far (Linux /proc)."""
     with open(f"/proc/{pid}/stat") as f:
-        return stat_cpu_seconds(f.read())
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def processes_named(names: Iterable[str]) -> dict[int, str]:
+    """Every running process whose command name (``/proc/<pid>/comm``) is one of ``names``."""
+    wanted = set(names)
+    found: dict[int, str] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:  # the process ended meanwhile
+                continue
+            if comm in wanted:
+                found[int(entry.name)] = comm
+    return found
 
 
 def rss_mb(pid: int) -> float:

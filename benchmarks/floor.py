@@ -41,6 +41,7 @@ from benchmarks.common import (
     Progress,
     fast_simulator,
     process_cpu_seconds,
+    processes_named,
     quiet,
     stack,
     to_stderr,
@@ -85,15 +86,7 @@ def _loop(n: int, server_pid: int | None, op: Callable[[], object]) -> dict[str,
 
 
 def _redis_pid() -> int | None:
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/comm") as f:
-                    if f.read().strip() == "redis-server":
-                        return int(entry.name)
-            except OSError:
-                continue
-    return None
+    return next(iter(processes_named(["redis-server"])), None)
 
 
 def _messages(n: int, delay: int | None, redis_pid: int | None) -> dict[str, float]:

@@ -21,9 +21,10 @@ from typing import Any
 from benchmarks.common import (
     Progress,
     fast_simulator,
+    process_cpu_seconds,
+    processes_named,
     quiet,
     stack,
-    stat_cpu_seconds,
     submit_backlog,
     to_stderr,
     wait_until,
@@ -108,21 +109,14 @@ class CpuMark:
     @classmethod
     def read(cls, parts: dict[str, set[int]]) -> CpuMark:
         """Read /proc: the processes in ``parts`` (by pid) and every :data:`SERVICES` process."""
-        named = {pid: part for part, pids in parts.items() for pid in pids}
+        named = {pid: SERVICES[comm] for pid, comm in processes_named(SERVICES).items()}
+        named.update({pid: part for part, pids in parts.items() for pid in pids})
         by_pid: dict[int, tuple[str, float]] = {}
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
+        for pid, part in named.items():
             try:
-                with open(f"/proc/{entry.name}/stat") as f:
-                    stat = f.read()
+                by_pid[pid] = (part, process_cpu_seconds(pid))
             except OSError:  # the process ended meanwhile
                 continue
-            pid = int(entry.name)
-            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-            part = named.get(pid) or SERVICES.get(comm)
-            if part:
-                by_pid[pid] = (part, stat_cpu_seconds(stat))
         return cls(by_pid, _machine_cpu())
 
     def since(self, start: CpuMark) -> dict[str, float]:
