@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import floor, pipeline
+from benchmarks import floor, peers, pipeline
 from benchmarks.pipeline import CpuMark
 
 PARTS = ("worker", "postgres", "redis", "simulator", "machine")
@@ -58,3 +58,11 @@ def test_floor_adds_up_each_operation_by_its_count_per_video() -> None:
         result["cores"] * 1000 / floor_ms, rel=0.01
     )
     assert len(lines) == len(floor.PER_VIDEO)
+
+
+def test_dramatiq_reference_point_drains_every_message() -> None:
+    result = peers.dramatiq_figures(300)
+    assert result["version"]
+    assert result["sent_per_s"] > 0
+    assert result["drained_messages"] == 300
+    assert result["drained_per_s"] > 0
