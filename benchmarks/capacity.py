@@ -10,18 +10,17 @@ sampled every second, and the largest resident memory of a worker process.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
 from benchmarks.common import (
     Progress,
     fast_simulator,
+    print_json,
     quiet,
     rss_mb,
     stack,
     submit_backlog,
-    to_stderr,
 )
 
 
@@ -80,9 +79,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=8)
     args = p.parse_args()
-    result = run(args.jobs, args.render, args.workers, args.threads, progress=to_stderr)
-    to_stderr("")  # clear the progress line
-    print(json.dumps(result))
+    print_json(
+        lambda progress: run(args.jobs, args.render, args.workers, args.threads, progress=progress)
+    )
 
 
 if __name__ == "__main__":

@@ -77,6 +77,14 @@ def to_stderr(line: str) -> None:
         print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
 
 
+def print_json(run: Callable[[Progress], dict[str, Any]]) -> None:
+    """Run a benchmark with its progress on a terminal's standard error, then print its result
+    as one JSON object on standard output."""
+    result = run(to_stderr)
+    to_stderr("")  # clear the progress line
+    print(json.dumps(result))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,7 +20,6 @@ is the floor under one thread's submits, which are one durable commit each.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import threading
 import time
@@ -40,11 +39,11 @@ from benchmarks.common import (
     REDIS_URL,
     Progress,
     fast_simulator,
+    print_json,
     process_cpu_seconds,
     processes_named,
     quiet,
     stack,
-    to_stderr,
 )
 
 #: What one video costs, by operation (see the module's docstring).
@@ -170,9 +169,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=2000, help="operations of each kind")
     args = p.parse_args()
-    result = run(args.n, progress=to_stderr)
-    to_stderr("")  # clear the progress line
-    print(json.dumps(result))
+    print_json(lambda progress: run(args.n, progress=progress))
 
 
 if __name__ == "__main__":

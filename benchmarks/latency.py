@@ -10,12 +10,11 @@ simulator received the video minus the time it marked the task done (both on its
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from datetime import datetime
 from typing import Any
 
-from benchmarks.common import PRODUCT, Progress, fast_simulator, quiet, stack, to_stderr
+from benchmarks.common import PRODUCT, Progress, fast_simulator, print_json, quiet, stack
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -97,9 +96,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--render", type=float, default=3.0)
     args = p.parse_args()
-    result = run(args.rate, args.seconds, args.render, progress=to_stderr)
-    to_stderr("")  # clear the progress line
-    print(json.dumps(result))
+    print_json(lambda progress: run(args.rate, args.seconds, args.render, progress=progress))
 
 
 if __name__ == "__main__":

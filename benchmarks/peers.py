@@ -14,7 +14,6 @@ Procrastinate is not a dependency of the project. Install it beside it first:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import subprocess
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
-from benchmarks.common import ADMIN_URL, REDIS_URL, Progress, quiet, to_stderr
+from benchmarks.common import ADMIN_URL, REDIS_URL, Progress, print_json, quiet
 
 
 def procrastinate_figures(
@@ -165,9 +164,7 @@ def main() -> None:
     p.add_argument("--backlog", type=int, default=5000, help="no-op jobs for Procrastinate")
     p.add_argument("--messages", type=int, default=20_000, help="no-op messages for Dramatiq")
     args = p.parse_args()
-    result = run(args.seconds, args.backlog, args.messages, progress=to_stderr)
-    to_stderr("")  # clear the progress line
-    print(json.dumps(result))
+    print_json(lambda progress: run(args.seconds, args.backlog, args.messages, progress=progress))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ it reports the wall time from the first submit to the last capture, e.g.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -21,12 +20,12 @@ from typing import Any
 from benchmarks.common import (
     Progress,
     fast_simulator,
+    print_json,
     process_cpu_seconds,
     processes_named,
     quiet,
     stack,
     submit_backlog,
-    to_stderr,
     wait_until,
 )
 
@@ -179,9 +178,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=8)
     args = p.parse_args()
-    result = run(args.jobs, args.render, args.workers, args.threads, progress=to_stderr)
-    to_stderr("")  # clear the progress line
-    print(json.dumps(result))
+    print_json(
+        lambda progress: run(args.jobs, args.render, args.workers, args.threads, progress=progress)
+    )
 
 
 if __name__ == "__main__":
