@@ -114,7 +114,7 @@ def dramatiq_figures(messages: int, progress: Progress = quiet) -> dict[str, Any
         sent = messages / (time.perf_counter() - start)
         progress("Dramatiq: 2 processes x 8 threads draining them")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "benchmarks.noop_actor", *PROCESSES_THREADS],
+            [sys.executable, "-m", "dramatiq", "benchmarks.noop_actor:broker", *PROCESSES_THREADS],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
