@@ -56,7 +56,12 @@ def scratch_settings(prefix: str, **overrides: object) -> Iterator[Settings]:
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        r = redis.Redis.from_url(REDIS_URL)
+        drop_namespace(namespace)
+
+
+def drop_namespace(namespace: str) -> None:
+    """Delete every Redis key under ``namespace:``."""
+    with redis.Redis.from_url(REDIS_URL) as r:
         keys = list(r.scan_iter(f"{namespace}:*", count=1000))
         for i in range(0, len(keys), 1000):
             r.delete(*keys[i : i + 1000])

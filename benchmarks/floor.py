@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import dramatiq
-import httpx
 import openai
 import psycopg
 import redis
@@ -38,6 +37,7 @@ from dramatiq.brokers.redis import RedisBroker
 from benchmarks.common import (
     REDIS_URL,
     Progress,
+    drop_namespace,
     fast_simulator,
     print_json,
     process_cpu_seconds,
@@ -45,6 +45,7 @@ from benchmarks.common import (
     quiet,
     stack,
 )
+from worker.http import client as http_client
 
 #: What one video costs, by operation (see the module's docstring).
 PER_VIDEO = {
@@ -112,10 +113,7 @@ def _messages(n: int, delay: int | None, redis_pid: int | None) -> dict[str, flo
     finally:
         worker.stop()
         broker.close()
-        r = redis.Redis.from_url(REDIS_URL)
-        keys = list(r.scan_iter(f"{namespace}:*"))
-        if keys:
-            r.delete(*keys)
+        drop_namespace(namespace)
     return result
 
 
@@ -123,9 +121,10 @@ def run(n: int = 2000, progress: Progress = quiet) -> dict[str, Any]:
     redis_pid = _redis_pid()
     ops: dict[str, dict[str, float]] = {}
     with stack("wbench_floor", fast_simulator(0)) as s:
-        with httpx.Client(base_url=s.sim.url, transport=httpx.HTTPTransport(retries=0)) as http:
+        with http_client(10.0) as http:  # the client every provider adapter uses
             progress("HTTP exchanges through httpx")
-            ops["http"] = _loop(n, s.sim_pid, lambda: http.get("/_sim/health").content)
+            health = f"{s.sim.url}/_sim/health"
+            ops["http"] = _loop(n, s.sim_pid, lambda: http.get(health).content)
         chat = openai.OpenAI(api_key="floor", base_url=f"{s.sim.url}/v1", max_retries=0)
         body = {
             "model": s.settings.openai_model,

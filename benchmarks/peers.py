@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
-from benchmarks.common import ADMIN_URL, REDIS_URL, Progress, print_json, quiet
+from benchmarks.common import ADMIN_URL, REDIS_URL, Progress, drop_namespace, print_json, quiet
 
 
 def procrastinate_figures(
@@ -138,9 +138,8 @@ def dramatiq_figures(messages: int, progress: Progress = quiet) -> dict[str, Any
             worker.terminate()
             worker.wait(30)
         noop_actor.broker.close()
-        keys = list(r.scan_iter(f"{namespace}:*"))
-        if keys:
-            r.delete(*keys)
+        r.close()
+        drop_namespace(namespace)
 
 
 def _version(package: str) -> str:
