@@ -54,6 +54,12 @@ class Claim:
         return self.row["deadline_at"]  # type: ignore[no-any-return]
 
     @property
+    def follows_rescue(self) -> bool:
+        """The claim before this one ran this same step and was taken back by a rescue: its
+        worker died or stalled, and what that run did outside the database is unknown."""
+        return self.row.get("rescued_claim") == self.token - 1
+
+    @property
     def db_now(self) -> datetime:
         return self.row["db_now"]  # type: ignore[no-any-return]
 

@@ -184,6 +184,14 @@ class StepContext:
     def row(self) -> dict[str, Any]:
         return self.claim.row
 
+    @property
+    def after_rescue(self) -> bool:
+        """This step's previous run was cut off: its worker died or stalled past its lease and
+        the maintenance loop took the job back. Whatever that run did outside the database
+        (a paid request, say) is unknown; a step whose side effect must not happen twice checks
+        this before repeating it."""
+        return self.claim.follows_rescue
+
     def now(self) -> datetime:
         """The database's clock, advanced by the time this step has run."""
         return self.claim.db_now + timedelta(seconds=time.monotonic() - self._started)

@@ -72,6 +72,18 @@ def submit(ctx: StepContext) -> Outcome:
             event="task already created",
             detail=f"task {task_id} (key {ctx.row['key_name']}) found; polling it",
         )
+    if ctx.after_rescue:
+        # The last run of this step died or stalled with no task recorded. It may have died
+        # after KIE accepted (and charged) a createTask: its outcome is unknown, exactly as
+        # after a read timeout. A retry could pay twice, so the job fails and is refunded.
+        return Fail(
+            ProviderError(
+                ErrorClass.TEMPORARY,
+                "createTask outcome unknown (the worker creating the task died or stalled "
+                "before recording it); not retried, so the video is never paid twice",
+                provider="kie",
+            )
+        )
     if "prompt" not in ctx.state:
         raise ProviderError(
             ErrorClass.INTERNAL, "submit step reached without a prompt", provider="worker"

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -46,6 +47,8 @@ def _pg_bin() -> Path:
 
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+#: The product a KIE prompt is about, as the simulator's OpenAI writes it.
+_PROMPT_SUBJECT = re.compile(r"hero shot of (.+?) centered in frame")
 BOT_TOKEN = "777:chaos-telegram-token"
 KIE_KEYS = {"kie-a": "chaos-kie-a", "kie-b": "chaos-kie-b", "kie-broke": "chaos-kie-broke"}
 OPENAI_KEYS = {"oa-a": "chaos-openai-a", "oa-b": "chaos-openai-b"}
@@ -85,7 +88,11 @@ class ChaosReport:
     paid_creates: int = 0
     failed_generations: int = 0
     unknown_outcome_creates: int = 0
+    #: Of those, jobs whose worker died or stalled in the middle of a createTask.
+    cut_off_creates: int = 0
     duplicate_creates: int = 0
+    jobs_paid_twice: list[int] = field(default_factory=list)
+    unattributed_tasks: int = 0
     orphaned_events: int = 0
     videos_missing: list[int] = field(default_factory=list)
     videos_twice: list[int] = field(default_factory=list)
@@ -499,17 +506,27 @@ class ChaosRun:
         r.redispatches = sum(1 for e in events if e["event"] == "redispatched")
         r.orphaned_events = sum(1 for e in events if e["event"] == "orphaned task")
         r.unknown_outcome_creates = sum(1 for j in jobs if "outcome unknown" in (j["error"] or ""))
+        r.cut_off_creates = sum(1 for j in jobs if "died or stalled" in (j["error"] or ""))
 
-        known = set()
-        for j in jobs:
-            if j["provider_task_id"]:
-                known.add(j["provider_task_id"])
-            known.update(j["state"].get("failed_tasks", []))
         r.failed_generations = sum(len(j["state"].get("failed_tasks", [])) for j in jobs)
         tasks = self.sim.tasks()
         r.paid_creates = int(self.sim.stats()["paid_creates"])
-        orphans = [t for t in tasks if t["task_id"] not in known]
-        r.duplicate_creates = max(0, len(orphans) - r.unknown_outcome_creates)
+        # Every paid creation, recorded or not, belongs to the job whose product its prompt
+        # names. A job may pay once per generation: its failed ones plus the last.
+        by_title = {j["payload"]["title"]: j["id"] for j in jobs}
+        creations: Counter[int] = Counter()
+        for t in tasks:
+            named = _PROMPT_SUBJECT.search(t["prompt"] or "")
+            job_id = by_title.get(named.group(1)) if named else None
+            if job_id is None:
+                r.unattributed_tasks += 1
+            else:
+                creations[job_id] += 1
+        for j in jobs:
+            extra = creations[j["id"]] - (len(j["state"].get("failed_tasks", [])) + 1)
+            if extra > 0:
+                r.jobs_paid_twice.append(j["id"])
+                r.duplicate_creates += extra
 
         by_chat: dict[int, Counter[str]] = {}
         for m in self.sim.messages():

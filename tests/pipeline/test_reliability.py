@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import redis
 
 from tests.pipeline.conftest import Pipeline, wait_for
@@ -51,6 +52,80 @@ def test_a_stalled_worker_cannot_write_after_its_lease_was_taken(pipeline: Pipel
     )
     assert [e["event"] for e in job_view["events"]] == ["submitted", "rescued"]
     m.stop()
+
+
+def _rescue_in(pipeline: Pipeline, job: int, step: str) -> lifecycle.Claim:
+    """A worker claims ``job`` (going on to ``step`` with a written prompt, as a chained run
+    does) and dies there: its lease runs out and the maintenance loop takes the job back."""
+    with pipeline.db.transaction() as conn:
+        dying = lifecycle.claim(conn, job, "prompt", "dying-worker", 0.2)
+        assert dying is not None
+        if step != "prompt":
+            dying = lifecycle.advance(
+                conn,
+                dying,
+                step=step,
+                owner="dying-worker",
+                lease_seconds=0.2,
+                state={"prompt": "A slow push-in on a red ceramic mug."},
+            )
+            assert dying is not None
+    time.sleep(0.5)
+    m = _maintenance(pipeline)
+    assert m.elect()
+    assert m.tick().rescued == 1
+    m.stop()
+    return dying
+
+
+def test_a_job_whose_worker_died_while_creating_its_task_is_refunded_not_paid_twice(
+    pipeline: Pipeline,
+) -> None:
+    (job,) = pipeline.submit(5, credits=1, chat_id=5005)
+    dying = _rescue_in(pipeline, job, "submit")
+    # Before it died, the worker's createTask reached KIE, which created (and charged) the task;
+    # the task id never reached the database.
+    accepted = httpx.post(
+        f"{pipeline.sim.kie_url}/api/v1/jobs/createTask",
+        headers={"Authorization": "Bearer sim-kie-1"},
+        json={
+            "model": pipeline.settings.kie_model,
+            "input": {"prompt": "A slow push-in", "image_urls": ["https://example.test/p.jpg"]},
+        },
+    )
+    assert accepted.json()["code"] == 200 and pipeline.paid_creates() == 1
+
+    pipeline.start_worker()
+    (done,) = pipeline.wait([job], timeout=30)
+    assert (done["status"], done["error_class"], done["credits"]) == (
+        "failed",
+        "TEMPORARY",
+        "refunded",
+    )
+    assert "never paid twice" in done["error"] and done["provider_task_id"] is None
+    assert pipeline.paid_creates() == 1  # the rescued run did not create another
+    events = [e["event"] for e in done["events"]]
+    assert events.index("rescued") < events.index("failed"), events
+    (message,) = pipeline.messages(5005)
+    assert message["method"] == "sendMessage"
+    with pipeline.db.transaction() as conn:
+        row = conn.execute(
+            "SELECT claims, rescued_claim FROM jobs WHERE id = %s", (job,)
+        ).fetchone()
+    assert row is not None and row["rescued_claim"] == dying.token < row["claims"]
+    assert pipeline.ledger_ok()
+
+
+def test_a_job_rescued_before_any_paid_request_runs_again_and_succeeds(
+    pipeline: Pipeline,
+) -> None:
+    (job,) = pipeline.submit(6, credits=1)
+    _rescue_in(pipeline, job, "prompt")
+    pipeline.start_worker()
+    (done,) = pipeline.wait([job], timeout=30)
+    assert (done["status"], done["credits"]) == ("succeeded", "captured"), done["events"]
+    assert "rescued" in [e["event"] for e in done["events"]]
+    assert pipeline.paid_creates() == 1
 
 
 def test_a_poison_job_fails_and_refunds_after_the_rescue_cap(pipeline: Pipeline) -> None:

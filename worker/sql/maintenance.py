@@ -11,7 +11,8 @@ UPDATE jobs SET dispatched_at = now()
                  FOR UPDATE SKIP LOCKED)
 RETURNING id, kind, step"""
 
-# Running jobs whose lease expired: their worker died or stalled. Back to the queue.
+# Running jobs whose lease expired: their worker died or stalled. Back to the queue, with the
+# token taken back, so the next claim knows it follows a rescue of the same step.
 RESCUE = """
 WITH expired AS (
     SELECT id, lease_owner FROM jobs
@@ -20,7 +21,7 @@ WITH expired AS (
        FOR UPDATE SKIP LOCKED)
 UPDATE jobs j
    SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, rescues = rescues + 1,
-       next_run_at = now(), dispatched_at = now(), updated_at = now()
+       rescued_claim = j.claims, next_run_at = now(), dispatched_at = now(), updated_at = now()
   FROM expired e
  WHERE j.id = e.id
 RETURNING j.id, j.kind, j.step, j.rescues, e.lease_owner"""
