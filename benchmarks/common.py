@@ -143,7 +143,11 @@ class Stack:
     sim_pid: int = 0
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start_workers(self, n: int, threads: int = 8) -> None:
+    def start_workers(
+        self, n: int, threads: int = 8, module: str = "worker.cli.main", **env: str
+    ) -> None:
+        """Start ``n`` ``worker run`` processes (``module`` is the entry point: another one can
+        wrap the worker, as ``benchmarks.instrumented_worker`` does)."""
         for i in range(n):
             log = (self.logs / f"worker-{i}.log").open("wb")
             self.workers.append(
@@ -151,14 +155,14 @@ class Stack:
                     [
                         sys.executable,
                         "-m",
-                        "worker.cli.main",
+                        module,
                         "run",
                         "--threads",
                         str(threads),
                         "--instance",
                         str(i + 1),
                     ],
-                    env=self.env,
+                    env={**self.env, **env},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )

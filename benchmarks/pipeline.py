@@ -37,6 +37,8 @@ def run(
     threads: int = 8,
     timeout: float = 600.0,
     progress: Progress = quiet,
+    worker_module: str = "worker.cli.main",
+    worker_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     sim = fast_simulator(render)
     with stack("wbench_pipe", sim) as s:
@@ -45,7 +47,7 @@ def run(
         submit_backlog(s.client, jobs)
         submitted = time.monotonic() - t0
         commits_before = _commits(s.db)
-        s.start_workers(workers, threads)
+        s.start_workers(workers, threads, worker_module, **(worker_env or {}))
         parts = {"worker": {w.pid for w in s.workers}, "simulator": {s.sim_pid}}
         # CPU from the first claim (the workers have started up) to the last capture.
         marks: list[CpuMark] = []

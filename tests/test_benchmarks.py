@@ -5,10 +5,14 @@ No figure is judged here: speed is measured by running the benchmarks, never ass
 
 from __future__ import annotations
 
+import time
+
 import dramatiq
 import pytest
 
-from benchmarks import floor, peers, pipeline
+from benchmarks import attribution, floor, peers, pipeline
+from benchmarks.instrumented_worker import PARTS as WRAPPED
+from benchmarks.instrumented_worker import Ledger
 from benchmarks.pipeline import CpuMark
 
 PARTS = ("worker", "postgres", "redis", "simulator", "machine")
@@ -27,6 +31,42 @@ def test_pipeline_reports_commits_and_cpu_by_process() -> None:
     assert 0 <= result["steal_percent"] <= 100
     assert lines[0] == "submitting 20 jobs"
     assert lines[-1] == "20 of 20 jobs finished"
+
+
+def test_attribution_charges_the_workers_cpu_to_the_libraries_they_call() -> None:
+    result = attribution.run(jobs=20, workers=1, threads=2)
+    assert result["succeeded"] == 20
+    assert result["missing"] == []  # every wrapped function still exists where it was
+    parts = result["parts"]
+    # every step goes through these; the report's kind and OpenAI client too
+    for part in ("psycopg", "redis-py", "httpx", "openai SDK", "ours: step runtime"):
+        assert parts[part]["ms_per_job"] > 0 and parts[part]["calls_per_job"] > 0
+    assert set(parts) <= set(WRAPPED)
+    attributed = sum(p["ms_per_job"] for p in parts.values())
+    assert attributed == pytest.approx(result["attributed_ms_per_job"], abs=0.01 * len(parts))
+    assert 0 < result["attributed_ms_per_job"] <= result["worker_process_cpu_ms_per_job"]
+
+
+def test_nested_calls_are_charged_once_to_the_innermost_part() -> None:
+    ledger = Ledger()
+
+    def spin(seconds: float) -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    inner = ledger.wrap("inner", lambda: spin(0.05))
+
+    def body() -> None:
+        spin(0.05)
+        inner()
+        spin(0.05)
+
+    outer = ledger.wrap("outer", body)
+    ledger.wrap("outer", outer)()  # the same part calling itself is one call
+    assert ledger.calls == {"inner": 1, "outer": 1}
+    assert ledger.seconds["inner"] == pytest.approx(0.05, abs=0.02)
+    assert ledger.seconds["outer"] == pytest.approx(0.10, abs=0.02)
 
 
 def test_cpu_between_marks_by_part() -> None:
