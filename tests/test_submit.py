@@ -47,6 +47,21 @@ def test_submit_commits_jobs_holds_and_events(client: Client, db: Database) -> N
         assert [e["event"] for e in j["events"]] == ["submitted"]
 
 
+def test_group_chats_are_accepted_and_a_chat_id_that_cannot_exist_is_refused(
+    client: Client, db: Database
+) -> None:
+    client.grant(13, 5)
+    for chat in (-4012345678, -1001234567890):  # a group, a supergroup
+        (job,) = client.submit_video(user_id=13, chat_id=chat, product=PRODUCT).job_ids
+        assert client.job(job)["chat_id"] == chat
+    before = _counts(db)
+    for bad in (0, True, 2**63, -(2**63), "-1001234567890", 1.5):
+        with pytest.raises(InvalidRequest) as info:
+            client.submit_video(user_id=13, chat_id=bad, product=PRODUCT)
+        assert info.value.field == "chat_id"
+    assert _counts(db) == before
+
+
 def test_same_key_same_request_returns_first_result(client: Client, db: Database) -> None:
     client.grant(12, 5)
     first = client.submit_video(user_id=12, product=PRODUCT, count=3, idempotency_key="tg-1")

@@ -195,7 +195,7 @@ class Client:
         """Submit jobs of any kind (the kind validates ``request`` into the stored payload)."""
         kind = get_kind(kind_name)
         user_id = v.positive_id("user_id", user_id)
-        chat_id = v.positive_id("chat_id", chat_id if chat_id is not None else user_id)
+        chat_id = v.chat_id("chat_id", chat_id if chat_id is not None else user_id)
         idempotency_key = v.idempotency_key(idempotency_key)
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
             raise InvalidRequest("count", "must be a whole number from 1 to 100")

@@ -23,6 +23,18 @@ def positive_id(field: str, value: Any) -> int:
     return value
 
 
+def chat_id(field: str, value: Any) -> int:
+    """A Telegram chat id: positive for a private chat (the user's own id), negative for a
+    group, ``-100…`` for a supergroup or channel; never 0."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(
+            field, f"must be a Telegram chat id (an integer), not {type(value).__name__}"
+        )
+    if value == 0 or not -MAX_ID <= value <= MAX_ID:
+        raise InvalidRequest(field, "must be a Telegram chat id: a non-zero 64-bit integer")
+    return value
+
+
 def count_in(field: str, value: Any, allowed: Iterable[int]) -> int:
     allowed = tuple(allowed)
     if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
