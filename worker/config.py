@@ -170,6 +170,7 @@ class Settings(BaseSettings):
     report_price_credits: int = Field(0, ge=0)
 
     storage_dir: Path = Path("storage")
+    storage_retention_days: float = Field(14.0, ge=0)
     sentry_dsn: SecretStr = SecretStr("")
     metrics_port: int | None = Field(None, ge=1, le=65535)
 

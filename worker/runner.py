@@ -2,7 +2,8 @@
 
 Startup: Sentry (before the broker, as its Dramatiq integration requires), the broker, the
 actors of every job kind, the Dramatiq worker, the lease keeper, the maintenance loop (which
-only acts when this process is the elected leader), metrics, then ``READY=1`` once Redis
+only acts when this process is the elected leader), the storage retention pass (one process per
+host at a time), metrics, then ``READY=1`` once Redis
 answers and every consumer thread runs. Under a systemd watchdog, ``WATCHDOG=1`` every
 ``WATCHDOG_USEC / 2`` while :meth:`WorkerProcess.check_health` finds nothing wrong.
 
@@ -36,6 +37,7 @@ from worker.keys import KeyPool
 from worker.kinds import all_kinds
 from worker.maintenance import Maintenance
 from worker.redaction import install_logging, redact
+from worker.retention import RetentionLoop
 from worker.steps import LeaseKeeper, Runtime, Services
 from worker.telegram import TelegramNotifier
 
@@ -107,6 +109,9 @@ class WorkerProcess:
         self.maintenance = Maintenance(
             settings, self.db, self.dispatcher, kinds, self.services.notifications
         )
+        self.retention = RetentionLoop(
+            settings.storage_dir, self.db, settings.storage_retention_days * 86400
+        )
         self.worker: dramatiq.Worker | None = None
 
     def start(self) -> None:
@@ -118,6 +123,7 @@ class WorkerProcess:
         self.worker.start()
         self.leases.start()
         self.maintenance.start()
+        self.retention.start()
         from worker.observability import start_metrics_server
 
         start_metrics_server(self)
@@ -256,6 +262,7 @@ class WorkerProcess:
                 return False
         clean = self.leases.in_flight() == 0
         self.maintenance.stop()
+        self.retention.stop()
         self.leases.stop()
         self.services.close()
         self.broker.close()

@@ -62,6 +62,7 @@ def _register() -> None:
         ledger_cmd,
         ops_cmd,
         report_cmd,
+        storage_cmd,
         submit_cmd,
     )
 
@@ -73,6 +74,7 @@ def _register() -> None:
         submit_cmd,
         report_cmd,
         ops_cmd,
+        storage_cmd,
         doctor_cmd,
     )
     for module in modules:
