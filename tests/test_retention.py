@@ -29,10 +29,10 @@ def _job(client: Client, user: int = 21) -> int:
     return job
 
 
-def _finish(db: Database, job: int, days_ago: float, result: Path) -> None:
+def _finish(db: Database, job: int, days_ago: float, result: Path, step: str = "prompt") -> None:
     """The job succeeds (its hold captured, as a step would), then is aged ``days_ago``."""
     with db.transaction() as conn:
-        c = lifecycle.claim(conn, job, "prompt", "test", 30)
+        c = lifecycle.claim(conn, job, step, "test", 30)
         assert c is not None and lifecycle.succeed(conn, c, result=str(result))
         conn.execute(
             "UPDATE jobs SET finished_at = now() - make_interval(days => %s) WHERE id = %s",
@@ -76,6 +76,7 @@ def test_only_files_of_jobs_finished_before_the_retention_go(
         "removed_bytes": 4096,
         "kept": 3,  # the recent job's, the running job's, and a job this database never had
         "partials_removed": 1,
+        "shared_removed": 0,
         "skipped": False,
         "dry_run": False,
     }
@@ -87,6 +88,47 @@ def test_only_files_of_jobs_finished_before_the_retention_go(
     # The job and its money are untouched; a second pass finds nothing more.
     assert (client.job(old)["status"], client.job(old)["credits"]) == ("succeeded", "captured")
     assert retention.prune(storage.root, db, 14 * DAY).removed == 0
+
+
+def _age(path: Path, days: float) -> None:
+    then = time.time() - days * DAY
+    os.utime(path, (then, then))
+
+
+def test_report_folders_and_the_uploads_no_job_needs_go(
+    client: Client, db: Database, settings: Settings, storage: Storage, tmp_path: Path
+) -> None:
+    def report(user: int, rows: str) -> tuple[int, Path]:
+        csv = tmp_path / f"sales-{user}.csv"
+        csv.write_text(f"date,title,price\n{rows}\n")
+        (job,) = client.submit_report(user, None, csv).job_ids
+        return job, settings.storage_dir / client.job(job)["payload"]["csv"]
+
+    done, done_upload = report(31, "2026-01-01,a,1")
+    waiting, waiting_upload = report(32, "2026-01-02,b,2")
+    folder = storage.path_for("report", done, "")
+    _file(folder / "sales-report.html", days_old=30)
+    _age(folder, 30)
+    _finish(db, done, days_ago=30, result=folder / "sales-report.html", step="analyse")
+    for upload in (done_upload, waiting_upload):
+        _age(upload, 30)
+    fresh = settings.storage_dir / "report/uploads/ff" / ("f" * 64 + ".csv")
+    _file(fresh, days_old=0, size=5)
+    # Not where path_for would put that job: never taken for it.
+    misplaced = _file(settings.storage_dir / "video" / "005" / f"{done}.mp4", days_old=30)
+
+    report_ = retention.prune(storage.root, db, 14 * DAY)
+    assert (report_.removed, report_.shared_removed) == (1, 1)
+    assert not folder.exists() and not done_upload.exists()
+    assert waiting_upload.exists() and fresh.exists() and misplaced.exists()
+    assert "file removed" in [e["event"] for e in client.job(done)["events"]]
+    assert "file removed" not in [e["event"] for e in client.job(waiting)["events"]]
+
+    # The same file submitted again is stored again; reusing a stored upload marks it as used.
+    _, again_upload = report(31, "2026-01-01,a,1")
+    assert again_upload == done_upload and again_upload.exists()
+    _, reused = report(33, "2026-01-02,b,2")
+    assert reused == waiting_upload and reused.stat().st_mtime > time.time() - 60
 
 
 def test_one_process_per_host_prunes_at_a_time(

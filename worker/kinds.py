@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 from worker.errors import WorkerError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from worker.config import Settings
+    from worker.db import Database
     from worker.steps import StepHandler
 
 JOBS_PACKAGE = "jobs"
@@ -48,6 +51,10 @@ class JobKind:
     key_checks_module: str | None = None
     #: Timeline events that end a step (event → step), for `worker jobs stats` durations.
     step_events: Mapping[str, str] = field(default_factory=dict)
+    #: Removes the kind's files that several jobs share, once no job needs them for the
+    #: retention: ``(STORAGE_DIR, db, retention seconds, dry run) → (files, bytes)``.
+    #: A job's own files are the framework's to prune (``worker.retention``).
+    prune_shared: Callable[[Path, Database, float, bool], tuple[int, int]] | None = None
 
     def failure_text(self, payload: Mapping[str, Any], user_message: str, price: int) -> str:
         """The one message a user gets when a job fails."""

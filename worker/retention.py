@@ -1,12 +1,13 @@
 """Storage retention: the stored files of jobs that finished long ago are removed.
 
-A job's files live at ``<STORAGE_DIR>/<kind>/<bucket>/<job id><suffix>``
+A job's files live at ``<STORAGE_DIR>/<kind>/<bucket>/<job id><suffix>``, a file or a folder
 (:meth:`worker.storage.Storage.path_for`). Once a job has been finished for longer than
 ``STORAGE_RETENTION_DAYS``, nothing reads its file again: the user has the video, and a clone is
 a new job. A pass removes those files and puts a "file removed" event on each job's timeline. The
 job table decides, not the file's age: a file whose job is unfinished, finished recently, or
 unknown to this database is kept. Leftovers of downloads cut short (``.<name>.<pid>.part``) go
-once they are a day old.
+once they are a day old. Files that several jobs share (the report kind's uploads) are the
+kind's to prune: ``JobKind.prune_shared``.
 
 Every worker process runs a pass about once an hour (:class:`RetentionLoop`). Processes on one
 host share its storage directory, so a pass takes an exclusive ``flock`` on
@@ -22,13 +23,16 @@ import logging
 import os
 import random
 import re
+import shutil
+import stat
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from worker.db import Database
+from worker.kinds import all_kinds
 from worker.sql import retention as q
 
 log = logging.getLogger(__name__)
@@ -40,8 +44,9 @@ PARTIAL_AFTER_SECONDS = 86400.0
 BATCH = 500
 LOCK_NAME = ".prune.lock"
 
-_STORED = re.compile(r"^(\d+)\.[A-Za-z0-9]+$")
+_STORED = re.compile(r"^(\d+)(?:\.[A-Za-z0-9]+)?$")  # 42.mp4, or the folder 42
 _PARTIAL = re.compile(r"^\..+\.\d+\.part$")
+_BUCKET = re.compile(r"^\d{3}$")
 
 
 @dataclass
@@ -53,9 +58,10 @@ class PruneReport:
     #: Old enough files kept: their job is unfinished, finished too recently, or unknown here.
     kept: int = 0
     partials_removed: int = 0
+    #: Files shared by several jobs, removed by their kind (``JobKind.prune_shared``).
+    shared_removed: int = 0
     skipped: bool = False  # another process on this host was pruning
     dry_run: bool = False
-    removed_jobs: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -63,6 +69,7 @@ class PruneReport:
             "removed_bytes": self.removed_bytes,
             "kept": self.kept,
             "partials_removed": self.partials_removed,
+            "shared_removed": self.shared_removed,
             "skipped": self.skipped,
             "dry_run": self.dry_run,
         }
@@ -88,22 +95,31 @@ def prune(
             return report
         now = time.time()
         candidates: dict[int, tuple[Path, int]] = {}
-        for path, st in _files(root):
+        for bucket, path, st in _entries(root):
             if _PARTIAL.match(path.name):
                 if st.st_mtime < now - PARTIAL_AFTER_SECONDS:
                     report.partials_removed += 1
                     if not dry_run:
-                        path.unlink(missing_ok=True)
+                        _delete(path)
                 continue
             stored = _STORED.match(path.name)
-            # A file younger than the retention cannot belong to a job finished before it.
-            if stored and st.st_mtime < now - retention_seconds:
-                candidates[int(stored.group(1))] = (path, st.st_size)
+            if stored is None:
+                continue
+            job_id = int(stored.group(1))
+            # Only where path_for puts that job; and a file younger than the retention cannot
+            # belong to a job finished before it.
+            if bucket == f"{job_id // 1000 % 1000:03d}" and st.st_mtime < now - retention_seconds:
+                candidates[job_id] = (path, _size(path, st))
         ids = sorted(candidates)
         for i in range(0, len(ids), BATCH):
             _remove(
                 db, [(j, *candidates[j]) for j in ids[i : i + BATCH]], retention_seconds, report
             )
+        for kind in all_kinds():
+            if kind.prune_shared is not None:
+                files, size = kind.prune_shared(root, db, retention_seconds, dry_run)
+                report.shared_removed += files
+                report.removed_bytes += size
     return report
 
 
@@ -121,7 +137,6 @@ def _remove(
             return
         report.removed += len(gone)
         report.removed_bytes += sum(size for _, _, size in gone)
-        report.removed_jobs += [j for j, _, _ in gone]
         if report.dry_run:
             return
         conn.execute(
@@ -138,18 +153,32 @@ def _remove(
         # The events commit after the files are gone: a pass that dies in between leaves at
         # worst a removed file without its event, never an event for a file still on disk.
         for _, path, _ in gone:
-            path.unlink(missing_ok=True)
+            _delete(path)
 
 
-def _files(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    """``<root>/<kind>/<bucket>/<file>``: every regular file at that depth."""
+def _entries(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """``<root>/<kind>/<bucket>/<entry>`` for every three-digit bucket: (bucket, path, stat)."""
     for kind in _dirs(root):
         for bucket in _dirs(kind):
+            if not _BUCKET.match(bucket.name):
+                continue  # not a bucket of path_for (the report kind's uploads, say)
             with os.scandir(bucket) as entries:
                 for e in entries:
-                    if e.is_file(follow_symlinks=False):
-                        with contextlib.suppress(FileNotFoundError):
-                            yield Path(e.path), e.stat(follow_symlinks=False)
+                    with contextlib.suppress(FileNotFoundError):
+                        yield bucket.name, Path(e.path), e.stat(follow_symlinks=False)
+
+
+def _size(path: Path, st: os.stat_result) -> int:
+    if not stat.S_ISDIR(st.st_mode):
+        return st.st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _dirs(path: Path) -> list[Path]:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from jobs.report.retention import prune_uploads
 from jobs.report.upload import store_upload, stored_upload
 from worker import validation as v
 from worker.config import Settings
@@ -72,4 +73,5 @@ KIND = JobKind(
     deadline=lambda s, payload: float(getattr(s, "report_deadline_seconds", DEADLINE_SECONDS)),
     handlers_module="jobs.report.steps",
     subject=lambda payload: f"your sales report for “{payload.get('file_name', 'your file')}”",
+    prune_shared=prune_uploads,
 )

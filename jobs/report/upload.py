@@ -75,6 +75,7 @@ def store_upload(source: Any, root: Path, *, max_bytes: int) -> Upload:
     dest = root / relative
     try:
         if dest.stat().st_size == size:
+            os.utime(dest)  # used now: the retention pass keeps it (jobs.report.retention)
             return Upload(relative, file_name, size, digest)  # stored before: not copied again
     except FileNotFoundError:
         pass
@@ -95,6 +96,7 @@ def stored_upload(request: Any, root: Path) -> Upload:
         raise InvalidRequest("size", "must be the stored upload's size in bytes")
     try:
         found = (root / relative).stat().st_size
+        os.utime(root / relative)  # used now: the retention pass keeps it
     except FileNotFoundError:
         found = -1
     if found != size:
