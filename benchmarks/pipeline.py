@@ -39,9 +39,10 @@ def run(
     progress: Progress = quiet,
     worker_module: str = "worker.cli.main",
     worker_env: dict[str, str] | None = None,
+    first_poll: float = 0.0,
 ) -> dict[str, Any]:
     sim = fast_simulator(render)
-    with stack("wbench_pipe", sim) as s:
+    with stack("wbench_pipe", sim, kie_first_poll_seconds=first_poll) as s:
         t0 = time.monotonic()
         progress(f"submitting {jobs:,} jobs")
         submit_backlog(s.client, jobs)
@@ -91,6 +92,7 @@ def run(
             "wall_seconds": round(wall, 2),
             # every transaction the workers committed (steps, heartbeats, maintenance) per job
             "commits_per_job": round(commits / jobs, 2),
+            "polls_per_job": round(_polls(s) / jobs, 2),
             **_cpu_per_job(marks, jobs),
         }
 
@@ -167,6 +169,11 @@ def _machine_cpu() -> tuple[float, float, float]:
 STATS_FLUSH_SECONDS = 1.5
 
 
+def _polls(s: Any) -> int:
+    """recordInfo calls the simulator answered."""
+    return sum(int(t["polls"]) for t in s.sim.tasks())
+
+
 def _commits(db: Any) -> int:
     row = db.fetchone("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
     assert row is not None
@@ -179,9 +186,19 @@ def main() -> None:
     p.add_argument("--render", type=float, default=0.0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument(
+        "--first-poll", type=float, default=0.0, help="KIE_FIRST_POLL_SECONDS for the workers"
+    )
     args = p.parse_args()
     print_json(
-        lambda progress: run(args.jobs, args.render, args.workers, args.threads, progress=progress)
+        lambda progress: run(
+            args.jobs,
+            args.render,
+            args.workers,
+            args.threads,
+            progress=progress,
+            first_poll=args.first_poll,
+        )
     )
 
 

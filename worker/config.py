@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     kie_create_limit: str = "20/10"
     kie_query_limit: str = "10/1"
     kie_timeout: float = Field(30.0, gt=0)
+    #: The first poll waits at least this long after createTask (0: KIE's schedule, 2–3 s).
+    kie_first_poll_seconds: float = Field(0.0, ge=0)
 
     openai_api_keys: SecretStr = SecretStr("")
     openai_base_url: str = "https://api.openai.com/v1"

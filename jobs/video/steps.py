@@ -112,7 +112,9 @@ def submit(ctx: StepContext) -> Outcome:
     # If the job was taken over meanwhile, the runtime records the task as orphaned. Nothing
     # else happens in between: the key's success stamp (Redis) waits for the commit.
     ctx.after_commit(lambda: ctx.services.keys.report_success(key))
-    delay = poll_delay(0)
+    # KIE's schedule polls every 2-3 s at first; where renders are known to take longer,
+    # KIE_FIRST_POLL_SECONDS skips the polls that could only find it still rendering.
+    delay = max(poll_delay(0), ctx.settings.kie_first_poll_seconds)
     return Next(
         "poll",
         event="task created",

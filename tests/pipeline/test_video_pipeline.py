@@ -4,6 +4,7 @@ final balances, one final message per job, and a timeline that tells the story i
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from tests.pipeline.conftest import Pipeline
 from worker.dispatch import Dispatcher
@@ -44,6 +45,19 @@ def test_happy_path_count_1_and_3(pipeline: Pipeline) -> None:
     ]
     assert pipeline.paid_creates() == 4
     assert pipeline.ledger_ok()
+
+
+def test_the_first_poll_waits_for_kie_first_poll_seconds(pipeline: Pipeline) -> None:
+    # Renders take 1 s here; KIE's schedule would poll after 2-3 s, this setting after 4.
+    pipeline.reconfigure(kie_first_poll_seconds=4.0)
+    pipeline.start_worker()
+    (job,) = pipeline.submit(3, credits=1)
+    (done,) = pipeline.wait([job], timeout=30)
+    assert done["status"] == "succeeded"
+    at = {e["event"]: datetime.fromisoformat(e["at"]) for e in done["events"]}
+    assert (at["video ready"] - at["task created"]).total_seconds() >= 4.0
+    (task,) = pipeline.sim.tasks()
+    assert task["polls"] == 1  # one poll, which found the video done
 
 
 def test_user_error_refusal_fails_at_once_and_refunds(pipeline: Pipeline) -> None:
