@@ -31,6 +31,13 @@ from worker.redaction import RedactingFilter, redact
         ({"kie_create_limit": "fast"}, "KIE_CREATE_LIMIT"),
         ({"video_deadlines": "sora=abc"}, "VIDEO_DEADLINES"),
         ({"metrics_port": 70000}, "METRICS_PORT"),
+        ({"db_pool_min": 5, "db_pool_max": 2}, "DB_POOL_MIN"),
+        ({"kie_first_poll_seconds": -1}, "KIE_FIRST_POLL_SECONDS"),
+        ({"kie_first_poll_seconds": 1800}, "KIE_FIRST_POLL_SECONDS"),
+        (
+            {"kie_first_poll_seconds": 90, "video_deadlines": "sora-2-pro=60"},
+            "KIE_FIRST_POLL_SECONDS",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(overrides: dict[str, object], variable: str) -> None:

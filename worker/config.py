@@ -236,6 +236,12 @@ class Settings(BaseSettings):
             self, "_kie_query_rate", _parse_rate("KIE_QUERY_LIMIT", self.kie_query_limit)
         )
         object.__setattr__(self, "_deadlines", _parse_deadlines(self.video_deadlines))
+        shortest = min([self.video_deadline_seconds, *self._deadlines.values()])  # type: ignore[attr-defined]
+        if self.kie_first_poll_seconds >= shortest:
+            raise ValueError(
+                f"KIE_FIRST_POLL_SECONDS ({self.kie_first_poll_seconds:g}) must be below the "
+                f"shortest video deadline ({shortest:g} s): no video would be polled in time"
+            )
 
     # -- parsed views -----------------------------------------------------------------------
 
@@ -348,6 +354,8 @@ def _describe(exc: ValidationError) -> str:
     msg = msg.removeprefix("Value error, ")
     if msg.startswith(variable):
         return msg
+    if not err["loc"] and re.match(r"[A-Z][A-Z0-9_]+ ", msg):
+        return msg  # a check across settings (model_post_init) names its own variable
     if "pattern" in err.get("type", ""):
         pattern = (err.get("ctx") or {}).get("pattern", "")
         choices = re.findall(r"\(([^()]*\|[^()]*)\)", str(pattern))
