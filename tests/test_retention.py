@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 
 from tests.conftest import PRODUCT
 from worker import lifecycle, retention
@@ -70,7 +71,14 @@ def test_only_files_of_jobs_finished_before_the_retention_go(
     assert files[old].exists() and stale_part.exists()
     assert "file removed" not in [e["event"] for e in client.job(old)["events"]]
 
+    removed_before = REGISTRY.get_sample_value(
+        "worker_storage_removed_files_total", {"what": "job"}
+    )
     report = retention.prune(storage.root, db, 14 * DAY)
+    assert (
+        REGISTRY.get_sample_value("worker_storage_removed_files_total", {"what": "job"})
+        == (removed_before or 0) + 1
+    )
     assert report.as_dict() == {
         "removed": 1,
         "removed_bytes": 4096,

@@ -40,3 +40,8 @@ MAINTENANCE = Counter(
     "Maintenance actions (redispatch, rescue, deadline...)",
     ["action"],
 )
+STORAGE_REMOVED = Counter(
+    "worker_storage_removed_files_total",
+    "Stored files removed by the retention pass (job files, shared files, stale partials)",
+    ["what"],
+)

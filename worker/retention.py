@@ -33,6 +33,7 @@ from pathlib import Path
 
 from worker.db import Database
 from worker.kinds import all_kinds
+from worker.metrics import STORAGE_REMOVED
 from worker.sql import retention as q
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,14 @@ def prune(
                 files, size = kind.prune_shared(root, db, retention_seconds, dry_run)
                 report.shared_removed += files
                 report.removed_bytes += size
+    if not dry_run:
+        for what, n in (
+            ("job", report.removed),
+            ("shared", report.shared_removed),
+            ("partial", report.partials_removed),
+        ):
+            if n:
+                STORAGE_REMOVED.labels(what=what).inc(n)
     return report
 
 
