@@ -46,7 +46,8 @@ BATCH = 500
 LOCK_NAME = ".prune.lock"
 
 _STORED = re.compile(r"^(\d+)(?:\.[A-Za-z0-9]+)?$")  # 42.mp4, or the folder 42
-_PARTIAL = re.compile(r"^\..+\.\d+\.part$")
+#: A copy being written, renamed into place when complete: ``.<name>.<pid>.part``.
+PARTIAL = re.compile(r"^\..+\.\d+\.part$")
 _BUCKET = re.compile(r"^\d{3}$")
 
 
@@ -97,7 +98,7 @@ def prune(
         now = time.time()
         candidates: dict[int, tuple[Path, int]] = {}
         for bucket, path, st in _entries(root):
-            if _PARTIAL.match(path.name):
+            if PARTIAL.match(path.name):
                 if st.st_mtime < now - PARTIAL_AFTER_SECONDS:
                     report.partials_removed += 1
                     if not dry_run:

@@ -16,12 +16,9 @@ from pathlib import Path
 
 from jobs.report.upload import UPLOADS_DIR
 from worker.db import Database
-
-PARTIAL_AFTER_SECONDS = 86400.0
-BATCH = 500
+from worker.retention import BATCH, PARTIAL, PARTIAL_AFTER_SECONDS
 
 _UPLOAD = re.compile(r"^[0-9a-f]{64}\.csv$")
-_PARTIAL = re.compile(r"^\..+\.\d+\.part$")
 
 # Of these uploads, those a job still needs: it is unfinished, or finished within the retention.
 # (A scan of the report jobs: this runs about once an hour, one process per host.)
@@ -51,7 +48,7 @@ def prune_uploads(
                 st = path.stat()
             except FileNotFoundError:
                 continue
-            if _PARTIAL.match(path.name) and st.st_mtime < now - PARTIAL_AFTER_SECONDS:
+            if PARTIAL.match(path.name) and st.st_mtime < now - PARTIAL_AFTER_SECONDS:
                 removed, removed_bytes = removed + 1, removed_bytes + st.st_size
                 if not dry_run:
                     path.unlink(missing_ok=True)
