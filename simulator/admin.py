@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from simulator.callbacks import get_callbacks
 from simulator.state import get_state
 
 _SERVICES = ("kie", "openai", "telegram")
@@ -48,9 +49,9 @@ async def patch_config(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    """``POST /_sim/reset``: start-up configuration, no tasks, calls or messages.
+    """``POST /_sim/reset``: start-up configuration, no tasks, calls, callbacks or messages.
 
-    → ``{"ok": true}``.
+    Callbacks not yet sent (retries included) are cancelled. → ``{"ok": true}``.
     """
     get_state(request).reset()
     return web.json_response({"ok": True})
@@ -81,8 +82,33 @@ async def calls(request: web.Request) -> web.Response:
     )
 
 
+async def callbacks(request: web.Request) -> web.Response:
+    """``GET /_sim/callbacks?task_id=&since=`` → callback POSTs (and lost callbacks), oldest first.
+
+    ``since`` is a callback ``seq`` (its own sequence, not that of calls).
+    """
+    state = get_state(request)
+    task_id = request.query.get("task_id") or None
+    try:
+        since = int(request.query.get("since", "0"))
+    except ValueError:
+        return _bad_request("since must be an integer")
+    return web.json_response(
+        [
+            c.to_dict()
+            for c in state.callbacks
+            if c.seq > since and (task_id is None or c.task_id == task_id)
+        ]
+    )
+
+
 async def stats(request: web.Request) -> web.Response:
-    """``GET /_sim/stats`` → counts per service/endpoint/status, faults, ``paid_creates``."""
+    """``GET /_sim/stats`` → counts per service/endpoint/status, faults, ``paid_creates``.
+
+    ``callbacks`` counts POSTs (``attempts``), their outcomes (``delivered``: answered 2xx,
+    ``failed``: any other answer, an error or a timeout), ``lost`` callbacks and ``pending`` ones:
+    not finished yet (waiting for their task to end, in flight, or waiting to retry or repeat).
+    """
     return web.json_response(get_state(request).stats())
 
 
@@ -103,7 +129,10 @@ async def task(request: web.Request) -> web.Response:
 
 
 async def finish_task(request: web.Request) -> web.Response:
-    """``POST /_sim/tasks/{task_id}/finish``: the task succeeds now; → the task."""
+    """``POST /_sim/tasks/{task_id}/finish``: the task succeeds now; → the task.
+
+    A task with a ``callBackUrl`` calls back now instead of when it was planned to end.
+    """
     return await _force(request, "success", {})
 
 
@@ -137,6 +166,7 @@ async def _force(request: web.Request, outcome: str, body: dict[str, Any]) -> we
         found.fail_after = now - found.created
     else:
         found.fail_code = found.fail_msg = None
+    get_callbacks(request).schedule(found)
     return web.json_response(found.to_dict(now))
 
 
@@ -156,6 +186,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/_sim/config", patch_config, name="admin.patch_config"),
         web.post("/_sim/reset", reset, name="admin.reset"),
         web.get("/_sim/calls", calls, name="admin.calls"),
+        web.get("/_sim/callbacks", callbacks, name="admin.callbacks"),
         web.get("/_sim/stats", stats, name="admin.stats"),
         web.get("/_sim/tasks", tasks, name="admin.tasks"),
         web.get("/_sim/tasks/{task_id}", task, name="admin.task"),

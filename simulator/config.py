@@ -115,6 +115,24 @@ class KieConfig:
     rate_generation_fail: float = 0.0
     #: Per download: the result file is an HTML error page served with status 200.
     rate_malformed_result: float = 0.0
+    #: Callbacks to a task's ``callBackUrl`` when it ends (see ``simulator.callbacks``). False:
+    #: never call back, even when createTask asked for it.
+    callbacks: bool = True
+    #: The account's webhook HMAC key: set, every callback carries ``X-Webhook-Timestamp`` and
+    #: ``X-Webhook-Signature``; ``None``, callbacks are unsigned.
+    webhook_hmac_key: str | None = None
+    #: Seconds between the end of a task and the first POST of its callback.
+    callback_delay_seconds: float = 0.0
+    #: Seconds one POST may take (connecting included) before it counts as failed.
+    callback_timeout_seconds: float = 5.0
+    #: Extra POSTs after a non-2xx answer, a connection error or a timeout, 1 s, 2 s, 4 s... apart.
+    callback_retries: int = 2
+    #: Per task: the callback is never sent.
+    rate_callback_lost: float = 0.0
+    #: Per task: a delivered callback is POSTed once more, 0.2 to 1 s later.
+    rate_callback_duplicate: float = 0.0
+    #: Per POST of a signed callback: the signature is a well-formed one of the wrong message.
+    rate_callback_bad_signature: float = 0.0
 
 
 @dataclass
@@ -235,6 +253,8 @@ class SimConfig:
             "kie.create_limit": self.kie.create_limit,
             "kie.query_limit": self.kie.query_limit,
             "kie.timeout_seconds": self.kie.timeout_seconds,
+            "kie.callback_delay_seconds": self.kie.callback_delay_seconds,
+            "kie.callback_retries": self.kie.callback_retries,
             "openai.retry_after_seconds": self.openai.retry_after_seconds,
             "openai.timeout_seconds": self.openai.timeout_seconds,
             "telegram.chat_limit": self.telegram.chat_limit,
@@ -249,12 +269,15 @@ class SimConfig:
             "kie.create_window_seconds": self.kie.create_window_seconds,
             "kie.query_window_seconds": self.kie.query_window_seconds,
             "kie.result_size_bytes": self.kie.result_size_bytes,
+            "kie.callback_timeout_seconds": self.kie.callback_timeout_seconds,
             "telegram.chat_window_seconds": self.telegram.chat_window_seconds,
             "telegram.max_upload_bytes": self.telegram.max_upload_bytes,
         }
         for name, number in positive.items():
             if number <= 0:
                 raise ValueError(f"{name} must be positive, got {number}")
+        if self.kie.webhook_hmac_key == "":
+            raise ValueError("kie.webhook_hmac_key must not be empty (null: unsigned callbacks)")
         if not 400 <= self.kie.unavailable_model_code <= 599:
             raise ValueError("kie.unavailable_model_code must be an HTTP error code (400-599)")
 

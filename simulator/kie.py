@@ -3,7 +3,8 @@
 It behaves like the documentation in ``providers.md``, including the parts a client gets wrong:
 error codes that arrive either inside an HTTP 200 body or as the real status, ``msg`` or
 ``message``, HTML bodies on 5xx, ``""`` or ``null`` for empty fields, a task that fails after it
-was accepted, and a timed-out create that still created (and charged) a task.
+was accepted, and a timed-out create that still created (and charged) a task. A task created with a
+``callBackUrl`` is called back when it ends (see ``simulator.callbacks``).
 
 Order of checks for each request: authentication, rate limit, injected fault, then the request
 itself. Injected faults are decided before any side effect, except the timeout fault, which answers
@@ -22,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from simulator.callbacks import get_callbacks
 from simulator.config import KieConfig
 from simulator.state import SimState, Task, bearer_token, current_call, get_state
 
@@ -289,6 +291,7 @@ async def _create(request: web.Request, key: str) -> web.StreamResponse:
         callback_url=body.get("callBackUrl"),
         created=time.time(),
         render_seconds=render,
+        public_base=_public_base(request),
     )
     marker = cfg.content_policy_marker
     if marker and marker.lower() in prompt.lower():
@@ -299,6 +302,7 @@ async def _create(request: web.Request, key: str) -> web.StreamResponse:
         task.fail_code, task.fail_msg = GENERATION_FAIL
         task.fail_after = render
     state.tasks[task.task_id] = task
+    get_callbacks(request).schedule(task)
     state.record_paid_create(key)
     call.task_id = task.task_id
     return kie_ok(request, {"taskId": task.task_id})
@@ -332,19 +336,19 @@ async def _record_info(request: web.Request, key: str) -> web.StreamResponse:
     task.polls += 1
     if key not in task.polled_by:
         task.polled_by.append(key)
-    return kie_ok(request, record_data(request, task))
+    return kie_ok(request, record_data(state, task, _public_base(request), time.time()))
 
 
-def record_data(request: web.Request, task: Task) -> dict[str, Any]:
-    """The ``data`` object of recordInfo (also what a callback would carry)."""
-    state = get_state(request)
-    now = time.time()
+def record_data(state: SimState, task: Task, base: str, now: float) -> dict[str, Any]:
+    """The ``data`` object of recordInfo (and of a callback): ``task`` at ``now``.
+
+    ``base`` is where the result URL points: the poller's view of the simulator for recordInfo,
+    the one stored at creation for a callback.
+    """
     task_state, complete, update = task.view(now)
     result_json: str | None
     if task_state == "success":
-        result_json = json.dumps(
-            {"resultUrls": [f"{_public_base(request)}/files/{task.task_id}.mp4"]}
-        )
+        result_json = json.dumps({"resultUrls": [f"{base}/files/{task.task_id}.mp4"]})
     else:
         result_json = _vary_empty(state)
     failed = task_state == "fail"
@@ -361,6 +365,11 @@ def record_data(request: web.Request, task: Task) -> dict[str, Any]:
         "completeTime": _ms(complete) if complete is not None else None,
         "updateTime": _ms(update),
     }
+
+
+def callback_body(state: SimState, task: Task, now: float) -> dict[str, Any]:
+    """What a callback POSTs: recordInfo's whole answer for ``task`` at ``now``."""
+    return {"code": 200, "msg": "success", "data": record_data(state, task, task.public_base, now)}
 
 
 def _ms(seconds: float) -> int:

@@ -3,7 +3,8 @@
 One process, one event loop, three fake providers on one port: KIE at ``/api/v1/...`` and
 ``/files/...``, OpenAI at ``/v1/...``, Telegram at ``/bot<token>/...``, plus the ``/_sim`` admin
 API. A middleware records every provider call (not admin calls) for ``/_sim/calls`` and
-``/_sim/stats``. Access logging is off: a benchmark polls thousands of times a second.
+``/_sim/stats``; KIE callbacks go out from here too (``simulator.callbacks``), never recorded as
+calls. Access logging is off: a benchmark polls thousands of times a second.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from simulator import admin, kie, openai, telegram
+from simulator.callbacks import CALLBACKS_KEY, Callbacks
 from simulator.config import SimConfig
 from simulator.state import CALL_KEY, STATE_KEY, SimState
 
@@ -56,7 +58,10 @@ def build_app(config: SimConfig) -> web.Application:
     """The whole simulator as an aiohttp application, starting from ``config``."""
     # Uploads are streamed (see telegram.py); this only bounds JSON and form bodies.
     app = web.Application(middlewares=[record_calls], client_max_size=4 * 1024 * 1024)
-    app[STATE_KEY] = SimState(config)
+    state = SimState(config)
+    app[STATE_KEY] = state
+    app[CALLBACKS_KEY] = callbacks = Callbacks(state, kie.callback_body)
+    app.on_cleanup.append(callbacks.close)
     app.add_routes([*kie.routes(), *openai.routes(), *telegram.routes(), *admin.routes()])
     return app
 

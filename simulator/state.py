@@ -1,12 +1,15 @@
-"""The simulator's memory: tasks, recorded calls, delivered messages, rate windows, the dice.
+"""The simulator's memory: tasks, recorded calls and callbacks, messages, rate windows, the dice.
 
 Everything lives in one ``SimState`` owned by the aiohttp application and touched only from its
 event loop, so no locks are needed. Task states are computed from timestamps when asked (no timers),
-which keeps thousands of in-flight renders free and makes ``render_seconds`` exact.
+which keeps thousands of in-flight renders free and makes ``render_seconds`` exact. The only timers
+are those of callbacks (one loop handle per task that asked for one, see ``simulator.callbacks``);
+they live here so that ``reset`` cancels them together with everything else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import math
@@ -58,6 +61,36 @@ class Call:
 
 
 @dataclass
+class Callback:
+    """One POST of a KIE callback (or one lost callback), as ``GET /_sim/callbacks`` shows it.
+
+    ``attempt`` counts the POSTs of this callback from 1 (retries, then a duplicate); a lost
+    callback is recorded once with attempt 0, since nothing is sent. ``status`` is the receiver's
+    HTTP status, ``None`` while the POST is in flight, when it failed without an answer (``error``
+    says why) or when the callback was lost. ``fault`` is ``None``, ``"lost"``, ``"duplicate"`` or
+    ``"bad_signature"``.
+    """
+
+    seq: int
+    at: float
+    task_id: str
+    url: str
+    attempt: int
+    status: int | None = None
+    error: str | None = None
+    fault: str | None = None
+    signed: bool = False
+    duration_ms: float | None = None
+    #: The reset generation, as for ``Call``.
+    epoch: int = field(default=0, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        del data["epoch"]
+        return data
+
+
+@dataclass
 class Task:
     """A KIE generation task. Its state is a function of the clock, see ``view``."""
 
@@ -79,6 +112,18 @@ class Task:
     polls: int = 0
     polled_by: list[str] = field(default_factory=list)
     downloads: int = 0
+    #: Base of the result URL, fixed at creation: a callback has no request to take it from.
+    public_base: str = ""
+    #: Callback POSTs attempted for this task.
+    callbacks: int = 0
+
+    def ends_at(self) -> float:
+        """When the task reaches ``success`` or ``fail`` (unix seconds), as ``view`` shows it."""
+        if self.forced_state is not None and self.forced_at is not None:
+            return self.forced_at
+        if self.fail_code is not None:
+            return self.created + self.fail_after
+        return self.created + self.render_seconds
 
     def view(self, now: float) -> tuple[str, float | None, float]:
         """``(state, complete_time, update_time)`` at ``now``, times in unix seconds."""
@@ -117,6 +162,7 @@ class Task:
             "polls": self.polls,
             "polled_by": list(self.polled_by),
             "downloads": self.downloads,
+            "callbacks": self.callbacks,
         }
 
 
@@ -149,20 +195,30 @@ class SimState:
         config.validate()
         self.initial_config = config.copy()
         self.epoch = 0
+        #: Callbacks waiting for their task to end, by task id, and deliveries under way.
+        self.callback_timers: dict[str, asyncio.TimerHandle] = {}
+        self.callback_jobs: set[asyncio.Task[None]] = set()
         self.reset()
 
     def reset(self) -> None:
-        """Back to the start-up configuration with no tasks, calls or messages."""
+        """Back to the start-up configuration with no tasks, calls, callbacks or messages."""
         self.epoch += 1
+        self.cancel_callbacks()
         self.config = self.initial_config.copy()
         self._seed_dice()
         self.tasks: dict[str, Task] = {}
         self.calls: collections.deque[Call] = collections.deque(
             maxlen=self.config.max_recorded_calls
         )
+        self.callbacks: collections.deque[Callback] = collections.deque(
+            maxlen=self.config.max_recorded_calls
+        )
         self.messages: list[dict[str, Any]] = []
         self.windows = SlidingWindows()
         self.call_seq = 0
+        self.callback_seq = 0
+        #: "attempts", "delivered", "failed" and "lost", as ``stats()["callbacks"]`` shows them.
+        self.callback_counts: collections.Counter[str] = collections.Counter()
         self.message_seq = 0
         self.refusal_turn = 0
         self.status_counts: collections.Counter[tuple[str, str, int]] = collections.Counter()
@@ -180,6 +236,7 @@ class SimState:
             self._seed_dice()
         if self.calls.maxlen != new.max_recorded_calls:
             self.calls = collections.deque(self.calls, maxlen=new.max_recorded_calls)
+            self.callbacks = collections.deque(self.callbacks, maxlen=new.max_recorded_calls)
 
     def _seed_dice(self) -> None:
         seed = self.config.seed
@@ -213,6 +270,46 @@ class SimState:
         if call.fault is not None:
             self.fault_counts[(call.service, call.fault)] += 1
 
+    def start_callback(
+        self, task: Task, url: str, attempt: int, *, fault: str | None = None, signed: bool = False
+    ) -> Callback:
+        """Record a callback POST about to be sent, or (``fault="lost"``) one never sent."""
+        self.callback_seq += 1
+        record = Callback(
+            self.callback_seq,
+            time.time(),
+            task.task_id,
+            url,
+            attempt,
+            fault=fault,
+            signed=signed,
+            epoch=self.epoch,
+        )
+        self.callbacks.append(record)
+        if fault == "lost":
+            self.callback_counts["lost"] += 1
+        else:
+            task.callbacks += 1
+            self.callback_counts["attempts"] += 1
+        return record
+
+    def finish_callback(self, record: Callback, status: int | None, error: str | None) -> None:
+        record.status, record.error = status, error
+        record.duration_ms = round((time.time() - record.at) * 1000, 3)
+        if record.epoch != self.epoch:
+            return
+        delivered = status is not None and 200 <= status < 300
+        self.callback_counts["delivered" if delivered else "failed"] += 1
+
+    def cancel_callbacks(self) -> None:
+        """Cancel every callback not yet sent and every delivery under way (retries included)."""
+        for handle in self.callback_timers.values():
+            handle.cancel()
+        self.callback_timers.clear()
+        for job in self.callback_jobs:
+            job.cancel()
+        self.callback_jobs.clear()
+
     def record_paid_create(self, key: str) -> None:
         self.paid_creates += 1
         self.paid_by_key[key] += 1
@@ -241,6 +338,13 @@ class SimState:
             "paid_creates_by_key": dict(self.paid_by_key),
             "tasks": dict(tasks),
             "messages": len(self.messages),
+            "callbacks": {
+                **{
+                    name: self.callback_counts[name]
+                    for name in ("attempts", "delivered", "failed", "lost")
+                },
+                "pending": len(self.callback_timers) + len(self.callback_jobs),
+            },
         }
 
 

@@ -91,7 +91,7 @@ class RunningSimulator:
         return bool(self._get("/_sim/health")["ok"])
 
     def reset(self) -> None:
-        """Back to the start-up configuration; forget tasks, calls and messages."""
+        """Back to the start-up configuration; forget tasks, calls, callbacks and messages."""
         self._post("/_sim/reset")
 
     def config(self) -> dict[str, Any]:
@@ -114,6 +114,13 @@ class RunningSimulator:
         result: list[dict[str, Any]] = self._get(
             "/_sim/calls", service=service, endpoint=endpoint, since=since
         )
+        return result
+
+    def callbacks(
+        self, task_id: str | None = None, since: int | None = None
+    ) -> list[dict[str, Any]]:
+        """KIE callback POSTs and lost callbacks, oldest first (``simulator.state.Callback``)."""
+        result: list[dict[str, Any]] = self._get("/_sim/callbacks", task_id=task_id, since=since)
         return result
 
     def stats(self) -> dict[str, Any]:

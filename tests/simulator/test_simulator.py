@@ -61,11 +61,19 @@ def http(sim: RunningSimulator) -> Iterator[httpx.Client]:
 
 
 def task_body(
-    prompt: str = "A red ceramic mug", model: str = MODEL, **extra: Any
+    prompt: str = "A red ceramic mug",
+    model: str = MODEL,
+    *,
+    callback_url: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
+    """A valid createTask body; without ``callback_url`` (callbacks are tested in their module)."""
     params: dict[str, Any] = {"prompt": prompt, "image_urls": [IMAGE], "aspect_ratio": "portrait"}
     params.update(extra)
-    return {"model": model, "callBackUrl": "https://example.com/cb", "input": params}
+    body: dict[str, Any] = {"model": model, "input": params}
+    if callback_url is not None:
+        body["callBackUrl"] = callback_url
+    return body
 
 
 def create(client: httpx.Client, **kwargs: Any) -> httpx.Response:
@@ -236,6 +244,20 @@ def test_invalid_input_is_422(kie: httpx.Client, input_patch: dict[str, Any]) ->
     response = kie.post("/api/v1/jobs/createTask", json=body)
     assert response.status_code == 422
     assert kie_code(response)[0] == 422
+
+
+def test_callback_url_is_accepted_and_validated(sim: RunningSimulator, kie: httpx.Client) -> None:
+    sim.configure({"kie": {"callbacks": False}})  # accepted, but nothing goes to example.com
+    task_id = create_id(kie, callback_url="https://example.com/cb")
+    assert sim.task(task_id)["callback_url"] == "https://example.com/cb"
+    assert json.loads(poll(kie, task_id)["param"])["callBackUrl"] == "https://example.com/cb"
+    for bad in ("ftp://example.com/cb", "https://", 5):
+        body = task_body()
+        body["callBackUrl"] = bad
+        response = kie.post("/api/v1/jobs/createTask", json=body)
+        assert response.status_code == 422, bad
+        assert kie_code(response) == (422, "callBackUrl must be an http(s) URL")
+    assert sim.stats()["callbacks"]["pending"] == 0 and sim.callbacks() == []
 
 
 def test_invalid_bodies_are_422(kie: httpx.Client) -> None:
