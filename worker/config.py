@@ -22,7 +22,13 @@ from worker.errors import ConfigError
 from worker.redaction import register_secrets
 
 #: Variables whose value may instead come from a file in ``$CREDENTIALS_DIRECTORY``.
-CREDENTIAL_VARIABLES = ("KIE_API_KEYS", "OPENAI_API_KEYS", "TELEGRAM_BOT_TOKEN", "SENTRY_DSN")
+CREDENTIAL_VARIABLES = (
+    "KIE_API_KEYS",
+    "OPENAI_API_KEYS",
+    "TELEGRAM_BOT_TOKEN",
+    "SENTRY_DSN",
+    "KIE_WEBHOOK_HMAC_KEY",
+)
 
 _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -147,7 +153,13 @@ class Settings(BaseSettings):
     kie_n_frames: str = Field("10", pattern=r"^(10|15)$")
     kie_remove_watermark: bool = True
     kie_size: str | None = Field(None, pattern=r"^(standard|high)$")
+    #: Where KIE is told to call when a task ends (``callBackUrl``): the public address of
+    #: `worker webhooks`. Unset: no callbacks, KIE's polling schedule alone.
     kie_callback_url: str | None = None
+    #: KIE's ``webhookHmacKey``: callbacks must then carry a valid signature.
+    kie_webhook_hmac_key: SecretStr = SecretStr("")
+    #: With callbacks on, a video still rendering is polled this often (callbacks can be lost).
+    kie_safety_poll_seconds: float = Field(120.0, gt=0)
     kie_create_limit: str = "20/10"
     kie_query_limit: str = "10/1"
     kie_timeout: float = Field(30.0, gt=0)
@@ -170,6 +182,10 @@ class Settings(BaseSettings):
     progress_after_seconds: float = Field(300.0, gt=0)
     max_video_bytes: int = Field(500 * 1024 * 1024, gt=0)
     report_price_credits: int = Field(0, ge=0)
+
+    #: Where `worker webhooks` listens (the proxy in front of it serves KIE_CALLBACK_URL).
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(8088, ge=1, le=65535)
 
     storage_dir: Path = Path("storage")
     storage_retention_days: float = Field(14.0, ge=0)
@@ -201,6 +217,16 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, v: str, info: Any) -> str:
         return _check_url(str(info.field_name).upper(), v.rstrip("/"), ("http", "https"))
+
+    @field_validator("kie_callback_url")
+    @classmethod
+    def _callback_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        checked = _check_url("KIE_CALLBACK_URL", v.strip(), ("http", "https"))
+        if urlsplit(checked).fragment:
+            raise ValueError("KIE_CALLBACK_URL must not have a #fragment")
+        return checked
 
     @field_validator("video_counts")
     @classmethod
@@ -277,7 +303,11 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every configured secret value, for the redaction filter."""
         values = [k.secret.get_secret_value() for k in (*self.kie_keys, *self.openai_keys)]
-        values += [self.telegram_bot_token.get_secret_value(), self.sentry_dsn.get_secret_value()]
+        values += [
+            self.telegram_bot_token.get_secret_value(),
+            self.sentry_dsn.get_secret_value(),
+            self.kie_webhook_hmac_key.get_secret_value(),
+        ]
         for url in (self.database_url, self.redis_url):
             password = urlsplit(url).password
             if password:

@@ -49,6 +49,9 @@ class JobKind:
     subject: Callable[[Mapping[str, Any]], str] = lambda payload: "your job"
     #: Module whose ``KEY_CHECKS`` maps a provider to the `worker doctor` check of one key.
     key_checks_module: str | None = None
+    #: Module whose ``WEBHOOKS`` lists the kind's provider callbacks (``worker.webhooks``),
+    #: served by `worker webhooks`; imported only there and by `worker doctor`.
+    webhooks_module: str | None = None
     #: Timeline events that end a step (event → step), for `worker jobs stats` durations.
     step_events: Mapping[str, str] = field(default_factory=dict)
     #: Removes the kind's files that several jobs share, once no job needs them for the

@@ -45,3 +45,15 @@ STORAGE_REMOVED = Counter(
     "Stored files removed by the retention pass (job files, shared files, stale partials)",
     ["what"],
 )
+CALLBACKS = Counter(
+    "worker_callbacks_total",
+    "Provider callbacks received by `worker webhooks`, by what they did (woken, due, running, "
+    "stale, moved, finished, unknown, rejected, error)",
+    ["kind", "webhook", "outcome"],
+)
+CALLBACKS_MISSED = Counter(
+    "worker_callbacks_missed_total",
+    "Tasks a safety-net poll found ended with no callback before it (callbacks on): lost or "
+    "misrouted callbacks",
+    ["kind", "provider"],
+)

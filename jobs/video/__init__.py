@@ -40,6 +40,7 @@ KIND = JobKind(
     deadline=lambda s, payload: s.video_deadline_for(payload.get("model")),
     handlers_module="jobs.video.steps",
     key_checks_module="jobs.video.health",
+    webhooks_module="jobs.video.callbacks",
     subject=lambda payload: f"your video of “{payload.get('title', 'your product')}”",
     step_events={
         "prompt written": "prompt",

@@ -278,7 +278,8 @@ class KieClient:
             n_frames=settings.kie_n_frames,
             remove_watermark=settings.kie_remove_watermark,
             size=settings.kie_size,
-            callback_url=settings.kie_callback_url,
+            # Each task gets its own (jobs.video.callbacks.callback_url), passed per call.
+            callback_url=None,
             timeout=timeout if timeout is not None else settings.kie_timeout,
             http=http,
         )
@@ -299,11 +300,14 @@ class KieClient:
 
     # -- public calls ----------------------------------------------------------------------
 
-    def create_task(self, key: ApiKey, *, prompt: str, image_url: str) -> str:
+    def create_task(
+        self, key: ApiKey, *, prompt: str, image_url: str, callback_url: str | None = None
+    ) -> str:
         """Create one image-to-video task and return its id (an opaque string).
 
         A success only means KIE accepted the task; the caller must store the id and the key
         name at once, so a redelivered step polls this task instead of paying for another.
+        ``callback_url`` (default: the client's) is where KIE calls when the task ends.
         """
         inputs: dict[str, Any] = {
             "prompt": prompt,
@@ -315,8 +319,9 @@ class KieClient:
         if self.size:
             inputs["size"] = self.size
         payload: dict[str, Any] = {"model": self.model, "input": inputs}
-        if self.callback_url:
-            payload["callBackUrl"] = self.callback_url
+        callback_url = callback_url or self.callback_url
+        if callback_url:
+            payload["callBackUrl"] = callback_url
         data = self._exchange(
             key, "POST", _CREATE_PATH, endpoint="createTask", json_body=payload, not_found=None
         )

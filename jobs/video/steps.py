@@ -5,8 +5,10 @@
   redelivered submit finds them and polls instead of creating (and paying for) a second video.
   A create whose outcome is unknown (a read timeout) is never retried for the same reason.
 * poll: KIE recordInfo with the key that created the task, rescheduled on the documented
-  schedule; no thread waits while the video renders. A generation that failed for a retryable
-  reason is resubmitted as a new attempt, at most ``MAX_ATTEMPTS`` generations per job.
+  schedule; no thread waits while the video renders. With callbacks on (``KIE_CALLBACK_URL``),
+  KIE's callback makes the poll run when the task ends (``worker.webhooks``), and the schedule
+  is only a safety net, every ``KIE_SAFETY_POLL_SECONDS``. A generation that failed for a
+  retryable reason is resubmitted as a new attempt, at most ``MAX_ATTEMPTS`` generations per job.
 * deliver: download the mp4 into storage, send it to the user once, then succeed (capture).
 """
 
@@ -15,9 +17,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from jobs.video.callbacks import callback_url
 from jobs.video.kie import KieClient, TaskState
 from jobs.video.prompt import PromptGenerator
+from worker.config import Settings
 from worker.errors import ErrorClass, ProviderError
+from worker.metrics import CALLBACKS_MISSED
 from worker.steps import Again, Fail, Next, Outcome, StepContext, Succeed
 
 VIDEO_TYPES = ("video/mp4", "application/octet-stream", "binary/octet-stream")
@@ -40,6 +45,21 @@ def poll_delay(elapsed: float, rng: random.Random | None = None) -> float:
     if elapsed < 120:
         return r.uniform(5, 10)
     return r.uniform(15, 30)
+
+
+def next_poll_delay(settings: Settings, elapsed: float, rng: random.Random | None = None) -> float:
+    """When to poll a task still rendering after ``elapsed`` seconds: KIE's schedule, or with
+    callbacks on, the safety net (``KIE_SAFETY_POLL_SECONDS`` ± 10%: the callback is what
+    makes the poll run when the task ends; this only catches a callback that never came)."""
+    if settings.kie_callback_url:
+        return settings.kie_safety_poll_seconds * (rng or random).uniform(0.9, 1.1)
+    return poll_delay(elapsed, rng)
+
+
+def called_back(state: dict[str, Any]) -> bool:
+    """Whether a callback woke this generation's task (``worker.webhooks`` marks the job)."""
+    at, created = state.get("callback_at"), state.get("task_created_at")
+    return at is not None and (created is None or float(at) >= float(created))
 
 
 def looks_like_mp4(head: bytes) -> bool:
@@ -92,7 +112,10 @@ def submit(ctx: StepContext) -> Outcome:
     generation = int(ctx.state.get("generation", 0)) + 1
     try:
         task_id = _kie(ctx).create_task(
-            key, prompt=ctx.state["prompt"], image_url=ctx.payload["image_url"]
+            key,
+            prompt=ctx.state["prompt"],
+            image_url=ctx.payload["image_url"],
+            callback_url=callback_url(ctx.settings, ctx.job_id),
         )
     except ProviderError as err:
         if err.code == "outcome_unknown":
@@ -113,8 +136,9 @@ def submit(ctx: StepContext) -> Outcome:
     # else happens in between: the key's success stamp (Redis) waits for the commit.
     ctx.after_commit(lambda: ctx.services.keys.report_success(key))
     # KIE's schedule polls every 2-3 s at first; where renders are known to take longer,
-    # KIE_FIRST_POLL_SECONDS skips the polls that could only find it still rendering.
-    delay = max(poll_delay(0), ctx.settings.kie_first_poll_seconds)
+    # KIE_FIRST_POLL_SECONDS skips the polls that could only find it still rendering. With
+    # callbacks on, the callback makes the poll due when the task ends; this is the safety net.
+    delay = max(next_poll_delay(ctx.settings, 0), ctx.settings.kie_first_poll_seconds)
     return Next(
         "poll",
         event="task created",
@@ -142,12 +166,13 @@ def poll(ctx: StepContext) -> Outcome:
         raise
     elapsed = ctx.seconds_since(ctx.state.get("task_created_at"))
     seen = ctx.state.get("kie_state")
+    how = _how_found(ctx, task.state)
 
     if task.state is TaskState.SUCCESS:
         return Next(
             "deliver",
             event="video ready",
-            detail=f"task {task_id} finished after {elapsed:.0f} s",
+            detail=f"task {task_id} finished after {elapsed:.0f} s{how}",
             state={"kie_state": str(task.state), "result_urls": list(task.result_urls)},
         )
 
@@ -158,8 +183,8 @@ def poll(ctx: StepContext) -> Outcome:
             return Next(
                 "submit",
                 event="generation failed",
-                detail=f"{failure.message}; resubmitting as generation {generation + 1} of "
-                f"{ctx.settings.max_attempts}",
+                detail=f"{failure.message}{how}; resubmitting as generation {generation + 1} "
+                f"of {ctx.settings.max_attempts}",
                 clear_task=True,
                 state={
                     "kie_state": str(task.state),
@@ -185,11 +210,22 @@ def poll(ctx: StepContext) -> Outcome:
         state_extra = {}
     changed = seen != str(task.state)
     return Again(
-        delay=poll_delay(elapsed),
+        delay=next_poll_delay(ctx.settings, elapsed),
         event="provider state" if changed else None,
         detail=f"task {task_id} is {task.state} after {elapsed:.0f} s",
         state={"kie_state": str(task.state), **state_extra},
     )
+
+
+def _how_found(ctx: StepContext, state: TaskState) -> str:
+    """With callbacks on, how the poll came to find the task ended, for the timeline; a task
+    found by the safety net with no callback before it is counted (lost or misrouted)."""
+    if not ctx.settings.kie_callback_url or not state.finished:
+        return ""
+    if called_back(ctx.state):
+        return " (KIE called back)"
+    CALLBACKS_MISSED.labels(kind=ctx.kind.name, provider="kie").inc()
+    return " (found by the safety-net poll: no callback came)"
 
 
 def deliver(ctx: StepContext) -> Outcome:

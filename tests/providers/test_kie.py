@@ -98,6 +98,7 @@ def test_create_and_poll_until_success(sim: RunningSimulator, kie: KieClient) ->
 
 
 def test_optional_inputs_are_sent_only_when_set(sim: RunningSimulator) -> None:
+    sim.configure({"kie": {"callbacks": False}})  # nobody listens at hooks.example.test
     pro = KieClient(
         sim.kie_url,
         model="sora-2-pro-image-to-video",
@@ -111,6 +112,11 @@ def test_optional_inputs_are_sent_only_when_set(sim: RunningSimulator) -> None:
     task_id = pro.create_task(KEY, prompt="p", image_url=IMAGE)
     body = sent_body(sim, task_id)
     assert body["callBackUrl"] == "https://hooks.example.test/kie"
+    # A task's own URL (jobs.video.callbacks.callback_url) wins over the client's.
+    task_id = pro.create_task(
+        KEY, prompt="p", image_url=IMAGE, callback_url="https://hooks.example.test/kie?job=7"
+    )
+    assert sent_body(sim, task_id)["callBackUrl"] == "https://hooks.example.test/kie?job=7"
     assert body["input"]["size"] == "high"
     assert body["input"]["n_frames"] == "15" and body["input"]["remove_watermark"] is False
 

@@ -64,6 +64,7 @@ def _register() -> None:
         report_cmd,
         storage_cmd,
         submit_cmd,
+        webhooks_cmd,
     )
 
     modules = (
@@ -75,6 +76,7 @@ def _register() -> None:
         report_cmd,
         ops_cmd,
         storage_cmd,
+        webhooks_cmd,
         doctor_cmd,
     )
     for module in modules:

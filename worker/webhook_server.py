@@ -1,0 +1,256 @@
+"""`worker webhooks`: the HTTP endpoint providers call back, what systemd's ``worker-webhooks``
+runs behind the operator's HTTPS proxy.
+
+Routes, one pair per webhook a job kind declares (``JobKind.webhooks_module``):
+
+* ``POST /callbacks/<kind>/<name>``: a callback. The kind's webhook reads it
+  (:class:`worker.webhooks.Webhook`), :func:`worker.webhooks.wake` makes its job due now, and a
+  wake-up message goes to the kind's queue. 200 ``{"ok": true}`` for every callback read,
+  whatever it woke (a caller who guessed a job id learns nothing); 400 or 401 with
+  ``{"ok": false, "error": ...}`` for a request refused; 503 when PostgreSQL does not answer
+  (the provider may send it again, and the safety-net poll finds the task if it does not).
+* ``GET /callbacks/<kind>/<name>``: 200 ``{"webhook": "video/kie", "signed": ...}``, so that
+  `worker doctor` can check through the public URL that the proxy routes here.
+* ``GET /healthz``: 200 when PostgreSQL and Redis answer, else 503.
+
+One process serves a host; it holds nothing but a small connection pool, so run two behind the
+proxy for redundancy if you like. Wake-ups go through a background sender (the bot's), so a
+request never waits on Redis; if Redis is down the job is due anyway and the maintenance loop
+re-sends its wake-up. SIGTERM: stop listening, let requests in flight finish, hand the last
+wake-ups to Redis, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import psycopg
+from aiohttp import web
+
+from worker import sdnotify
+from worker.broker import make_broker, redis_client
+from worker.config import Settings
+from worker.db import AsyncDatabase
+from worker.dispatch import Dispatcher
+from worker.kinds import JobKind, all_kinds
+from worker.metrics import CALLBACKS
+from worker.redaction import install_logging, redact
+from worker.webhooks import Webhook, WebhookRejected, WebhookRequest, path_of, wake, webhooks_of
+
+log = logging.getLogger("worker.webhooks")
+
+#: Largest callback body accepted (KIE's is a few KiB).
+MAX_BODY_BYTES = 1024 * 1024
+#: How long start-up waits for PostgreSQL before giving up (as `worker run`).
+STARTUP_WAIT = 30.0
+#: Seconds a stopping server gives requests in flight (a wake may wait on a running step).
+SHUTDOWN_SECONDS = 12.0
+#: At most one warning per reason in this many seconds (a flood of forged requests).
+WARN_EVERY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: JobKind
+    hook: Webhook
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind.name}/{self.hook.name}"
+
+
+def routes_of(kinds: list[JobKind]) -> list[Route]:
+    return [Route(kind, hook) for kind in kinds for hook in webhooks_of(kind)]
+
+
+class WebhookServer:
+    """The application and what it needs: a small async pool and a wake-up sender."""
+
+    def __init__(self, settings: Settings, kinds: list[JobKind] | None = None) -> None:
+        self.settings = settings
+        self.routes = routes_of(kinds if kinds is not None else all_kinds())
+        self.db = AsyncDatabase(
+            settings.database_url,
+            min_size=1,
+            max_size=max(4, settings.db_pool_max),
+            name="webhooks",
+        )
+        self.broker = make_broker(settings)
+        self.redis = redis_client(settings)
+        self.dispatcher = Dispatcher(self.broker, backoff_seconds=2.0, background=True)
+        self._warned: dict[str, float] = {}
+        self.runner: web.AppRunner | None = None
+
+    # -- the application ----------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        for route in self.routes:
+            path = path_of(route.kind, route.hook)
+            app.router.add_post(path, self._callback_handler(route))
+            app.router.add_get(path, self._probe_handler(route))
+        app.router.add_get("/healthz", self.healthz)
+        return app
+
+    def _callback_handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await self.callback(route, request)
+
+        return handle
+
+    def _probe_handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def probe(_request: web.Request) -> web.Response:
+            return web.json_response(
+                {"webhook": route.label, "signed": route.hook.signed(self.settings)}
+            )
+
+        return probe
+
+    async def callback(self, route: Route, request: web.Request) -> web.Response:
+        """Read, wake, answer. Never raises: every request gets an answer and a count."""
+        body = await request.read()
+        incoming = WebhookRequest(
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=dict(request.query),
+            body=body,
+            received_at=time.time(),
+        )
+        try:
+            w = route.hook.read(incoming, self.settings)
+        except WebhookRejected as exc:
+            self._count(route, "rejected")
+            self._warn(f"{route.label} callback refused ({exc.status}): {exc.reason}")
+            return web.json_response({"ok": False, "error": exc.reason}, status=exc.status)
+        try:
+            outcome = await wake(self.db, route.kind, w)
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            self._count(route, "error")
+            self._warn(f"{route.label} callback for job {w.job_id} not handled: {exc}")
+            return web.json_response(
+                {"ok": False, "error": "the database is not available; send it again later"},
+                status=503,
+            )
+        if outcome == "woken":
+            self.dispatcher.send(route.kind.queue, w.job_id, actor=route.kind.actor(w.step))
+        self._count(route, outcome)
+        log.debug("%s callback for job %s: %s", route.label, w.job_id, outcome)
+        return web.json_response({"ok": True})
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        problems = await self.problems()
+        status = 200 if not problems else 503
+        return web.json_response({"ok": not problems, "problems": problems}, status=status)
+
+    async def problems(self) -> list[str]:
+        """What is wrong now: PostgreSQL or Redis not answering (empty: healthy)."""
+        found = []
+        try:
+            async with self.db.pool.connection(timeout=5.0) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            found.append(f"PostgreSQL does not answer ({redact(exc)})")
+        try:
+            await asyncio.to_thread(self.redis.ping)
+        except Exception as exc:
+            found.append(f"Redis does not answer ({redact(exc)})")
+        return found
+
+    def _count(self, route: Route, outcome: str) -> None:
+        CALLBACKS.labels(kind=route.kind.name, webhook=route.hook.name, outcome=outcome).inc()
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        reason = message.split(":", 1)[0]
+        if now - self._warned.get(reason, -WARN_EVERY_SECONDS) >= WARN_EVERY_SECONDS:
+            self._warned[reason] = now
+            log.warning("%s", redact(message))
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    async def start(self, host: str, port: int) -> int:
+        """Open the pool (waiting for PostgreSQL), listen; return the port (0 picks one)."""
+        await self.db.open(wait=True, timeout=STARTUP_WAIT)
+        self.runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port)
+        await site.start()
+        return int(self.runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop listening, finish requests in flight, send the last wake-ups, close."""
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        await asyncio.to_thread(self.dispatcher.close, 5.0)
+        await self.db.close()
+        self.broker.close()
+        self.redis.close()
+
+
+def serve(settings: Settings, host: str, port: int) -> int:
+    """Serve until SIGTERM or SIGINT; return the exit status (0 after a clean stop)."""
+    install_logging()
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_serve(settings, host, port))
+    return 0
+
+
+async def _serve(settings: Settings, host: str, port: int) -> int:
+    server = WebhookServer(settings)
+    if not server.routes:
+        log.error("no job kind declares a webhook: nothing to serve")
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    real_port = await server.start(host, port)
+    paths = ", ".join(path_of(r.kind, r.hook) for r in server.routes)
+    log.info("webhooks listening on %s:%d (%s)", host, real_port, paths)
+    print(f"webhooks listening on http://{host}:{real_port}", flush=True)
+    _start_metrics(settings)
+    sdnotify.notify("READY=1", f"STATUS=serving {paths}")
+    watchdog = asyncio.create_task(_watchdog(server, stop))
+    await stop.wait()
+    sdnotify.notify("STOPPING=1", "STATUS=stopping")
+    log.info("stopping: finishing the callbacks in flight")
+    watchdog.cancel()
+    await server.stop()
+    return 0
+
+
+async def _watchdog(server: WebhookServer, stop: asyncio.Event) -> None:
+    """Under a systemd watchdog, ping it while PostgreSQL and Redis answer."""
+    interval = sdnotify.watchdog_interval()
+    if not interval:
+        return
+    while not stop.is_set():
+        problems = await server.problems()
+        if problems:
+            text = redact("; ".join(problems))
+            log.warning("unhealthy, not pinging the watchdog: %s", text)
+            sdnotify.notify(f"STATUS=unhealthy: {text}")
+        else:
+            sdnotify.notify("WATCHDOG=1")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
+def _start_metrics(settings: Settings) -> None:
+    """/metrics on METRICS_PORT itself: `worker run --instance N` takes METRICS_PORT + N."""
+    if not settings.metrics_port:
+        return
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(settings.metrics_port, addr="0.0.0.0")
+    except OSError as exc:  # e.g. a `worker run` without --instance holds METRICS_PORT + 0
+        log.warning("metrics not served on :%d: %s", settings.metrics_port, exc)
+        return
+    log.info("metrics on :%d", settings.metrics_port)
