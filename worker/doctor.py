@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import httpx
 import psycopg
 import redis as redis_lib
 from psycopg.rows import dict_row
@@ -30,9 +31,10 @@ from redis.retry import Retry
 from worker import stats
 from worker.config import Settings
 from worker.errors import ErrorClass, ProviderError
-from worker.kinds import all_kinds
+from worker.kinds import JobKind, all_kinds
 from worker.redaction import redact
 from worker.sql import stats as q
+from worker.webhooks import Webhook, webhooks_of
 
 #: Seconds each network check may take (connect, then answer).
 DEFAULT_TIMEOUT = 3.0
@@ -407,6 +409,52 @@ def telegram_check(settings: Settings, *, timeout: float) -> Check:
     return Check("telegram bot", True, f"getMe answered: @{username} (id {me.get('id', '?')})")
 
 
+# --- provider callbacks -----------------------------------------------------------------------
+
+
+def webhook_check(settings: Settings, kind: JobKind, hook: Webhook, *, timeout: float) -> Check:
+    """Through the public URL the provider is given, does `worker webhooks` answer? (A GET,
+    which the receiver answers with its name: the proxy's routing is what this checks.)"""
+    from worker import http as provider_http
+    from worker.webhooks import path_of
+
+    name = f"callbacks {kind.name}/{hook.name}"
+    url = hook.public_url(settings) or ""
+    label = f"{kind.name}/{hook.name}"
+    fix = (
+        f"Run `worker webhooks` (systemd: worker-webhooks.service, listening on "
+        f"{settings.webhook_host}:{settings.webhook_port}) and have your HTTPS proxy send "
+        f"{url} to its {path_of(kind, hook)}; or unset {hook.url_variable} to poll only "
+        "(videos then wait for KIE's polling schedule)."
+    )
+    client = provider_http.client(timeout)
+    try:
+        response = client.get(url)
+        answer = response.json() if response.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError) as exc:
+        return Check(name, False, f"{url} does not answer: {_first_line(exc)}", fix)
+    finally:
+        client.close()
+    if not isinstance(answer, dict) or answer.get("webhook") != label:
+        return Check(
+            name,
+            False,
+            f"{url} answered HTTP {response.status_code}, not as `worker webhooks` ({label})",
+            fix,
+        )
+    detail = f"{url} reaches `worker webhooks`"
+    if not hook.signed(settings):
+        return Check(
+            name,
+            True,
+            detail + "; callbacks are not signed, so anyone who learns the URL can make "
+            "videos poll early",
+            f"Set {hook.key_variable} to the webhook HMAC key from the provider's settings page.",
+            warning=True,
+        )
+    return Check(name, True, detail + "; callbacks must be signed")
+
+
 # --- storage ----------------------------------------------------------------------------------
 
 
@@ -507,6 +555,16 @@ def run_checks(
                 "Check TELEGRAM_API_URL and this host's network.",
             )
         )
+    for kind in all_kinds():
+        for hook in webhooks_of(kind):
+            if hook.public_url(settings):
+                tasks.append(
+                    _Task(
+                        [f"callbacks {kind.name}/{hook.name}"],
+                        partial(_one, webhook_check, settings, kind, hook, timeout=timeout),
+                        f"Check {hook.url_variable} and that `worker webhooks` runs.",
+                    )
+                )
     tasks.append(_Task(["storage"], lambda: [storage_check(settings)], "Check STORAGE_DIR."))
 
     results: list[list[Check] | None] = [None] * len(tasks)

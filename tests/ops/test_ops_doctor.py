@@ -180,3 +180,60 @@ def test_checks_are_data(settings: Settings) -> None:
     assert all(isinstance(c, doc.Check) for c in found)
     assert {c.level for c in found} <= {"ok", "warn", "fail"}
     assert [c.name for c in found if not c.ok] == ["kie keys", "openai keys", "telegram token"]
+
+
+# --- provider callbacks ---------------------------------------------------------------------
+
+
+def test_doctor_says_when_callbacks_cannot_reach_worker_webhooks(env: dict[str, str]) -> None:
+    code, report, _ = run({**env, "KIE_CALLBACK_URL": "http://127.0.0.1:1/callbacks/video/kie"})
+    check = checks(report)["callbacks video/kie"]
+    assert code == 1 and not check["ok"]
+    assert "does not answer" in check["detail"]
+    assert "worker webhooks" in check["fix"] and "KIE_CALLBACK_URL" in check["fix"]
+
+
+def test_doctor_finds_worker_webhooks_behind_the_callback_url(
+    env: dict[str, str], settings: Settings
+) -> None:
+    from tests.conftest import RunningWebhooks
+
+    running = RunningWebhooks(settings)
+    try:
+        url = f"{running.url}/callbacks/video/kie"
+        _, report, _ = run({**env, "KIE_CALLBACK_URL": url})
+        unsigned = checks(report)["callbacks video/kie"]
+        assert unsigned["ok"] and unsigned["warning"]
+        assert "not signed" in unsigned["detail"] and "KIE_WEBHOOK_HMAC_KEY" in unsigned["fix"]
+        # A URL that answers, but not as `worker webhooks` (the proxy routes elsewhere).
+        _, report, _ = run({**env, "KIE_CALLBACK_URL": f"{running.url}/healthz"})
+        elsewhere = checks(report)["callbacks video/kie"]
+        assert not elsewhere["ok"] and "not as `worker webhooks`" in elsewhere["detail"]
+    finally:
+        running.stop()
+    signed_settings = load_settings(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        redis_namespace=settings.redis_namespace,
+        kie_webhook_hmac_key="doctor-hmac-key",
+        _env_file=None,
+    )
+    running = RunningWebhooks(signed_settings)
+    try:
+        _, report, _ = run(
+            {
+                **env,
+                "KIE_CALLBACK_URL": f"{running.url}/callbacks/video/kie",
+                "KIE_WEBHOOK_HMAC_KEY": "doctor-hmac-key",
+            }
+        )
+        signed = checks(report)["callbacks video/kie"]
+        assert signed["ok"] and not signed["warning"] and "must be signed" in signed["detail"]
+        assert "doctor-hmac-key" not in json.dumps(report)
+    finally:
+        running.stop()
+
+
+def test_doctor_does_not_look_for_callbacks_when_they_are_off(env: dict[str, str]) -> None:
+    _, report, _ = run(env)
+    assert not [name for name in checks(report) if name.startswith("callbacks")]
