@@ -73,7 +73,9 @@ def test_systemd_analyze_verify_prints_nothing(unit_dir: Path) -> None:
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", ["worker@1.service", "worker-migrate.service"])
+@pytest.mark.parametrize(
+    "unit", ["worker@1.service", "worker-migrate.service", "worker-webhooks.service"]
+)
 def test_security_exposure_is_low(unit_dir: Path, unit: str) -> None:
     if not (UNITS / unit.replace("@1", "@")).exists():
         pytest.skip(f"no {unit}")
@@ -102,15 +104,46 @@ def test_worker_unit_lifecycle_settings() -> None:
     assert d["MemoryDenyWriteExecute"] == ["yes"]  # tests/pipeline/test_sd_notify.py runs under it
 
 
-def test_every_credential_the_code_reads_is_loaded() -> None:
-    d = directives("worker@.service")
+#: Credentials only `worker webhooks` reads (workers never see them).
+WEBHOOK_CREDENTIALS = ("KIE_WEBHOOK_HMAC_KEY",)
+
+
+def _credentials(unit: str) -> tuple[dict[str, str], set[str]]:
+    """What a unit loads (name -> path), and which of those have an empty fallback."""
+    d = directives(unit)
     loaded = {v.partition(":")[0]: v.partition(":")[2] for v in d["LoadCredential"]}
+    return loaded, {v.partition(":")[0] for v in d.get("SetCredential", [])}
+
+
+def test_every_credential_the_code_reads_is_loaded() -> None:
+    loaded, fallbacks = _credentials("worker@.service")
     for variable in CREDENTIAL_VARIABLES:
         name = variable.lower()
+        if variable in WEBHOOK_CREDENTIALS:
+            assert name not in loaded, f"{variable} is for worker-webhooks only"
+            continue
         assert loaded.get(name) == f"/etc/worker/credentials/{name}", variable
     # Optional ones have an empty fallback; the keys and the bot token are required.
-    fallbacks = {v.partition(":")[0] for v in d.get("SetCredential", [])}
     assert fallbacks == {"sentry_dsn", "pgpass"}
+    loaded, fallbacks = _credentials("worker-webhooks.service")
+    for variable in WEBHOOK_CREDENTIALS:
+        name = variable.lower()
+        assert loaded.get(name) == f"/etc/worker/credentials/{name}", variable
+    # The receiver holds no provider key, token or DSN; its HMAC key is optional.
+    assert set(loaded) == {"kie_webhook_hmac_key", "pgpass"} and fallbacks == set(loaded)
+
+
+def test_webhooks_unit_lifecycle_settings() -> None:
+    d = directives("worker-webhooks.service")
+    assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"]
+    assert d["KillMode"] == ["mixed"] and d["Restart"] == ["always"]
+    assert d["PartOf"] == ["worker.target"] and d["WantedBy"] == ["worker.target"]
+    assert re.search(r"\bwebhooks$", d["ExecStart"][0])
+    assert d["EnvironmentFile"] == ["/etc/worker/worker.env"]
+    from worker.webhook_server import SHUTDOWN_SECONDS
+
+    assert seconds(d["TimeoutStopSec"][0]) > SHUTDOWN_SECONDS + 5
+    assert 10 <= seconds(d["WatchdogSec"][0]) <= 120
 
 
 def test_env_example_documents_every_setting_and_no_secret() -> None:

@@ -261,3 +261,39 @@ def test_health_check_names_each_problem(pipeline: Pipeline) -> None:
     assert problems[1].startswith("lease keeper silent")
     # The keeper beats every LEASE_SECONDS / 3, even with nothing in flight.
     wait_for(worker.healthy, pipeline.settings.lease_seconds, "healthy again")
+
+
+def test_worker_webhooks_under_systemd_ready_watchdog_and_a_clean_stop(
+    pipeline: Pipeline, notify: NotifySocket
+) -> None:
+    """`worker webhooks` as worker-webhooks.service starts it: READY=1 once it listens,
+    WATCHDOG=1 while PostgreSQL and Redis answer, STOPPING=1 and exit 0 on SIGTERM, under the
+    MemoryDenyWriteExecute= filter the unit sets (aiohttp's C parts included)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "worker.cli.main", "webhooks", "--port", str(port)]
+    if mdwe_available():
+        argv = [sys.executable, "-c", MDWE, *argv]
+    storage = Path(pipeline.settings.storage_dir)
+    storage.mkdir(parents=True, exist_ok=True)
+    log = open(storage / "sd-worker-webhooks.log", "wb")  # noqa: SIM115
+    env = {**pipeline.env, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"}
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    pipeline.procs.append(proc)
+    try:
+        ready = notify.expect("READY=1", timeout=30)
+        assert notify.expect("WATCHDOG=1", timeout=5) > ready
+        import httpx
+
+        probe = httpx.get(f"http://127.0.0.1:{port}/callbacks/video/kie", timeout=5)
+        assert probe.json()["webhook"] == "video/kie"
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{worker_log(pipeline)}") from None
+    proc.send_signal(signal.SIGTERM)
+    notify.expect("STOPPING=1", timeout=5)
+    assert proc.wait(timeout=20) == 0, worker_log(pipeline)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
