@@ -1,6 +1,10 @@
 """The chaos harness: several `worker run` processes on a few hundred jobs while the simulator
 injects every fault class, workers are SIGKILLed and stalled, and Redis and PostgreSQL restart.
 
+KIE calls back for the tasks that most workers create (`worker webhooks` runs too, and is
+killed and restarted once): callbacks are lost, duplicated and forged, so both ways of finding a
+finished video, the callback and the poll, run under the same faults.
+
 It runs on a private PostgreSQL cluster and a private Redis (started here, on free ports), so
 restarting them disturbs nothing else on the machine. Run it from pytest (tests/chaos) or alone:
 
@@ -52,6 +56,7 @@ _PROMPT_SUBJECT = re.compile(r"hero shot of (.+?) centered in frame")
 BOT_TOKEN = "777:chaos-telegram-token"
 KIE_KEYS = {"kie-a": "chaos-kie-a", "kie-b": "chaos-kie-b", "kie-broke": "chaos-kie-broke"}
 OPENAI_KEYS = {"oa-a": "chaos-openai-a", "oa-b": "chaos-openai-b"}
+WEBHOOK_HMAC_KEY = "chaos-webhook-hmac-key"
 
 
 @dataclass
@@ -67,6 +72,9 @@ class ChaosConfig:
     lease_seconds: float = 3.0
     timeout: float = 240.0  # below the test's own limit, so a stuck run reports what it saw
     seed: int = 7
+    #: Workers whose index is not a multiple of 3 give KIE a callback URL; the others poll.
+    callbacks: bool = True
+    webhook_kills: int = 1
 
     @classmethod
     def full(cls) -> ChaosConfig:
@@ -104,6 +112,10 @@ class ChaosReport:
     recovery_seconds_max: float = 0.0
     recovery_seconds_median: float = 0.0
     seconds: float = 0.0
+    #: Callbacks the simulator sent (duplicates and forgeries included), and jobs one woke.
+    callbacks_sent: int = 0
+    callbacks_woke: int = 0
+    webhook_kills: int = 0
     events: list[str] = field(default_factory=list)
 
 
@@ -233,6 +245,8 @@ class ChaosRun:
         self.sim_port = free_port()
         self.sim_proc: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.webhooks: subprocess.Popen[bytes] | None = None
+        self.webhook_port = free_port()
         self.kill_log: list[tuple[float, int]] = []
         self.report = ChaosReport()
 
@@ -265,6 +279,8 @@ class ChaosRun:
             "PROGRESS_AFTER_SECONDS": "3600",
             "DRAIN_SECONDS": "5",
             "DB_POOL_MAX": "10",
+            "WEBHOOK_PORT": str(self.webhook_port),
+            "KIE_WEBHOOK_HMAC_KEY": WEBHOOK_HMAC_KEY,
         }
 
     def env(self) -> dict[str, str]:
@@ -291,6 +307,12 @@ class ChaosRun:
                 "rate_malformed": 0.02,
                 "rate_generation_fail": 0.05,
                 "rate_malformed_result": 0.03,
+                "callbacks": self.cfg.callbacks,
+                "webhook_hmac_key": WEBHOOK_HMAC_KEY,
+                "rate_callback_lost": 0.1,
+                "rate_callback_duplicate": 0.3,
+                "rate_callback_bad_signature": 0.05,
+                "callback_retries": 3,
             },
             "openai": {
                 "rate_5xx": 0.04,
@@ -310,6 +332,10 @@ class ChaosRun:
 
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         log = (self.dir / f"worker-{index}.log").open("ab")
+        env = self.env()
+        if self.cfg.callbacks and index % 3:
+            env["KIE_CALLBACK_URL"] = f"http://127.0.0.1:{self.webhook_port}/callbacks/video/kie"
+            env["KIE_SAFETY_POLL_SECONDS"] = "3"
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -321,11 +347,21 @@ class ChaosRun:
                 "--instance",
                 str(index),
             ],
-            env=self.env(),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         return proc
+
+    def start_webhooks(self) -> subprocess.Popen[bytes]:
+        """`worker webhooks` on its fixed port (a restart keeps the URL tasks were given)."""
+        log = (self.dir / "webhooks.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker.cli.main", "webhooks"],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -336,6 +372,8 @@ class ChaosRun:
         try:
             migrate(self.pg.url)
             self._start_simulator()
+            if self.cfg.callbacks:
+                self.webhooks = self.start_webhooks()
             self.workers = [self.start_worker(i) for i in range(self.cfg.workers)]
             values = self.values()
             settings = load_settings(_env_file=None, **{k.lower(): v for k, v in values.items()})
@@ -367,6 +405,9 @@ class ChaosRun:
             client.close()
             db.close()
         finally:
+            if self.webhooks is not None and self.webhooks.poll() is None:
+                self.webhooks.terminate()
+                self.webhooks.wait(20)
             for w in self.workers:
                 if w.poll() is None:
                     w.send_signal(signal.SIGCONT)
@@ -427,6 +468,9 @@ class ChaosRun:
             actions.append((self.rng.uniform(8, 20), "restart-redis"))
         if self.cfg.restart_postgres:
             actions.append((self.rng.uniform(20, 32), "restart-postgres"))
+        if self.cfg.callbacks:
+            kills = self.cfg.webhook_kills
+            actions += [(3 + self.rng.uniform(0, span), "kill-webhooks") for _ in range(kills)]
         return sorted(actions)
 
     def _act(self, action: str) -> None:
@@ -449,6 +493,15 @@ class ChaosRun:
             victim.send_signal(signal.SIGCONT)
             self.report.stalls += 1
             self.report.events.append(f"{stamp:.1f} SIGSTOP/SIGCONT worker pid {victim.pid}")
+        elif action == "kill-webhooks":
+            assert self.webhooks is not None
+            victim = self.webhooks
+            victim.kill()
+            victim.wait(10)
+            time.sleep(1.0)  # callbacks meanwhile find nobody (the simulator retries some)
+            self.webhooks = self.start_webhooks()
+            self.report.webhook_kills += 1
+            self.report.events.append(f"{stamp:.1f} SIGKILL worker webhooks pid {victim.pid}")
         elif action == "restart-redis":
             self.redis.restart()
             self.report.redis_restarts += 1
@@ -507,6 +560,8 @@ class ChaosRun:
         r.orphaned_events = sum(1 for e in events if e["event"] == "orphaned task")
         r.unknown_outcome_creates = sum(1 for j in jobs if "outcome unknown" in (j["error"] or ""))
         r.cut_off_creates = sum(1 for j in jobs if "died or stalled" in (j["error"] or ""))
+        r.callbacks_woke = len({e["job_id"] for e in events if e["event"] == "callback"})
+        r.callbacks_sent = int(self.sim.stats()["callbacks"]["attempts"])
 
         r.failed_generations = sum(len(j["state"].get("failed_tasks", [])) for j in jobs)
         tasks = self.sim.tasks()

@@ -34,6 +34,9 @@ def test_the_two_promises_hold_under_chaos(request: pytest.FixtureRequest) -> No
     assert report.kills == cfg.kills and report.stalls == cfg.stalls
     assert report.redis_restarts == int(cfg.restart_redis)
     assert report.postgres_restarts == int(cfg.restart_postgres)
+    # KIE called back, `worker webhooks` was killed once, and callbacks woke jobs.
+    assert report.webhook_kills == cfg.webhook_kills
+    assert report.callbacks_sent > 0 and report.callbacks_woke > 0
     # Never lose a user's credits.
     assert report.ledger_ok, report.ledger_checks
     # Never pay twice: every paid creation belongs to a job, and no job paid for more than
