@@ -32,4 +32,6 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert len(summary["refused_at_submit"]) == 1
     assert summary["keys"]["demo-broke"][0] == "quarantined"
     assert (summary["credits_captured"], summary["credits_refunded"]) == (5, 1)
+    # Every video was found by KIE's callback (the safety-net poll is two minutes away).
+    assert summary["called_back"] == 5
     assert "summary" in out.getvalue()

@@ -1,10 +1,11 @@
 """`worker demo`: the whole pipeline on the local PostgreSQL and Redis, against the simulator.
 
 It uses its own database (``worker_demo`` on the configured server) and Redis namespace, both
-reset at the start, so it never touches real jobs or credits. It starts the simulator and two
-``worker run`` processes, submits a mix of jobs (most succeed; one is refused by content policy;
-one KIE key has no credit, so it is quarantined and the other key carries the load), shows live
-progress, and ends with a summary.
+reset at the start, so it never touches real jobs or credits. It starts the simulator, `worker
+webhooks` (the simulator calls back when a video is done, as KIE does) and two ``worker run``
+processes, submits a mix of jobs (most succeed; one is refused by content policy; one KIE key has
+no credit, so it is quarantined and the other key carries the load), shows live progress, and
+ends with a summary.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _wait_http(url: str, timeout: float = 15.0) -> None:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"the simulator did not start ({url})")
+    raise RuntimeError(f"{url} did not answer within {timeout:g} s")
 
 
 def run_demo(
@@ -99,6 +100,7 @@ def run_demo(
     started = time.monotonic()
     port = _free_port()
     sim_url = f"http://127.0.0.1:{port}"
+    webhook_port = _free_port()
     storage = Path(base.storage_dir).resolve() / "demo"
     env_settings = {
         "DATABASE_URL": _demo_database_url(base.database_url, database),
@@ -114,6 +116,8 @@ def run_demo(
         "KIE_TIMEOUT": "10",
         "BACKOFF_BASE_SECONDS": "0.5",
         "MAINTENANCE_INTERVAL_SECONDS": "1",
+        "WEBHOOK_PORT": str(webhook_port),
+        "KIE_CALLBACK_URL": f"http://127.0.0.1:{webhook_port}/callbacks/video/kie",
     }
     settings = load_settings(_env_file=None, **{k.lower(): v for k, v in env_settings.items()})
     sim_config = {
@@ -159,7 +163,21 @@ def run_demo(
         )
         _reset(settings)
 
-        console.print("[bold]3.[/bold] granting credits and submitting jobs")
+        console.print(
+            f"[bold]3.[/bold] starting `worker webhooks` on 127.0.0.1:{webhook_port}: the "
+            "simulator calls back when a video is done"
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "worker.cli.main", "webhooks"],
+                env=env,
+                stdout=(logs / "webhooks.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        _wait_http(f"http://127.0.0.1:{webhook_port}/healthz")
+
+        console.print("[bold]4.[/bold] granting credits and submitting jobs")
         refused: list[str] = []
         with Client(settings) as client:
             for user, chat, title, count, credits in ORDERS:
@@ -174,7 +192,7 @@ def run_demo(
                 except InsufficientCredits as exc:
                     refused.append(f"user {user}: {exc}")
 
-            console.print("[bold]4.[/bold] starting two worker processes (4 threads each)")
+            console.print("[bold]5.[/bold] starting two worker processes (4 threads each)")
             for instance in (1, 2):
                 procs.append(
                     subprocess.Popen(
@@ -200,9 +218,13 @@ def run_demo(
 
             with client.db.transaction() as conn:
                 ledger_ok = all(c.ok for c in ledger.check(conn))
+            called_back = client.db.fetchone(
+                "SELECT count(DISTINCT job_id) AS n FROM job_events WHERE event = 'callback'"
+            )
         keys = KeyPool.from_settings(settings, redis.Redis.from_url(settings.redis_url)).statuses()
         elapsed = time.monotonic() - started
         summary = _summary(jobs, balances, refused, keys, ledger_ok, elapsed)
+        summary["called_back"] = int(called_back["n"]) if called_back else 0
         _print_summary(console, summary, logs, settings.database_url)
         return summary
     finally:
@@ -303,6 +325,7 @@ def _print_summary(console: Console, s: dict[str, Any], logs: Path, database_url
     for name, (state, reason) in s["keys"].items():
         t.add_row(f"key {name}", state + (f" ({reason})" if reason else ""))
     t.add_row("ledger check", "ok" if s["ledger_ok"] else "FAILED")
+    t.add_row("callbacks", f"{s.get('called_back', 0)} job(s) woken by KIE's callback")
     t.add_row("time", f"{s['seconds']} s")
     t.add_row("logs", str(logs))
     console.print()

@@ -139,11 +139,15 @@ def submit(ctx: StepContext) -> Outcome:
     # KIE_FIRST_POLL_SECONDS skips the polls that could only find it still rendering. With
     # callbacks on, the callback makes the poll due when the task ends; this is the safety net.
     delay = max(next_poll_delay(ctx.settings, 0), ctx.settings.kie_first_poll_seconds)
+    when = (
+        f"KIE calls back when it ends (safety-net poll in {delay:.1f} s)"
+        if ctx.settings.kie_callback_url
+        else f"first poll in {delay:.1f} s"
+    )
     return Next(
         "poll",
         event="task created",
-        detail=f"KIE task {task_id} with key {key.name} (generation {generation}); "
-        f"first poll in {delay:.1f} s",
+        detail=f"KIE task {task_id} with key {key.name} (generation {generation}); {when}",
         delay=delay,
         provider_task_id=task_id,
         key_name=key.name,
