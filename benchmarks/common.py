@@ -142,6 +142,25 @@ class Stack:
     logs: Path
     sim_pid: int = 0
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: `worker webhooks`, when the stack runs with callbacks.
+    webhooks: subprocess.Popen[bytes] | None = None
+
+    def start_webhooks(self, safety_poll_seconds: float = 120.0) -> None:
+        """Start `worker webhooks` on a free port and give the workers started afterwards its
+        URL (``KIE_CALLBACK_URL``): the simulator then calls back when a task ends."""
+        port = free_port()
+        log = (self.logs / "webhooks.log").open("wb")
+        self.webhooks = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli.main", "webhooks", "--port", str(port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        if not wait_until(lambda: _answers(f"{url}/healthz"), 30, interval=0.1):
+            raise RuntimeError(f"worker webhooks did not start (see {self.logs}/webhooks.log)")
+        self.env["KIE_CALLBACK_URL"] = f"{url}/callbacks/video/kie"
+        self.env["KIE_SAFETY_POLL_SECONDS"] = str(safety_poll_seconds)
 
     def start_workers(
         self, n: int, threads: int = 8, module: str = "worker.cli.main", **env: str
@@ -169,19 +188,30 @@ class Stack:
             )
 
     def stop_workers(self) -> None:
-        for w in self.workers:
+        everything = [*self.workers, *([self.webhooks] if self.webhooks else [])]
+        for w in everything:
             if w.poll() is None:
                 w.send_signal(signal.SIGTERM)
-        for w in self.workers:
+        for w in everything:
             try:
                 w.wait(60)
             except subprocess.TimeoutExpired:
                 w.kill()
         self.workers.clear()
+        self.webhooks = None
 
     def count(self, where: str, params: Any = None) -> int:
         row = self.db.fetchone(f"SELECT count(*) AS n FROM jobs WHERE {where}", params)
         return int(row["n"]) if row else 0
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def fast_simulator(render_seconds: float) -> dict[str, Any]:

@@ -1,12 +1,15 @@
 """Jobs through all four steps, two `worker run` processes, the simulator in its own process.
 
     python -m benchmarks.pipeline [--jobs 2000] [--render 0] [--workers 2] [--threads 8]
+                                  [--first-poll S] [--callbacks [--safety-poll S]]
 
 With ``--render 0`` (zero-latency simulator) it measures throughput from a pre-loaded backlog:
 jobs / (last capture − first claim), the transactions committed per job, and the CPU each job
 costs the workers and the whole machine in the steady state. With a render time
 it reports the wall time from the first submit to the last capture, e.g.
-``--jobs 50 --render 3``.
+``--jobs 50 --render 3``. With ``--callbacks`` the simulator calls back when a task ends
+(`worker webhooks` runs beside the workers, and its CPU is reported as ``webhooks``): compare
+``polls_per_job`` and the CPU per video with and without, e.g. ``--jobs 600 --render 60``.
 """
 
 from __future__ import annotations
@@ -40,9 +43,13 @@ def run(
     worker_module: str = "worker.cli.main",
     worker_env: dict[str, str] | None = None,
     first_poll: float = 0.0,
+    callbacks: bool = False,
+    safety_poll: float = 120.0,
 ) -> dict[str, Any]:
     sim = fast_simulator(render)
     with stack("wbench_pipe", sim, kie_first_poll_seconds=first_poll) as s:
+        if callbacks:
+            s.start_webhooks(safety_poll)
         t0 = time.monotonic()
         progress(f"submitting {jobs:,} jobs")
         submit_backlog(s.client, jobs)
@@ -50,6 +57,8 @@ def run(
         commits_before = _commits(s.db)
         s.start_workers(workers, threads, worker_module, **(worker_env or {}))
         parts = {"worker": {w.pid for w in s.workers}, "simulator": {s.sim_pid}}
+        if s.webhooks is not None:
+            parts["webhooks"] = {s.webhooks.pid}
         # CPU from the first claim (the workers have started up) to the last capture.
         marks: list[CpuMark] = []
 
@@ -93,6 +102,8 @@ def run(
             # every transaction the workers committed (steps, heartbeats, maintenance) per job
             "commits_per_job": round(commits / jobs, 2),
             "polls_per_job": round(_polls(s) / jobs, 2),
+            "callbacks": callbacks,
+            "callbacks_per_job": round(_callbacks(s) / jobs, 2),
             **_cpu_per_job(marks, jobs),
         }
 
@@ -146,7 +157,8 @@ def _cpu_per_job(marks: list[CpuMark], jobs: int) -> dict[str, float]:
     return {
         **{
             f"{part}_cpu_ms_per_job": round(spent.get(part, 0.0) / jobs * 1000, 2)
-            for part in ("worker", "postgres", "redis", "simulator", "machine")
+            for part in ("worker", "postgres", "redis", "simulator", "webhooks", "machine")
+            if part != "webhooks" or part in spent
         },
         # CPU time the hypervisor gave to other guests: a busy host slows every figure above
         "steal_percent": round(100 * spent["stolen"] / spent["all"], 1) if spent["all"] else 0.0,
@@ -174,6 +186,11 @@ def _polls(s: Any) -> int:
     return sum(int(t["polls"]) for t in s.sim.tasks())
 
 
+def _callbacks(s: Any) -> int:
+    """Callbacks the simulator sent (attempts, duplicates included)."""
+    return sum(int(t.get("callbacks", 0)) for t in s.sim.tasks())
+
+
 def _commits(db: Any) -> int:
     row = db.fetchone("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
     assert row is not None
@@ -189,6 +206,15 @@ def main() -> None:
     p.add_argument(
         "--first-poll", type=float, default=0.0, help="KIE_FIRST_POLL_SECONDS for the workers"
     )
+    p.add_argument(
+        "--callbacks", action="store_true", help="KIE calls back (runs `worker webhooks`)"
+    )
+    p.add_argument(
+        "--safety-poll",
+        type=float,
+        default=120.0,
+        help="KIE_SAFETY_POLL_SECONDS with --callbacks",
+    )
     args = p.parse_args()
     print_json(
         lambda progress: run(
@@ -198,6 +224,8 @@ def main() -> None:
             args.threads,
             progress=progress,
             first_poll=args.first_poll,
+            callbacks=args.callbacks,
+            safety_poll=args.safety_poll,
         )
     )
 

@@ -4,7 +4,8 @@
 
 With ``--json`` the last line of output is one JSON object with ``submit_per_s``,
 ``pipeline_jobs_per_s``, ``inflight_jobs``, ``worker_rss_mb_max``, ``start_latency_p50_ms``,
-``start_latency_p99_ms`` and ``notify_latency_p99_ms``, the pipeline's CPU per video by process,
+``start_latency_p99_ms`` and ``notify_latency_p99_ms`` (and ``notify_latency_callback_p99_ms``,
+the same with KIE calling back), the pipeline's CPU per video by process,
 and the floor (``floor_ms_per_video``: the same operations with none of our code; see
 ``benchmarks/floor.py``), plus the details of each run.
 ``--quick`` runs smaller versions (a minute or two instead of several).
@@ -47,6 +48,10 @@ def run_all(quick: bool, console: Console) -> dict[str, Any]:
             ),
         ),
         ("latency", lambda show: latency.run(seconds=8 if quick else 20, progress=show)),
+        (
+            "latency_callbacks",
+            lambda show: latency.run(seconds=8 if quick else 20, progress=show, callbacks=True),
+        ),
     ]
     details: dict[str, Any] = {}
     with console.status("") as status:
@@ -76,6 +81,8 @@ def run_all(quick: bool, console: Console) -> dict[str, Any]:
         "start_latency_p50_ms": details["latency"]["start_latency_p50_ms"],
         "start_latency_p99_ms": details["latency"]["start_latency_p99_ms"],
         "notify_latency_p99_ms": details["latency"]["notify_latency_p99_ms"],
+        "notify_latency_callback_p50_ms": details["latency_callbacks"]["notify_latency_p50_ms"],
+        "notify_latency_callback_p99_ms": details["latency_callbacks"]["notify_latency_p99_ms"],
         "quick": quick,
         "machine": {
             "cpus": os.cpu_count(),

@@ -10,7 +10,7 @@ import time
 import dramatiq
 import pytest
 
-from benchmarks import attribution, floor, peers, pipeline
+from benchmarks import attribution, floor, latency, peers, pipeline
 from benchmarks.instrumented_worker import PARTS as WRAPPED
 from benchmarks.instrumented_worker import Ledger
 from benchmarks.pipeline import CpuMark
@@ -31,6 +31,17 @@ def test_pipeline_reports_commits_and_cpu_by_process() -> None:
     assert 0 <= result["steal_percent"] <= 100
     assert lines[0] == "submitting 20 jobs"
     assert lines[-1] == "20 of 20 jobs finished"
+
+
+def test_pipeline_and_latency_run_with_kie_calling_back() -> None:
+    result = pipeline.run(jobs=10, render=1.0, callbacks=True, safety_poll=60.0)
+    assert result["succeeded"] == 10 and result["callbacks"] is True
+    # Each video polled once, when its callback came (the safety net is a minute away).
+    assert result["polls_per_job"] == 1.0 and result["callbacks_per_job"] == 1.0
+    assert result["webhooks_cpu_ms_per_job"] > 0
+    timed = latency.run(rate=5.0, seconds=1.0, render=0.5, callbacks=True)
+    assert timed["callbacks"] is True and timed["measured_notify"] == 5
+    assert timed["notify_latency_p99_ms"] >= 0
 
 
 def test_attribution_charges_the_workers_cpu_to_the_libraries_they_call() -> None:
