@@ -22,6 +22,14 @@ def _bad_request(message: str) -> web.Response:
     return web.json_response({"error": message}, status=400)
 
 
+def _since(request: web.Request) -> int | web.Response:
+    """The ``since`` query parameter (0 when absent), or the 400 answer for a bad one."""
+    try:
+        return int(request.query.get("since", "0"))
+    except ValueError:
+        return _bad_request("since must be an integer")
+
+
 async def health(request: web.Request) -> web.Response:
     """``GET /_sim/health`` → ``{"ok": true}``."""
     return web.json_response({"ok": True})
@@ -67,10 +75,9 @@ async def calls(request: web.Request) -> web.Response:
     endpoint = request.query.get("endpoint") or None
     if service is not None and service not in _SERVICES:
         return _bad_request(f"service must be one of {', '.join(_SERVICES)}")
-    try:
-        since = int(request.query.get("since", "0"))
-    except ValueError:
-        return _bad_request("since must be an integer")
+    since = _since(request)
+    if isinstance(since, web.Response):
+        return since
     return web.json_response(
         [
             c.to_dict()
@@ -89,10 +96,9 @@ async def callbacks(request: web.Request) -> web.Response:
     """
     state = get_state(request)
     task_id = request.query.get("task_id") or None
-    try:
-        since = int(request.query.get("since", "0"))
-    except ValueError:
-        return _bad_request("since must be an integer")
+    since = _since(request)
+    if isinstance(since, web.Response):
+        return since
     return web.json_response(
         [
             c.to_dict()

@@ -27,8 +27,17 @@ WAITING_SHARE = 0.10
 QUEUING_SHARE = 0.25
 
 
+class _Record:
+    """A recorded call or callback: shown as a dict without its reset ``epoch``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)  # type: ignore[call-overload]
+        del data["epoch"]
+        return dict(data)
+
+
 @dataclass
-class Call:
+class Call(_Record):
     """One request to a fake provider, as ``GET /_sim/calls`` shows it.
 
     ``status`` is ``None`` while the request is still being answered (e.g. inside a timeout fault).
@@ -54,14 +63,9 @@ class Call:
     #: fault asleep) must not count in the stats of the next test.
     epoch: int = field(default=0, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        del data["epoch"]
-        return data
-
 
 @dataclass
-class Callback:
+class Callback(_Record):
     """One POST of a KIE callback (or one lost callback), as ``GET /_sim/callbacks`` shows it.
 
     ``attempt`` counts the POSTs of this callback from 1 (retries, then a duplicate); a lost
@@ -83,11 +87,6 @@ class Callback:
     duration_ms: float | None = None
     #: The reset generation, as for ``Call``.
     epoch: int = field(default=0, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        del data["epoch"]
-        return data
 
 
 @dataclass
