@@ -47,11 +47,24 @@ def poll_delay(elapsed: float, rng: random.Random | None = None) -> float:
     return r.uniform(15, 30)
 
 
-def next_poll_delay(settings: Settings, elapsed: float, rng: random.Random | None = None) -> float:
-    """When to poll a task still rendering after ``elapsed`` seconds: KIE's schedule, or with
-    callbacks on, the safety net (``KIE_SAFETY_POLL_SECONDS`` ± 10%: the callback is what
-    makes the poll run when the task ends; this only catches a callback that never came)."""
-    if settings.kie_callback_url:
+#: After a callback, a task that ``recordInfo`` still shows rendering is polled on KIE's early
+#: schedule (2–3 s) for this long, in case the callback ran ahead of ``recordInfo``.
+CALLBACK_GRACE_SECONDS = 30.0
+
+
+def expects_callback(settings: Settings, state: dict[str, Any]) -> bool:
+    """Whether KIE will call back for this generation's task: it was created with a callback
+    URL, and callbacks are still on (turned off, the receiver may be gone: poll as before)."""
+    return bool(settings.kie_callback_url) and bool(state.get("callback_given"))
+
+
+def next_poll_delay(
+    settings: Settings, state: dict[str, Any], elapsed: float, rng: random.Random | None = None
+) -> float:
+    """When to poll a task still rendering after ``elapsed`` seconds: KIE's schedule, or, for a
+    task that KIE calls back for, the safety net (``KIE_SAFETY_POLL_SECONDS`` ± 10%: the
+    callback is what makes the poll run when the task ends; this only catches a lost one)."""
+    if expects_callback(settings, state):
         return settings.kie_safety_poll_seconds * (rng or random).uniform(0.9, 1.1)
     return poll_delay(elapsed, rng)
 
@@ -110,12 +123,13 @@ def submit(ctx: StepContext) -> Outcome:
         )
     key = ctx.acquire_key("kie", "create")
     generation = int(ctx.state.get("generation", 0)) + 1
+    callback = callback_url(ctx.settings, ctx.job_id)
     try:
         task_id = _kie(ctx).create_task(
             key,
             prompt=ctx.state["prompt"],
             image_url=ctx.payload["image_url"],
-            callback_url=callback_url(ctx.settings, ctx.job_id),
+            callback_url=callback,
         )
     except ProviderError as err:
         if err.code == "outcome_unknown":
@@ -138,10 +152,15 @@ def submit(ctx: StepContext) -> Outcome:
     # KIE's schedule polls every 2-3 s at first; where renders are known to take longer,
     # KIE_FIRST_POLL_SECONDS skips the polls that could only find it still rendering. With
     # callbacks on, the callback makes the poll due when the task ends; this is the safety net.
-    delay = max(next_poll_delay(ctx.settings, 0), ctx.settings.kie_first_poll_seconds)
+    learned = {
+        "generation": generation,
+        "task_created_at": ctx.now().timestamp(),
+        "callback_given": callback is not None,
+    }
+    delay = max(next_poll_delay(ctx.settings, learned, 0), ctx.settings.kie_first_poll_seconds)
     when = (
         f"KIE calls back when it ends (safety-net poll in {delay:.1f} s)"
-        if ctx.settings.kie_callback_url
+        if callback
         else f"first poll in {delay:.1f} s"
     )
     return Next(
@@ -151,7 +170,7 @@ def submit(ctx: StepContext) -> Outcome:
         delay=delay,
         provider_task_id=task_id,
         key_name=key.name,
-        state={"generation": generation, "task_created_at": ctx.now().timestamp()},
+        state=learned,
     )
 
 
@@ -213,10 +232,21 @@ def poll(ctx: StepContext) -> Outcome:
     else:
         state_extra = {}
     changed = seen != str(task.state)
+    detail = f"task {task_id} is {task.state} after {elapsed:.0f} s"
+    if called_back(ctx.state) and (
+        ctx.seconds_since(float(ctx.state["callback_at"])) < CALLBACK_GRACE_SECONDS
+    ):
+        # KIE said it ended, recordInfo does not say so yet: look again soon rather than at
+        # the safety net, two minutes away. A forged callback costs a few polls, no more.
+        delay = poll_delay(0)
+        changed = True
+        detail += f", though KIE called back; looking again in {delay:.1f} s"
+    else:
+        delay = next_poll_delay(ctx.settings, ctx.state, elapsed)
     return Again(
-        delay=next_poll_delay(ctx.settings, elapsed),
+        delay=delay,
         event="provider state" if changed else None,
-        detail=f"task {task_id} is {task.state} after {elapsed:.0f} s",
+        detail=detail,
         state={"kie_state": str(task.state), **state_extra},
     )
 
@@ -224,7 +254,7 @@ def poll(ctx: StepContext) -> Outcome:
 def _how_found(ctx: StepContext, state: TaskState) -> str:
     """With callbacks on, how the poll came to find the task ended, for the timeline; a task
     found by the safety net with no callback before it is counted (lost or misrouted)."""
-    if not ctx.settings.kie_callback_url or not state.finished:
+    if not expects_callback(ctx.settings, ctx.state) or not state.finished:
         return ""
     if called_back(ctx.state):
         return " (KIE called back)"

@@ -158,3 +158,59 @@ def test_a_task_refused_by_content_policy_fails_by_callback_and_is_refunded(
     (task,) = pipeline.sim.tasks()
     assert task["polls"] == 1
     assert pipeline.client.balance(6).available == 1 and pipeline.ledger_ok()
+
+
+def test_a_callback_ahead_of_record_info_brings_early_polls_not_the_safety_net(
+    pipeline: Pipeline, callbacks: RunningWebhooks
+) -> None:
+    """KIE's callback says the task ended, but recordInfo still shows it rendering (KIE's own
+    systems disagreeing for a moment, or a forgery): the job polls again in 2-3 s, not in
+    the safety net's two minutes."""
+    import httpx
+
+    pipeline.sim.configure({"kie": {"render_seconds": 60.0}})
+    pipeline.start_worker()
+    (job,) = pipeline.submit(7, credits=1)
+    row = wait_for(
+        lambda: pipeline.db.fetchone(
+            "SELECT provider_task_id FROM jobs WHERE id = %s AND step = 'poll'"
+            " AND status = 'queued'",
+            (job,),
+        ),
+        15,
+        "the task",
+    )
+    task_id = row["provider_task_id"]
+    early = {"code": 200, "msg": "success", "data": {"taskId": task_id, "state": "success"}}
+    answer = httpx.post(f"{callbacks.url}/callbacks/video/kie", params={"job": job}, json=early)
+    assert answer.status_code == 200
+
+    def re_polling() -> bool:
+        events = pipeline.client.job(job)["events"]
+        return any("though KIE called back" in e["detail"] for e in events)
+
+    wait_for(re_polling, 10, "an early poll after the callback")
+    due = pipeline.db.fetchone(
+        "SELECT extract(epoch FROM next_run_at - now()) AS s FROM jobs WHERE id = %s", (job,)
+    )
+    assert due is not None and float(due["s"]) < 3.5
+    # The render then really ends: its own callback delivers the video.
+    pipeline.sim.finish_task(task_id)
+    (done,) = pipeline.wait([job], timeout=15)
+    assert done["status"] == "succeeded" and pipeline.paid_creates() == 1
+
+
+def test_tasks_created_without_a_callback_url_keep_kies_schedule(pipeline: Pipeline) -> None:
+    """Turning callbacks on or off changes nothing for the tasks already rendering: only a task
+    created with a callback URL waits for its callback (and only while callbacks are on)."""
+    from jobs.video.steps import expects_callback, next_poll_delay
+
+    off = pipeline.settings
+    pipeline.reconfigure(kie_callback_url="https://bot.example.com/callbacks/video/kie")
+    on = pipeline.settings
+    with_url, without = {"callback_given": True}, {"callback_given": False}
+    assert expects_callback(on, with_url) and not expects_callback(on, without)
+    assert not expects_callback(off, with_url)  # turned off: the receiver may be gone
+    assert 108 <= next_poll_delay(on, with_url, 0) <= 132  # the safety net, 120 s +-10%
+    assert 2 <= next_poll_delay(on, without, 0) <= 3  # KIE's early schedule
+    assert 2 <= next_poll_delay(off, with_url, 0) <= 3
