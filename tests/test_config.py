@@ -33,6 +33,11 @@ from worker.redaction import RedactingFilter, redact
         ({"metrics_port": 70000}, "METRICS_PORT"),
         ({"db_pool_min": 5, "db_pool_max": 2}, "DB_POOL_MIN"),
         ({"kie_first_poll_seconds": -1}, "KIE_FIRST_POLL_SECONDS"),
+        ({"kie_callback_url": "bot.example.com/callbacks/video/kie"}, "KIE_CALLBACK_URL"),
+        ({"kie_callback_url": "ftp://bot.example.com/cb"}, "KIE_CALLBACK_URL"),
+        ({"kie_callback_url": "https://bot.example.com/cb#kie"}, "KIE_CALLBACK_URL"),
+        ({"kie_safety_poll_seconds": 0}, "KIE_SAFETY_POLL_SECONDS"),
+        ({"webhook_port": 0}, "WEBHOOK_PORT"),
         ({"kie_first_poll_seconds": 1800}, "KIE_FIRST_POLL_SECONDS"),
         (
             {"kie_first_poll_seconds": 90, "video_deadlines": "sora-2-pro=60"},
@@ -119,3 +124,21 @@ def test_dotenv_and_credentials_directory(tmp_path: Path, monkeypatch: pytest.Mo
     assert s.telegram_bot_token.get_secret_value() == "42:token-from-file"
     monkeypatch.setenv("KIE_API_KEYS", "env=wins-over-file")
     assert [k.name for k in load_settings().kie_keys] == ["env"]
+
+
+def test_the_webhook_hmac_key_comes_from_a_credential_and_is_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KIE_WEBHOOK_HMAC_KEY", raising=False)
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "kie_webhook_hmac_key").write_text("hmac-from-credential-file\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    s = load_settings()
+    assert s.kie_webhook_hmac_key.get_secret_value() == "hmac-from-credential-file"
+    assert "hmac-from-credential-file" not in repr(s)
+    assert "hmac-from-credential-file" not in redact("signed with hmac-from-credential-file")
+    # systemd's empty fallback (SetCredential=...:\n) means "not set".
+    (creds / "kie_webhook_hmac_key").write_text("\n")
+    assert load_settings().kie_webhook_hmac_key.get_secret_value() == ""
