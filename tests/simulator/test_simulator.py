@@ -24,11 +24,7 @@ from hypothesis import strategies as st
 from simulator.config import QUOTA_CODES, SimConfig, deep_merge
 from simulator.state import Task
 from simulator.testing import RunningSimulator, start_in_thread
-
-KEY = "kie-test-key"
-MODEL = "sora-2-image-to-video"
-IMAGE = "https://example.com/product.png"
-FORBIDDEN_MSG = "Invalid prompt: prompt contains prohibited content"
+from tests.simulator.conftest import FORBIDDEN_MSG, IMAGE, KEY, MODEL
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +40,6 @@ def sim() -> Iterator[RunningSimulator]:
 @pytest.fixture(autouse=True)
 def fresh(sim: RunningSimulator) -> None:
     sim.reset()
-
-
-@pytest.fixture
-def kie(sim: RunningSimulator) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=sim.kie_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=5
-    ) as client:
-        yield client
 
 
 @pytest.fixture

@@ -26,12 +26,9 @@ from aiohttp import web
 
 from simulator.config import SimConfig
 from simulator.testing import RunningSimulator, start_in_thread
+from tests.simulator.conftest import FORBIDDEN_MSG, IMAGE, MODEL
 
-KEY = "kie-test-key"
-MODEL = "sora-2-image-to-video"
-IMAGE = "https://example.com/product.png"
 HMAC_KEY = "whsec-test-0123456789"
-FORBIDDEN_MSG = "Invalid prompt: prompt contains prohibited content"
 #: Slack for a callback's arrival after the moment it is due (thread hops, a loaded CI machine).
 LATE = 0.5
 
@@ -147,14 +144,6 @@ def sim() -> Iterator[RunningSimulator]:
 def fresh(sim: RunningSimulator, receiver: Receiver) -> None:
     sim.reset()
     receiver.reset()
-
-
-@pytest.fixture
-def kie(sim: RunningSimulator) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=sim.kie_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=5
-    ) as client:
-        yield client
 
 
 def create(
