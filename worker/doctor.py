@@ -34,7 +34,7 @@ from worker.errors import ErrorClass, ProviderError
 from worker.kinds import JobKind, all_kinds
 from worker.redaction import redact
 from worker.sql import stats as q
-from worker.webhooks import Webhook, webhooks_of
+from worker.webhooks import Webhook
 
 #: Seconds each network check may take (connect, then answer).
 DEFAULT_TIMEOUT = 3.0
@@ -556,7 +556,7 @@ def run_checks(
             )
         )
     for kind in all_kinds():
-        for hook in webhooks_of(kind):
+        for hook in kind.webhooks():
             if hook.public_url(settings):
                 tasks.append(
                     _Task(

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from worker.config import Settings
     from worker.db import Database
     from worker.steps import StepHandler
+    from worker.webhooks import Webhook
 
 JOBS_PACKAGE = "jobs"
 
@@ -87,6 +88,12 @@ class JobKind:
             self.key_checks_module
         ).KEY_CHECKS
         return checks
+
+    def webhooks(self) -> tuple[Webhook, ...]:
+        """The provider callbacks this kind declares (served by `worker webhooks`)."""
+        if self.webhooks_module is None:
+            return ()
+        return tuple(importlib.import_module(self.webhooks_module).WEBHOOKS)
 
     def handlers(self) -> Mapping[str, StepHandler]:
         module = importlib.import_module(self.handlers_module)

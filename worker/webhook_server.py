@@ -41,7 +41,7 @@ from worker.dispatch import Dispatcher
 from worker.kinds import JobKind, all_kinds
 from worker.metrics import CALLBACKS
 from worker.redaction import install_logging, redact
-from worker.webhooks import Webhook, WebhookRejected, WebhookRequest, path_of, wake, webhooks_of
+from worker.webhooks import Webhook, WebhookRejected, WebhookRequest, path_of, wake
 
 log = logging.getLogger("worker.webhooks")
 
@@ -66,7 +66,7 @@ class Route:
 
 
 def routes_of(kinds: list[JobKind]) -> list[Route]:
-    return [Route(kind, hook) for kind in kinds for hook in webhooks_of(kind)]
+    return [Route(kind, hook) for kind in kinds for hook in kind.webhooks()]
 
 
 class WebhookServer:

@@ -110,16 +110,6 @@ class Webhook:
     key_variable: str
 
 
-def webhooks_of(kind: JobKind) -> tuple[Webhook, ...]:
-    """The webhooks a job kind declares (its ``webhooks_module``'s ``WEBHOOKS``)."""
-    if kind.webhooks_module is None:
-        return ()
-    import importlib
-
-    hooks: tuple[Webhook, ...] = tuple(importlib.import_module(kind.webhooks_module).WEBHOOKS)
-    return hooks
-
-
 def path_of(kind: JobKind, hook: Webhook) -> str:
     """The path `worker webhooks` serves ``hook`` at: ``/callbacks/video/kie``."""
     return f"/callbacks/{kind.name}/{hook.name}"
