@@ -101,11 +101,6 @@ def claim(
     return Claim(job_id, int(row["claims"]), owner, step, int(row["attempts"]), row)
 
 
-def heartbeat(conn: Connection, c: Claim, lease_seconds: float) -> bool:
-    """Extend the lease; False means it was lost (the job was rescued or finished)."""
-    return conn.execute(q.HEARTBEAT, {**c._fence(), "lease": lease_seconds}).fetchone() is not None
-
-
 def record(
     conn: Connection,
     c: Claim,

@@ -10,11 +10,6 @@ UPDATE jobs
    AND next_run_at <= now() + make_interval(secs => %(early)s)
 RETURNING *, now() AS db_now"""
 
-HEARTBEAT = """
-UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s)
- WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
-RETURNING id"""
-
 HEARTBEAT_MANY = """
 UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s)
  WHERE (id, claims) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]))
