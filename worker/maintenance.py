@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -80,7 +79,6 @@ class Maintenance:
         self._leader_conn: psycopg.Connection[dict[str, object]] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.last_tick = 0.0
 
     # -- leadership ------------------------------------------------------------------------
 
@@ -137,7 +135,6 @@ class Maintenance:
             n = getattr(report, name)
             if n:
                 MAINTENANCE.labels(action=name).inc(n)
-        self.last_tick = time.monotonic()
         return report
 
     def _redispatch(self, report: TickReport) -> None:

@@ -79,7 +79,6 @@ class WorkerProcess:
         self.threads = threads
         self.instance = instance
         self.stopping = threading.Event()
-        self.forced = False
         from worker.observability import init_sentry
 
         init_sentry(settings)  # before the broker: the Dramatiq integration patches it
@@ -199,7 +198,6 @@ class WorkerProcess:
             log.warning(
                 "second signal %s: exiting at once; in-flight steps will be rescued", signum
             )
-            self.forced = True
             os._exit(1)
         # Set first: a second signal can run this handler again before this call returns.
         self.stopping.set()
