@@ -47,10 +47,6 @@ def make_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> Re
     return broker
 
 
-def install_broker(broker: dramatiq.Broker) -> None:
-    dramatiq.set_broker(broker)
-
-
 def enqueue_many(
     broker: RedisBroker, messages: Sequence[tuple[dramatiq.Message[None], int | None]]
 ) -> None:
