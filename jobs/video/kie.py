@@ -249,7 +249,6 @@ class KieClient:
         n_frames: str,
         remove_watermark: bool,
         size: str | None,
-        callback_url: str | None,
         timeout: float,
         http: httpx.Client | None = None,
     ) -> None:
@@ -259,7 +258,6 @@ class KieClient:
         self.n_frames = n_frames
         self.remove_watermark = remove_watermark
         self.size = size
-        self.callback_url = callback_url
         # Connect fails fast; read covers KIE's slow but successful answers.
         self.timeout = provider_http.timeout(timeout)
         self._owns_http = http is None
@@ -278,8 +276,6 @@ class KieClient:
             n_frames=settings.kie_n_frames,
             remove_watermark=settings.kie_remove_watermark,
             size=settings.kie_size,
-            # Each task gets its own (jobs.video.callbacks.callback_url), passed per call.
-            callback_url=None,
             timeout=timeout if timeout is not None else settings.kie_timeout,
             http=http,
         )
@@ -307,7 +303,8 @@ class KieClient:
 
         A success only means KIE accepted the task; the caller must store the id and the key
         name at once, so a redelivered step polls this task instead of paying for another.
-        ``callback_url`` (default: the client's) is where KIE calls when the task ends.
+        ``callback_url`` (jobs.video.callbacks.callback_url: one per task) is where KIE calls
+        when the task ends; None asks for no callback.
         """
         inputs: dict[str, Any] = {
             "prompt": prompt,
@@ -319,7 +316,6 @@ class KieClient:
         if self.size:
             inputs["size"] = self.size
         payload: dict[str, Any] = {"model": self.model, "input": inputs}
-        callback_url = callback_url or self.callback_url
         if callback_url:
             payload["callBackUrl"] = callback_url
         data = self._exchange(

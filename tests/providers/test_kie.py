@@ -35,7 +35,6 @@ def client(url: str, *, model: str = "sora-2-image-to-video", timeout: float = 5
         n_frames="10",
         remove_watermark=True,
         size=None,
-        callback_url=None,
         timeout=timeout,
     )
 
@@ -106,17 +105,19 @@ def test_optional_inputs_are_sent_only_when_set(sim: RunningSimulator) -> None:
         n_frames="15",
         remove_watermark=False,
         size="high",
-        callback_url="https://hooks.example.test/kie",
         timeout=5.0,
     )
-    task_id = pro.create_task(KEY, prompt="p", image_url=IMAGE)
+    task_id = pro.create_task(
+        KEY, prompt="p", image_url=IMAGE, callback_url="https://hooks.example.test/kie"
+    )
     body = sent_body(sim, task_id)
     assert body["callBackUrl"] == "https://hooks.example.test/kie"
-    # A task's own URL (jobs.video.callbacks.callback_url) wins over the client's.
+    # Each task carries its own URL (jobs.video.callbacks.callback_url); none means none is sent.
     task_id = pro.create_task(
         KEY, prompt="p", image_url=IMAGE, callback_url="https://hooks.example.test/kie?job=7"
     )
     assert sent_body(sim, task_id)["callBackUrl"] == "https://hooks.example.test/kie?job=7"
+    assert "callBackUrl" not in sent_body(sim, pro.create_task(KEY, prompt="p", image_url=IMAGE))
     assert body["input"]["size"] == "high"
     assert body["input"]["n_frames"] == "15" and body["input"]["remove_watermark"] is False
 

@@ -65,7 +65,6 @@ def test_kie_key_echoed_by_the_provider(stub: Stub, logs: pytest.LogCaptureFixtu
         n_frames="10",
         remove_watermark=True,
         size=None,
-        callback_url=None,
         timeout=2.0,
     )
     with pytest.raises(ProviderError) as info:
@@ -86,7 +85,6 @@ def test_kie_timeout_and_auth_against_the_simulator(
         n_frames="10",
         remove_watermark=True,
         size=None,
-        callback_url=None,
         timeout=SHORT_TIMEOUT,
     )
     sim.configure({"kie": {"keys": {KIE_SECRET: {"revoked": True}}}})
