@@ -8,7 +8,15 @@ matters for anything that costs money or reaches a user when repeated.
 
 from __future__ import annotations
 
+import email.utils
+import math
+import time
+
 import httpx
+
+#: The longest wait a provider's ``Retry-After`` may impose on a key. A larger value (an HTTP
+#: date years ahead, a typo in a proxy's header) would otherwise cool the key for that long.
+MAX_RETRY_AFTER_SECONDS = 3600.0
 
 #: Transport failures that prove the request never reached the provider.
 NOT_SENT = (
@@ -37,3 +45,42 @@ def client(seconds: float) -> httpx.Client:
 def transport_outcome(exc: httpx.HTTPError) -> str:
     """``"not_sent"`` when the request surely never arrived, else ``"outcome_unknown"``."""
     return "not_sent" if isinstance(exc, NOT_SENT) else "outcome_unknown"
+
+
+def retry_after(headers: httpx.Headers | None, *, body_seconds: object = None) -> float | None:
+    """The wait a provider asked for, in seconds, at most :data:`MAX_RETRY_AFTER_SECONDS`.
+
+    ``body_seconds`` is a number some APIs put in the body (Telegram's
+    ``parameters.retry_after``); it wins when it is a finite number. Otherwise the headers:
+    ``retry-after-ms`` (milliseconds, OpenAI) before ``retry-after`` (delta-seconds or an HTTP
+    date). None when nothing usable was sent; a negative wait (a date in the past) is 0.
+    """
+    candidates: list[float] = []
+    if isinstance(body_seconds, (int, float)) and not isinstance(body_seconds, bool):
+        candidates.append(float(body_seconds))
+    if headers is not None:
+        for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+            parsed = _header_seconds(headers.get(name), scale)
+            if parsed is not None:
+                candidates.append(parsed)
+    for value in candidates:
+        if math.isfinite(value):
+            return min(max(0.0, value), MAX_RETRY_AFTER_SECONDS)
+    return None
+
+
+def _header_seconds(raw: str | None, scale: float) -> float | None:
+    """A header's number divided by ``scale``, or (seconds only) an HTTP date from now."""
+    if not raw or not raw.strip():
+        return None
+    raw = raw.strip()
+    try:
+        return float(raw) / scale
+    except ValueError:
+        pass
+    if scale != 1.0:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(raw).timestamp() - time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None

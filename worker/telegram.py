@@ -17,7 +17,6 @@ every handler; the token is also registered as a secret when this notifier is bu
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -233,13 +232,7 @@ class TelegramNotifier:
         retry_after = params.get("retry_after") if isinstance(params, dict) else None
         detail = f"error {code}: {description or 'no description'}"
         if code == 429:
-            wait = (
-                float(retry_after)
-                if isinstance(retry_after, (int, float)) and not isinstance(retry_after, bool)
-                else _header_retry_after(response.headers)
-            )
-            if wait is not None and not math.isfinite(wait):
-                wait = None
+            wait = provider_http.retry_after(response.headers, body_seconds=retry_after)
             raise self._error(ErrorClass.RATE_LIMIT, method, detail, status, code, retry_after=wait)
         if code in (400, 403, 413):
             # Blocked by the user, chat not found, kicked, deactivated, file too big: no retry
@@ -279,12 +272,3 @@ class TelegramNotifier:
 
     def _malformed(self, method: str, detail: str, status: int | None = 200) -> ProviderError:
         return self._error(ErrorClass.TEMPORARY, method, f"malformed response: {detail}", status)
-
-
-#: Transport failures that prove the request never reached Telegram.
-def _header_retry_after(headers: httpx.Headers) -> float | None:
-    raw = headers.get("retry-after")
-    try:
-        return max(0.0, float(raw)) if raw else None
-    except ValueError:
-        return None

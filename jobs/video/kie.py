@@ -14,13 +14,10 @@ read the same way by :meth:`KieClient._exchange`.
 
 from __future__ import annotations
 
-import email.utils
 import enum
 import json
 import logging
-import math
 import re
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -161,24 +158,6 @@ def _is_withdrawal(message: str) -> bool:
     if "not published" in lowered:
         return True
     return "does not exist" in lowered and not _INPUT_WORDS_RE.search(lowered)
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), if any."""
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    raw = raw.strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        try:
-            value = email.utils.parsedate_to_datetime(raw).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    if not math.isfinite(value):
-        return None
-    return max(0.0, value)
 
 
 def _as_int(value: Any) -> int | None:
@@ -488,7 +467,7 @@ class KieClient:
             cls = ErrorClass.BILLING
         elif code == 429:
             cls = ErrorClass.RATE_LIMIT
-            retry_after = _retry_after(response.headers)
+            retry_after = provider_http.retry_after(response.headers)
         elif code == 404 and not_found is not None and "not published" not in message.lower():
             cls = not_found
         elif code == 505 or code == 404 or _is_withdrawal(message):

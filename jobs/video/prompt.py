@@ -9,12 +9,12 @@ included, behind the pipeline's back. Every failure is classified here, once, in
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from typing import TYPE_CHECKING, Any
 
 import openai
 
+from worker import http as provider_http
 from worker.errors import ErrorClass, ProviderError
 
 if TYPE_CHECKING:
@@ -80,21 +80,6 @@ def clean_prompt(text: str, max_chars: int) -> str:
     space = cut.rfind(" ")
     cut = cut[:space] if space > 0 else text[:max_chars]
     return cut.rstrip(" ,;:-")
-
-
-def _retry_after(headers: Any) -> float | None:
-    """The wait OpenAI asked for: ``retry-after-ms`` (milliseconds) or ``retry-after`` (seconds)."""
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        raw = headers.get(name) if headers is not None else None
-        if not raw:
-            continue
-        try:
-            value = float(str(raw).strip()) / scale
-        except ValueError:
-            continue
-        if math.isfinite(value):
-            return max(0.0, value)
-    return None
 
 
 def _error_field(exc: openai.APIStatusError, field: str) -> str | None:
@@ -252,7 +237,7 @@ class PromptGenerator:
             cls = ErrorClass.BILLING
         elif status == 429:
             cls = ErrorClass.RATE_LIMIT
-            retry_after = _retry_after(exc.response.headers)
+            retry_after = provider_http.retry_after(exc.response.headers)
         elif status in (401, 403):
             cls = ErrorClass.AUTH
         elif status == 404:
