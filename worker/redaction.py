@@ -1,8 +1,10 @@
 """One function that removes secrets from any text, and a logging filter that applies it.
 
 Configured secrets (API keys, the bot token, URL passwords) are registered when settings load;
-on top of those, anything that looks like a bearer token, an OpenAI-style ``sk-`` key or a
-Telegram bot token in a URL is masked, so a secret we were never told about is still caught.
+on top of those, anything that looks like a bearer token, an OpenAI-style ``sk-`` key, a
+Telegram bot token (in a URL, URL-encoded, or bare: ``123456:AAH…``), a URL's password (even one
+holding ``@`` or ``/``) or a libpq ``password=`` is masked, so a secret we were never told about
+is still caught.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ _secret_re: re.Pattern[str] | None = None
 _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{4,}"),
     re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"),
-    re.compile(r"(/bot)\d{3,}:[A-Za-z0-9_-]{10,}"),
-    re.compile(r"(?i)(://[^:/@\s]*:)[^@/\s]+(@)"),
+    # a Telegram bot token in a URL, its colon plain or URL-encoded (bot123%3AAAH...)
+    re.compile(r"(?i)(/bot)\d{3,}(?::|%3a)[A-Za-z0-9_-]{10,}"),
+    # a URL's password: up to the token's last '@', so a password holding '@' or '/' is masked
+    # whole (a path holding '@' loses a little more than needed: safe side)
+    re.compile(r"(?i)(://[^:/@\s]*:)[^\s]+(@)"),
+    # a bare bot token (<bot id>:<35 characters>), never registered as a secret
+    re.compile(r"(?i)(?<![A-Za-z0-9_])\d{3,}(?::|%3a)[A-Za-z0-9_-]{30,}"),
+    # a libpq keyword/value connection string's password
+    re.compile(r"(?i)(\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s']+)"),
 ]
 
 
@@ -58,6 +67,8 @@ def redact(text: Any) -> str:
     s = _PATTERNS[1].sub(MASK, s)
     s = _PATTERNS[2].sub(lambda m: m.group(1) + MASK, s)
     s = _PATTERNS[3].sub(lambda m: m.group(1) + MASK + m.group(2), s)
+    s = _PATTERNS[4].sub(MASK, s)
+    s = _PATTERNS[5].sub(lambda m: m.group(1) + MASK, s)
     return s
 
 
