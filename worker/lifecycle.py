@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from worker import ledger
 from worker.db import Connection
 from worker.errors import ErrorClass
+from worker.sql import jobs as jobs_q
 from worker.sql import lifecycle as q
 
 #: A message may arrive this much before the job's next run time and still be honoured
@@ -71,7 +72,7 @@ def add_event(
     conn: Connection, job_id: int, event: str, detail: str = "", data: dict[str, Any] | None = None
 ) -> None:
     conn.execute(
-        q.INSERT_EVENT,
+        jobs_q.INSERT_EVENT,
         {"job_id": job_id, "event": event, "detail": detail, "data": Jsonb(data or {})},
     )
 

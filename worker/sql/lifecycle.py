@@ -102,7 +102,3 @@ RETURNING id"""
 
 TASK_OF = """
 SELECT provider_task_id FROM jobs WHERE id = %(id)s"""
-
-INSERT_EVENT = """
-INSERT INTO job_events (job_id, event, detail, data)
-VALUES (%(job_id)s, %(event)s, %(detail)s, %(data)s)"""
