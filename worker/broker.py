@@ -18,6 +18,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import AgeLimit, Middleware, ShutdownNotifications
 
+from worker import dramatiq_internals as internals
 from worker.config import Settings
 
 #: Redis client options for a network that drops packets and restarts servers.
@@ -56,8 +57,8 @@ def enqueue_many(
     does what it does (a fresh ``redis_message_id``, the delay queue and ``eta`` for a delayed
     message, the middleware's enqueue hooks, the same script and arguments) for every message,
     then runs the scripts in one pipeline. tests/test_dispatch.py checks that Redis ends up
-    holding exactly what ``enqueue`` would have written, so a Dramatiq upgrade that changes
-    the script's arguments fails there rather than in production.
+    holding exactly what ``enqueue`` would have written; the script's arguments come from
+    ``worker.dramatiq_internals``, which refuses a Dramatiq version it was not written for.
 
     The scripts run by ``EVALSHA`` without redis-py's per-pipeline ``SCRIPT EXISTS`` round trip;
     if Redis lost its scripts (a restart), every command of the batch fails with NOSCRIPT, none
@@ -66,9 +67,8 @@ def enqueue_many(
     Raises what the pipeline raises (``redis.RedisError``); messages already run stay enqueued,
     which is harmless: a wake-up is a hint and a duplicate is ignored by the step's claim.
     """
-    script = broker.scripts["dispatch"]
-    keys = [broker.namespace]
-    max_unpack = broker._max_unpack_size()  # type: ignore[no-untyped-call]
+    sha, source = internals.dispatch_script(broker)
+    keys = internals.dispatch_keys(broker)
     prepared: list[tuple[dramatiq.Message[None], int | None]] = []
     calls: list[list[Any]] = []
     for message, delay in messages:
@@ -78,27 +78,21 @@ def enqueue_many(
             queue_name = dq_name(queue_name)
             message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
         broker.emit_before("enqueue", message, delay)
-        calls.append(
-            [
-                *keys,
-                "enqueue",
-                current_millis(),
-                queue_name,
-                broker.broker_id,
-                broker.heartbeat_timeout,
-                broker.dead_message_ttl,
-                broker._should_do_maintenance("enqueue"),
-                max_unpack,
-                message.options["redis_message_id"],
-                message.encode(),
-            ]
+        args = internals.dispatch_args(
+            broker,
+            "enqueue",
+            current_millis(),
+            queue_name,
+            message.options["redis_message_id"],
+            message.encode(),
         )
+        calls.append([*keys, *args])
         prepared.append((message, delay))
     try:
-        _evalsha_all(broker.client, script.sha, len(keys), calls)
+        _evalsha_all(broker.client, sha, len(keys), calls)
     except redis.exceptions.NoScriptError:
-        broker.client.script_load(script.script)
-        _evalsha_all(broker.client, script.sha, len(keys), calls)
+        broker.client.script_load(source)
+        _evalsha_all(broker.client, sha, len(keys), calls)
     for message, delay in prepared:
         broker.emit_after("enqueue", message, delay)
 
