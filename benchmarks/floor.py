@@ -45,6 +45,7 @@ from benchmarks.common import (
     quiet,
     stack,
 )
+from jobs.video.settings import video_settings
 from worker.http import client as http_client
 
 #: What one video costs, by operation (see the module's docstring).
@@ -127,7 +128,7 @@ def run(n: int = 2000, progress: Progress = quiet) -> dict[str, Any]:
             ops["http"] = _loop(n, s.sim_pid, lambda: http.get(health).content)
         chat = openai.OpenAI(api_key="floor", base_url=f"{s.sim.url}/v1", max_retries=0)
         body = {
-            "model": s.settings.openai_model,
+            "model": video_settings(s.settings).openai_model,
             "messages": [{"role": "user", "content": "Product title: Benchmark mug"}],
         }
         progress("chat completions through the OpenAI SDK")

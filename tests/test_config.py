@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.video.settings import video_settings
 from worker.config import key_name_for, load_settings
 from worker.errors import ConfigError
 from worker.redaction import RedactingFilter, redact
@@ -79,8 +80,9 @@ def test_keys_parse_named_and_bare() -> None:
     s = load_settings(
         _env_file=None, kie_api_keys="main=sk-aaaaaaaaaa, sk-bbbbbbbbbb\nspare=xyzxyzxyz"
     )
-    assert [k.name for k in s.kie_keys] == ["main", key_name_for("sk-bbbbbbbbbb"), "spare"]
-    assert s.kie_keys[0].secret.get_secret_value() == "sk-aaaaaaaaaa"
+    video = video_settings(s)
+    assert [k.name for k in video.kie_keys] == ["main", key_name_for("sk-bbbbbbbbbb"), "spare"]
+    assert video.kie_keys[0].secret.get_secret_value() == "sk-aaaaaaaaaa"
     assert key_name_for("sk-bbbbbbbbbb") == key_name_for("sk-bbbbbbbbbb")
 
 
@@ -92,7 +94,8 @@ def test_secrets_never_in_repr(caplog: pytest.LogCaptureFixture) -> None:
         telegram_bot_token="123456:telegram-secret-3",
         database_url="postgresql://u:db-password-4@127.0.0.1/x",
     )
-    text = repr(s) + str(s) + repr(s.kie_keys) + repr(s.openai_keys)
+    video = video_settings(s)
+    text = repr(s) + str(s) + repr(video) + repr(video.kie_keys) + repr(video.openai_keys)
     for secret in (
         "kie-secret-value-1",
         "sk-openai-secret-2",
@@ -119,11 +122,11 @@ def test_dotenv_and_credentials_directory(tmp_path: Path, monkeypatch: pytest.Mo
     (creds / "TELEGRAM_BOT_TOKEN").write_text("42:token-from-file\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     s = load_settings()
-    assert s.video_price_credits == 4
-    assert [k.name for k in s.kie_keys] == ["a", "b"]
+    assert video_settings(s).video_price_credits == 4
+    assert [k.name for k in video_settings(s).kie_keys] == ["a", "b"]
     assert s.telegram_bot_token.get_secret_value() == "42:token-from-file"
     monkeypatch.setenv("KIE_API_KEYS", "env=wins-over-file")
-    assert [k.name for k in load_settings().kie_keys] == ["env"]
+    assert [k.name for k in video_settings(load_settings()).kie_keys] == ["env"]
 
 
 def test_the_webhook_hmac_key_comes_from_a_credential_and_is_redacted(
@@ -136,9 +139,10 @@ def test_the_webhook_hmac_key_comes_from_a_credential_and_is_redacted(
     (creds / "kie_webhook_hmac_key").write_text("hmac-from-credential-file\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     s = load_settings()
-    assert s.kie_webhook_hmac_key.get_secret_value() == "hmac-from-credential-file"
-    assert "hmac-from-credential-file" not in repr(s)
+    video = video_settings(s)
+    assert video.kie_webhook_hmac_key.get_secret_value() == "hmac-from-credential-file"
+    assert "hmac-from-credential-file" not in repr(s) + repr(video)
     assert "hmac-from-credential-file" not in redact("signed with hmac-from-credential-file")
     # systemd's empty fallback (SetCredential=...:\n) means "not set".
     (creds / "kie_webhook_hmac_key").write_text("\n")
-    assert load_settings().kie_webhook_hmac_key.get_secret_value() == ""
+    assert video_settings(load_settings()).kie_webhook_hmac_key.get_secret_value() == ""

@@ -159,7 +159,7 @@ class Client:
             user_id=user_id,
             chat_id=chat_id,
             request=product,
-            count=v.count_in("count", count, self.settings.allowed_counts),
+            count=count,
             idempotency_key=idempotency_key,
         )
 
@@ -199,6 +199,9 @@ class Client:
         idempotency_key = v.idempotency_key(idempotency_key)
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
             raise InvalidRequest("count", "must be a whole number from 1 to 100")
+        if kind.counts is not None and cloned_from is None:
+            # A new request picks one of the counts the kind offers; a clone is always one job.
+            count = v.count_in("count", count, kind.counts(self.settings))
         payload = kind.validate(request, self.settings)
         fingerprint = _fingerprint(
             {
@@ -275,7 +278,7 @@ class Client:
     def clone(self, job_id: int, *, idempotency_key: str | None = None) -> SubmitResult:
         """A new job with the same product ("make another"), charged again."""
         original = self._job_row(job_id)
-        request = {k: val for k, val in original["payload"].items() if k != "model"}
+        request = get_kind(original["kind"]).request_of(original["payload"])
         return self.submit(
             original["kind"],
             user_id=original["user_id"],

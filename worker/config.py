@@ -1,8 +1,10 @@
 """Configuration from the environment, an optional ``.env`` file and systemd credentials.
 
-Every variable of CONTRACT.md is a field here. A wrong value stops the program with one sentence
-that names the variable and says what is expected (:class:`worker.errors.ConfigError`); secret
-values never appear in that sentence, in ``repr()`` or in logs.
+The framework's variables are fields of :class:`Settings`; each job kind declares its own in a
+:class:`KindSettings` model (``jobs/<kind>/settings.py``), read from the same sources. A wrong
+value stops the program with one sentence that names the variable and says what is expected
+(:class:`worker.errors.ConfigError`); secret values never appear in that sentence, in
+``repr()`` or in logs.
 """
 
 from __future__ import annotations
@@ -12,23 +14,17 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
 from worker.redaction import register_secrets
 
-#: Variables whose value may instead come from a file in ``$CREDENTIALS_DIRECTORY``.
-CREDENTIAL_VARIABLES = (
-    "KIE_API_KEYS",
-    "OPENAI_API_KEYS",
-    "TELEGRAM_BOT_TOKEN",
-    "SENTRY_DSN",
-    "KIE_WEBHOOK_HMAC_KEY",
-)
+E = TypeVar("E", bound="EnvSettings")
+K = TypeVar("K", bound="KindSettings")
 
 _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -96,7 +92,7 @@ def parse_keys(provider: str, variable: str, raw: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
-def _parse_rate(variable: str, raw: str) -> RateLimit:
+def parse_rate(variable: str, raw: str) -> RateLimit:
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*", raw)
     if not m or int(m.group(1)) <= 0 or float(m.group(2)) <= 0:
         raise ConfigError(
@@ -105,7 +101,7 @@ def _parse_rate(variable: str, raw: str) -> RateLimit:
     return RateLimit(int(m.group(1)), float(m.group(2)))
 
 
-def _check_url(
+def check_url(
     variable: str, value: str, schemes: tuple[str, ...], *, hostless: bool = False
 ) -> str:
     """``value`` if it is a URL of one of ``schemes`` with a host (``unix://`` needs none; with
@@ -129,8 +125,12 @@ def _check_url(
     return value
 
 
-class Settings(BaseSettings):
-    """All settings. Field names are the environment variables, lower-cased."""
+class EnvSettings(BaseSettings):
+    """Settings read from the environment, an optional ``.env`` file and systemd credentials.
+
+    Field names are the environment variables, lower-cased. The framework's :class:`Settings`
+    and each job kind's settings (:class:`KindSettings`) are such models, read the same way.
+    """
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -140,50 +140,41 @@ class Settings(BaseSettings):
         env_ignore_empty=True,  # `METRICS_PORT=` in an environment file means "not set"
     )
 
+    #: Variables whose value may instead come from a file in ``$CREDENTIALS_DIRECTORY``.
+    credential_variables: ClassVar[tuple[str, ...]] = ()
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for the redaction filter."""
+        return []
+
+
+class KindSettings(EnvSettings):
+    """The settings a job kind declares (``JobKind.settings_model``), beside the framework's.
+
+    Loaded once per :class:`Settings` object (:func:`kind_settings`), from the same sources and
+    with the same overrides, so a kind's variables are set where every other variable is.
+    """
+
+
+class Settings(EnvSettings):
+    """The framework's settings: database, Redis, pools, Telegram, storage, Sentry, metrics,
+    the runtime and the webhook listener. A job kind's own settings live in its package."""
+
+    credential_variables: ClassVar[tuple[str, ...]] = ("TELEGRAM_BOT_TOKEN", "SENTRY_DSN")
+
     database_url: str = "postgresql://postgres@127.0.0.1:5432/worker"
     db_pool_min: int = Field(2, ge=1)
+    #: Server connections one process may hold, whatever its thread count: 20 instances at 3
+    #: fit a stock max_connections = 100 with 37 to spare (docs/deploy.md, connection budget).
     db_pool_max: int = Field(10, ge=1)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_namespace: str = Field("worker", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-
-    kie_api_keys: SecretStr = SecretStr("")
-    kie_base_url: str = "https://api.kie.ai"
-    kie_model: str = "sora-2-image-to-video"
-    kie_aspect_ratio: str = Field("portrait", pattern=r"^(portrait|landscape)$")
-    kie_n_frames: str = Field("10", pattern=r"^(10|15)$")
-    kie_remove_watermark: bool = True
-    kie_size: str | None = Field(None, pattern=r"^(standard|high)$")
-    #: Where KIE is told to call when a task ends (``callBackUrl``): the public address of
-    #: `worker webhooks`. Unset: no callbacks, KIE's polling schedule alone.
-    kie_callback_url: str | None = None
-    #: KIE's ``webhookHmacKey``: callbacks must then carry a valid signature.
-    kie_webhook_hmac_key: SecretStr = SecretStr("")
-    #: With callbacks on, a video still rendering is polled this often (callbacks can be lost).
-    kie_safety_poll_seconds: float = Field(120.0, gt=0)
-    kie_create_limit: str = "20/10"
-    kie_query_limit: str = "10/1"
-    kie_timeout: float = Field(30.0, gt=0)
-    #: The first poll waits at least this long after createTask (0: KIE's schedule, 2–3 s).
-    kie_first_poll_seconds: float = Field(0.0, ge=0)
-
-    openai_api_keys: SecretStr = SecretStr("")
-    openai_base_url: str = "https://api.openai.com/v1"
-    openai_model: str = "gpt-4o-mini"
-    openai_timeout: float = Field(30.0, gt=0)
 
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_api_url: str = "https://api.telegram.org"
     telegram_timeout: float = Field(60.0, gt=0)
 
-    video_price_credits: int = Field(1, ge=0)
-    video_counts: str = "1,3,5"
-    video_deadline_seconds: float = Field(1800.0, gt=0)
-    video_deadlines: str = ""
-    progress_after_seconds: float = Field(300.0, gt=0)
-    max_video_bytes: int = Field(500 * 1024 * 1024, gt=0)
-    report_price_credits: int = Field(0, ge=0)
-
-    #: Where `worker webhooks` listens (the proxy in front of it serves KIE_CALLBACK_URL).
+    #: Where `worker webhooks` listens (the proxy in front of it serves the providers' callbacks).
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(8088, ge=1, le=65535)
 
@@ -203,115 +194,43 @@ class Settings(BaseSettings):
     redispatch_after_seconds: float = Field(30.0, gt=0)
     max_rescues: int = Field(3, ge=0)
 
+    #: What this object was made from (overrides and ``_env_file``), for the kinds' settings.
+    _given: dict[str, Any] = PrivateAttr(default_factory=dict)
+    #: The kinds' settings, loaded once each (:func:`kind_settings`).
+    _kinds: dict[type[KindSettings], KindSettings] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self._given = dict(values)
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, v: str) -> str:
-        return _check_url("DATABASE_URL", v, ("postgresql", "postgres"), hostless=True)
+        return check_url("DATABASE_URL", v, ("postgresql", "postgres"), hostless=True)
 
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, v: str) -> str:
-        return _check_url("REDIS_URL", v, ("redis", "rediss", "unix"))
+        return check_url("REDIS_URL", v, ("redis", "rediss", "unix"))
 
-    @field_validator("kie_base_url", "openai_base_url", "telegram_api_url")
+    @field_validator("telegram_api_url")
     @classmethod
     def _http_url(cls, v: str, info: Any) -> str:
-        return _check_url(str(info.field_name).upper(), v.rstrip("/"), ("http", "https"))
-
-    @field_validator("kie_callback_url")
-    @classmethod
-    def _callback_url(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        checked = _check_url("KIE_CALLBACK_URL", v.strip(), ("http", "https"))
-        if urlsplit(checked).fragment:
-            raise ValueError("KIE_CALLBACK_URL must not have a #fragment")
-        return checked
-
-    @field_validator("video_counts")
-    @classmethod
-    def _counts(cls, v: str) -> str:
-        try:
-            counts = [int(x) for x in v.split(",") if x.strip()]
-        except ValueError:
-            counts = []
-        if not counts or any(c < 1 or c > 100 for c in counts):
-            raise ValueError(
-                f"VIDEO_COUNTS must be comma-separated whole numbers from 1 to 100, got {v!r}"
-            )
-        return v
+        return check_url(str(info.field_name).upper(), v.rstrip("/"), ("http", "https"))
 
     def model_post_init(self, _context: Any) -> None:
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
-        # Parse eagerly so a bad value stops the program at start, not at first use.
-        object.__setattr__(
-            self,
-            "_kie_keys",
-            parse_keys("kie", "KIE_API_KEYS", self.kie_api_keys.get_secret_value()),
-        )
-        object.__setattr__(
-            self,
-            "_openai_keys",
-            parse_keys("openai", "OPENAI_API_KEYS", self.openai_api_keys.get_secret_value()),
-        )
-        object.__setattr__(
-            self, "_kie_create_rate", _parse_rate("KIE_CREATE_LIMIT", self.kie_create_limit)
-        )
-        object.__setattr__(
-            self, "_kie_query_rate", _parse_rate("KIE_QUERY_LIMIT", self.kie_query_limit)
-        )
-        object.__setattr__(self, "_deadlines", _parse_deadlines(self.video_deadlines))
-        shortest = min([self.video_deadline_seconds, *self._deadlines.values()])  # type: ignore[attr-defined]
-        if self.kie_first_poll_seconds >= shortest:
-            raise ValueError(
-                f"KIE_FIRST_POLL_SECONDS ({self.kie_first_poll_seconds:g}) must be below the "
-                f"shortest video deadline ({shortest:g} s): no video would be polled in time"
-            )
-
-    # -- parsed views -----------------------------------------------------------------------
-
-    @property
-    def kie_keys(self) -> tuple[ApiKey, ...]:
-        return self._kie_keys  # type: ignore[attr-defined,no-any-return]
-
-    @property
-    def openai_keys(self) -> tuple[ApiKey, ...]:
-        return self._openai_keys  # type: ignore[attr-defined,no-any-return]
-
-    def keys_for(self, provider: str) -> tuple[ApiKey, ...]:
-        """The configured keys of ``provider`` (``kie`` or ``openai``)."""
-        return {"kie": self.kie_keys, "openai": self.openai_keys}.get(provider, ())
-
-    @property
-    def kie_create_rate(self) -> RateLimit:
-        return self._kie_create_rate  # type: ignore[attr-defined,no-any-return]
-
-    @property
-    def kie_query_rate(self) -> RateLimit:
-        return self._kie_query_rate  # type: ignore[attr-defined,no-any-return]
-
-    @property
-    def allowed_counts(self) -> tuple[int, ...]:
-        return tuple(sorted({int(x) for x in self.video_counts.split(",") if x.strip()}))
-
-    def video_deadline_for(self, model: str | None = None) -> float:
-        """Seconds a video job may take, per model (``VIDEO_DEADLINES``) or the default."""
-        deadlines: dict[str, float] = self._deadlines  # type: ignore[attr-defined]
-        return deadlines.get(model or self.kie_model, self.video_deadline_seconds)
 
     def secrets(self) -> list[str]:
-        """Every configured secret value, for the redaction filter."""
-        values = [k.secret.get_secret_value() for k in (*self.kie_keys, *self.openai_keys)]
-        values += [
-            self.telegram_bot_token.get_secret_value(),
-            self.sentry_dsn.get_secret_value(),
-            self.kie_webhook_hmac_key.get_secret_value(),
-        ]
+        """Every configured secret value (the kinds' too), for the redaction filter."""
+        values = [self.telegram_bot_token.get_secret_value(), self.sentry_dsn.get_secret_value()]
         for url in (self.database_url, self.redis_url):
             password = urlsplit(url).password
             if password:
                 values.append(password)
+        for loaded in self._kinds.values():
+            values += loaded.secrets()
         return [v for v in values if v]
 
     def __repr_args__(self) -> Any:
@@ -321,24 +240,6 @@ class Settings(BaseSettings):
             yield name, value
 
 
-def _parse_deadlines(raw: str) -> dict[str, float]:
-    result: dict[str, float] = {}
-    for entry in (e.strip() for e in raw.split(",")):
-        if not entry:
-            continue
-        model, sep, seconds = entry.rpartition("=")
-        try:
-            value = float(seconds)
-        except ValueError:
-            value = -1.0
-        if not sep or not model.strip() or value <= 0:
-            raise ConfigError(
-                f"VIDEO_DEADLINES must be comma-separated model=seconds pairs, got {entry!r}"
-            )
-        result[model.strip()] = value
-    return result
-
-
 def _mask_url_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
@@ -346,13 +247,13 @@ def _mask_url_password(url: str) -> str:
     return url
 
 
-def _credential_overrides() -> dict[str, str]:
+def _credential_overrides(variables: tuple[str, ...]) -> dict[str, str]:
     """Values from files in ``$CREDENTIALS_DIRECTORY`` for variables the environment lacks."""
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
         return {}
     found: dict[str, str] = {}
-    for variable in CREDENTIAL_VARIABLES:
+    for variable in variables:
         if os.environ.get(variable):
             continue
         for candidate in (variable, variable.lower(), variable.lower().replace("_", "-")):
@@ -363,18 +264,61 @@ def _credential_overrides() -> dict[str, str]:
     return found
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Load and validate settings; raise :class:`ConfigError` with one clear sentence."""
+def _load(model: type[E], values: dict[str, Any]) -> E:
+    """``model`` from the environment, credentials and ``values``, or one-sentence ConfigError."""
     try:
-        settings = Settings(**{**_credential_overrides(), **overrides})
+        return model(**{**_credential_overrides(model.credential_variables), **values})
     except ConfigError:
         raise
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     except ValueError as exc:  # model_post_init
         raise ConfigError(str(exc)) from None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load and validate the framework's settings and every job kind's; raise
+    :class:`ConfigError` with one clear sentence. An override may name a kind's setting
+    (``kie_api_keys=...``): it goes to that kind's settings."""
+    from worker.kinds import all_kinds
+
+    settings = _load(Settings, overrides)
+    # Load each kind's settings now, so a bad value stops the program at start.
+    for kind in all_kinds():
+        if kind.settings_model is not None:
+            kind_settings(settings, kind.settings_model)
     register_secrets(settings.secrets())
     return settings
+
+
+def kind_settings(settings: Settings, model: type[K]) -> K:
+    """The settings ``model`` of a job kind, read from the sources (and overrides) ``settings``
+    was made from; loaded once per ``settings`` object, its secrets registered for redaction."""
+    loaded = settings._kinds.get(model)
+    if loaded is None:
+        given = settings._given
+        values = {
+            k: v for k, v in given.items() if k.startswith("_") or k.lower() in model.model_fields
+        }
+        loaded = _load(model, values)
+        register_secrets(loaded.secrets())
+        settings._kinds[model] = loaded
+    assert isinstance(loaded, model)
+    return loaded
+
+
+def setting_models() -> list[type[EnvSettings]]:
+    """The framework's settings model, then each job kind's: every variable the program reads."""
+    from worker.kinds import all_kinds
+
+    models: list[type[EnvSettings]] = [Settings]
+    models += [k.settings_model for k in all_kinds() if k.settings_model is not None]
+    return models
+
+
+def credential_variables() -> tuple[str, ...]:
+    """Every variable that may come from a file in ``$CREDENTIALS_DIRECTORY``."""
+    return tuple(v for model in setting_models() for v in model.credential_variables)
 
 
 def _describe(exc: ValidationError) -> str:

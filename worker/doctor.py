@@ -16,7 +16,7 @@ import shutil
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -31,7 +31,7 @@ from redis.retry import Retry
 from worker import stats
 from worker.config import Settings
 from worker.errors import ErrorClass, ProviderError
-from worker.kinds import JobKind, all_kinds
+from worker.kinds import JobKind, all_kinds, all_providers, keys_for
 from worker.redaction import redact
 from worker.sql import stats as q
 from worker.webhooks import Webhook
@@ -42,11 +42,10 @@ DEFAULT_TIMEOUT = 3.0
 DEFAULT_INSTANCES = 20
 #: Connections kept for everything that is not a worker: the bot, the CLI, migrations, backups.
 RESERVED_CONNECTIONS = 5
-#: A KIE account below this many credits gets a warning.
-DEFAULT_LOW_KIE_CREDITS = 100.0
 #: Redis answering slower than this (median of a few pings) gets a warning.
 SLOW_REDIS_MS = 50.0
-#: Less free space than this in STORAGE_DIR gets a warning (and less than one video, a failure).
+#: Less free space than this in STORAGE_DIR gets a warning (and less than the largest file a
+#: job kind stores, a failure).
 LOW_DISK_BYTES = 5 * 1024**3
 
 
@@ -87,23 +86,27 @@ def _first_line(exc: BaseException) -> str:
 
 
 def config_checks(settings: Settings) -> list[Check]:
-    """Each provider has what it needs (by name only)."""
+    """Each provider the job kinds declare has keys (shown by name only)."""
     checks = []
-    for provider, variable, keys in (
-        ("kie", "KIE_API_KEYS", settings.kie_keys),
-        ("openai", "OPENAI_API_KEYS", settings.openai_keys),
-    ):
+    users: dict[str, list[str]] = {}
+    for kind in all_kinds():
+        for declared in kind.providers:
+            users.setdefault(declared.name, []).append(kind.name)
+    for provider in all_providers():
+        keys = provider.keys(settings)
+        name = f"{provider.name} keys"
         if keys:
             names = ", ".join(k.name for k in keys)
-            checks.append(Check(f"{provider} keys", True, f"{len(keys)} configured: {names}"))
+            checks.append(Check(name, True, f"{len(keys)} configured: {names}"))
         else:
+            kinds = " or ".join(users[provider.name])
             checks.append(
                 Check(
-                    f"{provider} keys",
+                    name,
                     False,
-                    f"no {provider} key is configured, so no video job can run",
-                    f"Set {variable} to comma-separated name=secret entries (in the environment "
-                    "file or as a systemd credential).",
+                    f"no {provider.name} key is configured, so no {kinds} job can run",
+                    f"Set {provider.keys_variable} to comma-separated name=secret entries (in the "
+                    "environment file or as a systemd credential).",
                 )
             )
     if settings.telegram_bot_token.get_secret_value():
@@ -113,7 +116,7 @@ def config_checks(settings: Settings) -> list[Check]:
             Check(
                 "telegram token",
                 False,
-                "no bot token is configured, so users are never told about their videos",
+                "no bot token is configured, so users are never told about their jobs",
                 "Set TELEGRAM_BOT_TOKEN to the token @BotFather gave the bot.",
             )
         )
@@ -251,9 +254,7 @@ def _stuck_check(stuck: stats.Stuck) -> Check:
 
 
 def _redis_names(settings: Settings) -> list[str]:
-    providers = [
-        p for p, keys in (("kie", settings.kie_keys), ("openai", settings.openai_keys)) if keys
-    ]
+    providers = [p.name for p in all_providers() if p.keys(settings)]
     return ["redis", "dead letters", *(f"{p} key states" for p in providers)]
 
 
@@ -333,7 +334,7 @@ def _key_state_checks(client: redis_lib.Redis, settings: Settings) -> list[Check
 
     checks = []
     statuses = KeyPool.from_settings(settings, client).statuses()
-    for provider in ("kie", "openai"):
+    for provider in (p.name for p in all_providers()):
         mine = [s for s in statuses if s.provider == provider]
         if not mine:
             continue
@@ -476,12 +477,14 @@ def storage_check(settings: Settings) -> Check:
         )
     total = shutil.disk_usage(path).total
     detail = f"{path} writable, {free / 1024**3:.1f} GiB free of {total / 1024**3:.1f} GiB"
-    if free < settings.max_video_bytes:
+    needs = [need(settings) for kind in all_kinds() if (need := kind.largest_file) is not None]
+    largest, what = max(needs, default=(0, ""))
+    if free < largest:
         return Check(
             "storage",
             False,
-            detail + ", less than one video",
-            "Free disk space in STORAGE_DIR (old videos can be archived) or move it to a bigger "
+            detail + f", less than {what}",
+            "Free disk space in STORAGE_DIR (old results can be archived) or move it to a bigger "
             "disk.",
         )
     if free < LOW_DISK_BYTES:
@@ -489,7 +492,7 @@ def storage_check(settings: Settings) -> Check:
             "storage",
             True,
             detail + f", below {LOW_DISK_BYTES / 1024**3:.0f} GiB",
-            "Free disk space in STORAGE_DIR soon (old videos can be archived).",
+            "Free disk space in STORAGE_DIR soon (old results can be archived).",
             warning=True,
         )
     return Check("storage", True, detail)
@@ -514,9 +517,14 @@ def run_checks(
     *,
     instances: int = DEFAULT_INSTANCES,
     timeout: float = DEFAULT_TIMEOUT,
-    low_kie_credits: float = DEFAULT_LOW_KIE_CREDITS,
+    options: Mapping[str, float] | None = None,
 ) -> list[Check]:
-    """Every check, in a stable order; network checks in parallel, each time-boxed."""
+    """Every check, in a stable order; network checks in parallel, each time-boxed.
+
+    ``options`` are the values of the doctor options the kinds declare (``DoctorOption``),
+    by name; an option not given has its default."""
+    given = {o.name: o.default for kind in all_kinds() for o in kind.doctor_options}
+    given.update(options or {})
     tasks: list[_Task] = [
         _Task(
             _PG,
@@ -529,21 +537,19 @@ def run_checks(
             "Check REDIS_URL and that Redis answers.",
         ),
     ]
-    # Each job kind checks the keys of the providers it uses (e.g. the video kind: KIE's credit
-    # balance, OpenAI's authentication); the framework only knows the keys by provider name.
+    # Each job kind checks the keys of the providers it uses (e.g. an account's balance, or
+    # that the key authenticates); the framework only knows the keys by provider name.
     seen: set[str] = set()
     for kind in all_kinds():
         for provider, check in kind.key_checks().items():
             if provider in seen:
                 continue
             seen.add(provider)
-            for key in settings.keys_for(provider):
+            for key in keys_for(settings, provider):
                 tasks.append(
                     _Task(
                         [f"{provider} key {key.name}"],
-                        partial(
-                            _one, check, settings, key, timeout=timeout, low_credits=low_kie_credits
-                        ),
+                        partial(_one, check, settings, key, timeout=timeout, **given),
                         f"Check {provider.upper()}_BASE_URL and this host's network.",
                     )
                 )

@@ -318,14 +318,19 @@ class KeyPool:
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis) -> KeyPool:
-        """The pool of the configured KIE and OpenAI keys, paced at the configured KIE limits."""
+        """The pool of the keys of every provider the job kinds declare, paced at the limits
+        they declare."""
+        from worker.kinds import all_providers
+
+        providers = all_providers()
         return cls(
             redis,
             settings.redis_namespace,
-            [*settings.kie_keys, *settings.openai_keys],
+            [key for p in providers for key in p.keys(settings)],
             {
-                ("kie", "create"): settings.kie_create_rate,
-                ("kie", "query"): settings.kie_query_rate,
+                (p.name, purpose): rate
+                for p in providers
+                for purpose, rate in p.limits(settings).items()
             },
         )
 

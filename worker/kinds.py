@@ -19,7 +19,7 @@ from worker.errors import WorkerError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from worker.config import Settings
+    from worker.config import ApiKey, KindSettings, RateLimit, Settings
     from worker.db import Database
     from worker.steps import StepHandler
     from worker.webhooks import Webhook
@@ -29,6 +29,38 @@ JOBS_PACKAGE = "jobs"
 
 class UnknownKind(WorkerError):
     pass
+
+
+def _no_limits(settings: Settings) -> Mapping[str, RateLimit]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A paid service a kind's steps call, with its keys in one variable.
+
+    The key pool (``worker.keys``), `worker doctor` and `worker keys` know a provider only
+    through this declaration: ``name`` is how keys, cooldowns and metrics are filed, ``label``
+    how an operator writes it, ``keys`` the parsed keys of ``keys_variable``, and ``limits``
+    the request pacing per purpose (``{"create": 20/10s}``; a purpose not listed is not paced).
+    """
+
+    name: str
+    label: str
+    keys_variable: str
+    keys: Callable[[Settings], tuple[ApiKey, ...]]
+    limits: Callable[[Settings], Mapping[str, RateLimit]] = _no_limits
+
+
+@dataclass(frozen=True)
+class DoctorOption:
+    """A `worker doctor` option a kind's key checks take: ``--flag`` on the command line, the
+    keyword ``name`` in the checks (e.g. the balance below which an account gets a warning)."""
+
+    name: str
+    flag: str
+    default: float
+    help: str
 
 
 @dataclass(frozen=True)
@@ -48,6 +80,20 @@ class JobKind:
     deadline: Callable[[Settings, Mapping[str, Any]], float]
     handlers_module: str
     subject: Callable[[Mapping[str, Any]], str] = lambda payload: "your job"
+    #: The kind's own settings (read like the framework's; see ``worker.config.kind_settings``).
+    settings_model: type[KindSettings] | None = None
+    #: The paid services its steps call (keys, pacing); several kinds may share one.
+    providers: tuple[Provider, ...] = ()
+    #: `worker doctor` options its key checks take.
+    doctor_options: tuple[DoctorOption, ...] = ()
+    #: The largest file one job may store, and how to say it (``(500 MiB, "one video")``):
+    #: `worker doctor` fails when STORAGE_DIR has less free space.
+    largest_file: Callable[[Settings], tuple[int, str]] | None = None
+    #: The job counts one request may ask for (``None``: any count the client accepts).
+    counts: Callable[[Settings], tuple[int, ...]] | None = None
+    #: The request that makes a job like a stored one again (clone, retry): by default the
+    #: payload itself, which ``validate`` must accept back.
+    request_of: Callable[[Mapping[str, Any]], dict[str, Any]] = dict
     #: Module whose ``KEY_CHECKS`` maps a provider to the `worker doctor` check of one key.
     key_checks_module: str | None = None
     #: Module whose ``WEBHOOKS`` lists the kind's provider callbacks (``worker.webhooks``),
@@ -135,3 +181,20 @@ def all_kinds() -> list[JobKind]:
         except UnknownKind:
             continue
     return kinds
+
+
+def all_providers() -> list[Provider]:
+    """Every provider the kinds declare, each once (by name), in declaration order."""
+    found: dict[str, Provider] = {}
+    for kind in all_kinds():
+        for provider in kind.providers:
+            found.setdefault(provider.name, provider)
+    return list(found.values())
+
+
+def keys_for(settings: Settings, provider: str) -> tuple[ApiKey, ...]:
+    """The configured keys of ``provider`` (none for a provider no kind declares)."""
+    for declared in all_providers():
+        if declared.name == provider:
+            return declared.keys(settings)
+    return ()

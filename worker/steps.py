@@ -29,7 +29,7 @@ from worker.db import Database
 from worker.dispatch import Dispatcher
 from worker.errors import ErrorClass, NoKeyAvailable, ProviderError
 from worker.keys import KeyPool, UnknownKey
-from worker.kinds import JobKind
+from worker.kinds import JobKind, keys_for
 from worker.metrics import CLAIM_MISSES, JOBS_FINISHED, PROVIDER_ERRORS, STEP_SECONDS, STEPS
 from worker.notifications import Notifications
 from worker.policy import Action, Backoff, decide
@@ -518,8 +518,7 @@ class Runtime:
         )
 
     def _key(self, provider: str, name: str) -> ApiKey | None:
-        keys = self.settings.kie_keys if provider == "kie" else self.settings.openai_keys
-        return next((k for k in keys if k.name == name), None)
+        return next((k for k in keys_for(self.settings, provider) if k.name == name), None)
 
     # -- writing the outcome ---------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.report.retention import prune_uploads
+from jobs.report.settings import ReportSettings, report_settings
 from jobs.report.upload import store_upload, stored_upload
 from worker import validation as v
 from worker.config import Settings
@@ -28,10 +29,6 @@ from worker.kinds import JobKind
 #: Periods a report may cover, counted back from the newest sale date in the file.
 PERIOD_CHOICES = ("7d", "30d", "90d", "all")
 DEFAULT_PERIOD = "30d"
-#: The largest CSV accepted (a setting REPORT_MAX_BYTES overrides it once Settings has one).
-MAX_CSV_BYTES = 200 * 1000 * 1000
-#: Seconds a report may take end to end (REPORT_DEADLINE_SECONDS overrides it likewise).
-DEADLINE_SECONDS = 30 * 60.0
 REQUEST_FIELDS = ("csv", "period", "content_type", "file_name", "size", "sha256")
 
 
@@ -53,7 +50,7 @@ def validate_request(request: Mapping[str, Any], settings: Settings) -> dict[str
     if "sha256" in request:
         upload = stored_upload(request, root)
     else:
-        max_bytes = int(getattr(settings, "report_max_bytes", None) or MAX_CSV_BYTES)
+        max_bytes = report_settings(settings).report_max_bytes
         upload = store_upload(request.get("csv"), root, max_bytes=max_bytes)
     return {
         "csv": upload.relative,
@@ -69,9 +66,10 @@ KIND = JobKind(
     name="report",
     steps=("analyse", "deliver"),
     validate=validate_request,
-    price=lambda s: int(getattr(s, "report_price_credits", 0)),
-    deadline=lambda s, payload: float(getattr(s, "report_deadline_seconds", DEADLINE_SECONDS)),
+    price=lambda s: report_settings(s).report_price_credits,
+    deadline=lambda s, payload: report_settings(s).report_deadline_seconds,
     handlers_module="jobs.report.steps",
+    settings_model=ReportSettings,
     subject=lambda payload: f"your sales report for “{payload.get('file_name', 'your file')}”",
     prune_shared=prune_uploads,
 )

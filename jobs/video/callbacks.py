@@ -25,6 +25,7 @@ import hmac
 import json
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from jobs.video.settings import video_settings
 from worker.config import Settings
 from worker.webhooks import Wake, Webhook, WebhookRejected, WebhookRequest
 
@@ -40,7 +41,7 @@ _MAX_JOB_ID = 2**63 - 1
 
 def callback_url(settings: Settings, job_id: int) -> str | None:
     """The ``callBackUrl`` for job ``job_id``, or ``None`` when callbacks are off."""
-    base = settings.kie_callback_url
+    base = video_settings(settings).kie_callback_url
     if not base:
         return None
     parts = urlsplit(base)
@@ -78,8 +79,12 @@ def read(request: WebhookRequest, settings: Settings) -> Wake:
         step=WAITING_STEP,
         provider_task_id=task_id,
         detail=f"KIE called back: task {task_id} is {said}; polling it now",
-        data={"state": said, "signed": bool(settings.kie_webhook_hmac_key.get_secret_value())},
+        data={"state": said, "signed": _signed(settings)},
     )
+
+
+def _signed(settings: Settings) -> bool:
+    return bool(video_settings(settings).kie_webhook_hmac_key.get_secret_value())
 
 
 def _job_id(raw: str | None) -> int:
@@ -91,7 +96,7 @@ def _job_id(raw: str | None) -> int:
 
 
 def _verify(request: WebhookRequest, settings: Settings, task_id: str) -> None:
-    key = settings.kie_webhook_hmac_key.get_secret_value()
+    key = video_settings(settings).kie_webhook_hmac_key.get_secret_value()
     if not key:
         return
     timestamp = (request.header("X-Webhook-Timestamp") or "").strip()
@@ -118,8 +123,8 @@ WEBHOOKS = (
         name="kie",
         provider="kie",
         read=read,
-        public_url=lambda settings: settings.kie_callback_url,
-        signed=lambda settings: bool(settings.kie_webhook_hmac_key.get_secret_value()),
+        public_url=lambda settings: video_settings(settings).kie_callback_url,
+        signed=_signed,
         url_variable="KIE_CALLBACK_URL",
         key_variable="KIE_WEBHOOK_HMAC_KEY",
     ),

@@ -12,6 +12,7 @@ import openai
 
 from jobs.video.kie import KieClient
 from jobs.video.prompt import PROVIDER, PromptGenerator
+from jobs.video.settings import video_settings
 from worker.config import ApiKey, Settings
 from worker.doctor import Check, provider_failure
 from worker.errors import ErrorClass, ProviderError
@@ -42,10 +43,10 @@ def kie_check(
 
 
 def openai_check(settings: Settings, key: ApiKey, *, timeout: float, **_: Any) -> Check:
-
     name = f"openai key {key.name}"
+    model = video_settings(settings).openai_model
     generator = PromptGenerator(
-        settings.openai_base_url, model=settings.openai_model, timeout=timeout
+        video_settings(settings).openai_base_url, model=model, timeout=timeout
     )
     try:
         # GET /models: authenticated, free, and it says whether the configured model exists.
@@ -64,16 +65,14 @@ def openai_check(settings: Settings, key: ApiKey, *, timeout: float, **_: Any) -
         return provider_failure(name, err, "OpenAI", "OPENAI_API_KEYS", key.name)
     finally:
         generator.close()
-    if models and settings.openai_model not in models:
+    if models and model not in models:
         return Check(
             name,
             False,
-            f"key works, but model {settings.openai_model} is not among its {len(models)} models",
+            f"key works, but model {model} is not among its {len(models)} models",
             "Set OPENAI_MODEL to a model this key can use (see GET /v1/models).",
         )
-    return Check(
-        name, True, f"authenticated; {len(models)} models, {settings.openai_model} among them"
-    )
+    return Check(name, True, f"authenticated; {len(models)} models, {model} among them")
 
 
 #: Provider name → the check of one of its keys.

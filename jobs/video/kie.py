@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from jobs.video.settings import video_settings
 from worker import http as provider_http
 from worker.errors import ErrorClass, ProviderError
 
@@ -248,14 +249,15 @@ class KieClient:
     ) -> KieClient:
         """A client configured from ``KIE_*`` settings (the model is configuration, never code);
         ``timeout`` overrides ``KIE_TIMEOUT`` (e.g. the doctor's short time box)."""
+        s = video_settings(settings)
         return cls(
-            settings.kie_base_url,
-            model=settings.kie_model,
-            aspect_ratio=settings.kie_aspect_ratio,
-            n_frames=settings.kie_n_frames,
-            remove_watermark=settings.kie_remove_watermark,
-            size=settings.kie_size,
-            timeout=timeout if timeout is not None else settings.kie_timeout,
+            s.kie_base_url,
+            model=s.kie_model,
+            aspect_ratio=s.kie_aspect_ratio,
+            n_frames=s.kie_n_frames,
+            remove_watermark=s.kie_remove_watermark,
+            size=s.kie_size,
+            timeout=timeout if timeout is not None else s.kie_timeout,
             http=http,
         )
 

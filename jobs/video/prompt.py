@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
+from jobs.video.settings import video_settings
 from worker import http as provider_http
 from worker.errors import ErrorClass, ProviderError
 
@@ -112,9 +113,8 @@ class PromptGenerator:
     @classmethod
     def from_settings(cls, settings: Settings) -> PromptGenerator:
         """A generator configured from ``OPENAI_*`` settings."""
-        return cls(
-            settings.openai_base_url, model=settings.openai_model, timeout=settings.openai_timeout
-        )
+        s = video_settings(settings)
+        return cls(s.openai_base_url, model=s.openai_model, timeout=s.openai_timeout)
 
     def __repr__(self) -> str:
         return f"PromptGenerator(base_url={self.base_url!r}, model={self.model!r})"

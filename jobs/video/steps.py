@@ -20,6 +20,7 @@ from typing import Any
 from jobs.video.callbacks import callback_url
 from jobs.video.kie import KieClient, TaskState
 from jobs.video.prompt import PromptGenerator
+from jobs.video.settings import video_settings
 from worker.config import Settings
 from worker.errors import ErrorClass, ProviderError
 from worker.metrics import CALLBACKS_MISSED
@@ -55,7 +56,7 @@ CALLBACK_GRACE_SECONDS = 30.0
 def expects_callback(settings: Settings, state: dict[str, Any]) -> bool:
     """Whether KIE will call back for this generation's task: it was created with a callback
     URL, and callbacks are still on (turned off, the receiver may be gone: poll as before)."""
-    return bool(settings.kie_callback_url) and bool(state.get("callback_given"))
+    return bool(video_settings(settings).kie_callback_url) and bool(state.get("callback_given"))
 
 
 def next_poll_delay(
@@ -65,7 +66,8 @@ def next_poll_delay(
     task that KIE calls back for, the safety net (``KIE_SAFETY_POLL_SECONDS`` ± 10%: the
     callback is what makes the poll run when the task ends; this only catches a lost one)."""
     if expects_callback(settings, state):
-        return settings.kie_safety_poll_seconds * (rng or random).uniform(0.9, 1.1)
+        safety = video_settings(settings).kie_safety_poll_seconds
+        return safety * (rng or random).uniform(0.9, 1.1)
     return poll_delay(elapsed, rng)
 
 
@@ -157,7 +159,8 @@ def submit(ctx: StepContext) -> Outcome:
         "task_created_at": ctx.now().timestamp(),
         "callback_given": callback is not None,
     }
-    delay = max(next_poll_delay(ctx.settings, learned, 0), ctx.settings.kie_first_poll_seconds)
+    first_poll = video_settings(ctx.settings).kie_first_poll_seconds
+    delay = max(next_poll_delay(ctx.settings, learned, 0), first_poll)
     when = (
         f"KIE calls back when it ends (safety-net poll in {delay:.1f} s)"
         if callback
@@ -226,7 +229,8 @@ def poll(ctx: StepContext) -> Outcome:
 
     # Still rendering. One "still working" message once it takes long.
     running_for = ctx.seconds_since(ctx.row["created_at"])
-    if running_for > ctx.settings.progress_after_seconds and not ctx.state.get("progress_sent"):
+    progress_after = video_settings(ctx.settings).progress_after_seconds
+    if running_for > progress_after and not ctx.state.get("progress_sent"):
         ctx.notify("progress", PROGRESS_TEXT.format(title=ctx.payload["title"]))
         state_extra = {"progress_sent": True}
     else:
@@ -279,7 +283,7 @@ def deliver(ctx: StepContext) -> Outcome:
             urls[0],
             dest,
             provider="kie",
-            max_bytes=ctx.settings.max_video_bytes,
+            max_bytes=video_settings(ctx.settings).max_video_bytes,
             content_types=VIDEO_TYPES,
             looks_right=looks_like_mp4,
         )

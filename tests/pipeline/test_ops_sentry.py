@@ -12,6 +12,7 @@ import sentry_sdk
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
+from jobs.video.settings import video_settings
 from tests.pipeline.conftest import BOT_TOKEN, Pipeline
 from worker.alerts import alert
 from worker.config import load_settings
@@ -70,7 +71,7 @@ def test_one_event_per_failed_job_and_no_secrets(
         "UPDATE jobs SET payload = payload - 'title' WHERE id = %s RETURNING id", (internal,)
     )
     # UNAVAILABLE: the KIE model was withdrawn; fails at once.
-    pipeline.sim.configure({"kie": {"withdrawn_models": [pipeline.settings.kie_model]}})
+    pipeline.sim.configure({"kie": {"withdrawn_models": [video_settings(pipeline.settings).kie_model]}})
     unavailable = pipeline.submit(31)[0]
 
     # Breadcrumbs, tags and contexts holding secrets, then an alert from this thread.

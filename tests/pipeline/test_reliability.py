@@ -7,6 +7,7 @@ import time
 import httpx
 import redis
 
+from jobs.video.settings import video_settings
 from tests.pipeline.conftest import Pipeline, wait_for
 from worker import lifecycle
 from worker.dispatch import Dispatcher
@@ -89,7 +90,7 @@ def test_a_job_whose_worker_died_while_creating_its_task_is_refunded_not_paid_tw
         f"{pipeline.sim.kie_url}/api/v1/jobs/createTask",
         headers={"Authorization": "Bearer sim-kie-1"},
         json={
-            "model": pipeline.settings.kie_model,
+            "model": video_settings(pipeline.settings).kie_model,
             "input": {"prompt": "A slow push-in", "image_urls": ["https://example.test/p.jpg"]},
         },
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from jobs.video.settings import video_settings
 from tests.pipeline.conftest import Pipeline
 from worker.dispatch import Dispatcher
 
@@ -157,7 +158,7 @@ def test_revoked_key_is_auth_and_rotates(pipeline: Pipeline) -> None:
 
 
 def test_withdrawn_model_is_unavailable(pipeline: Pipeline) -> None:
-    pipeline.sim.configure({"kie": {"withdrawn_models": [pipeline.settings.kie_model]}})
+    pipeline.sim.configure({"kie": {"withdrawn_models": [video_settings(pipeline.settings).kie_model]}})
     pipeline.start_worker()
     (job,) = pipeline.submit(10, credits=1)
     (done,) = pipeline.wait([job])

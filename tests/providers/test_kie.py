@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from jobs.video.kie import KieClient, KieTask, TaskState, classify_task_failure
+from jobs.video.settings import video_settings
 from simulator.testing import RunningSimulator
 from worker.config import Settings
 from worker.errors import ErrorClass, ProviderError
@@ -520,7 +521,7 @@ def test_from_settings(sim: RunningSimulator) -> None:
         kie_timeout=4.0,
     )
     kie = KieClient.from_settings(settings)
-    task_id = kie.create_task(settings.kie_keys[0], prompt="p", image_url=IMAGE)
+    task_id = kie.create_task(video_settings(settings).kie_keys[0], prompt="p", image_url=IMAGE)
     body = sent_body(sim, task_id)
     assert body["model"] == "sora-2-pro-image-to-video"
     assert body["input"]["size"] == "standard" and "callBackUrl" not in body

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from jobs.video.prompt import PromptGenerator, clean_prompt
+from jobs.video.settings import video_settings
 from simulator.config import QUOTA_CODES
 from simulator.testing import RunningSimulator
 from worker.config import Settings
@@ -287,6 +288,6 @@ def test_from_settings(sim: RunningSimulator) -> None:
     )
     gen = PromptGenerator.from_settings(settings)
     assert gen.model == "gpt-4.1-mini"
-    assert gen.generate(settings.openai_keys[0], title="Mug", description=None)
+    assert gen.generate(video_settings(settings).openai_keys[0], title="Mug", description=None)
     assert sim.calls("openai")[0]["model"] == "gpt-4.1-mini"
     gen.close()

@@ -13,6 +13,7 @@ import pytest
 
 import jobs.report
 import jobs.report.upload
+from jobs.report.settings import report_settings
 from worker.client import AsyncClient, Client, InsufficientCredits, InvalidRequest
 from worker.config import Settings, load_settings
 from worker.db import Database
@@ -121,7 +122,7 @@ def test_refusals_name_the_field_and_write_nothing(
     (tmp_path / "big.csv").write_text(ROWS)
     monkeypatch.chdir(tmp_path)
     if change.get("csv_path") == "big.csv":
-        monkeypatch.setattr(jobs.report, "MAX_CSV_BYTES", 10)
+        monkeypatch.setattr(report_settings(settings), "report_max_bytes", 10)
     args: dict[str, Any] = {"csv_path": csv_file, **change}
     before = _counts(db)
     with pytest.raises(InvalidRequest) as info:

@@ -11,6 +11,7 @@ from worker import doctor as checks_
 from worker.cli.output import console, emit_json
 from worker.config import load_settings
 from worker.errors import ConfigError
+from worker.kinds import all_kinds
 
 _MARKS = {"ok": "[green]ok  [/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}
 
@@ -31,14 +32,7 @@ _MARKS = {"ok": "[green]ok  [/green]", "warn": "[yellow]warn[/yellow]", "fail": 
     show_default=True,
     help="Seconds each network check may take.",
 )
-@click.option(
-    "--low-kie-credits",
-    type=click.FloatRange(0),
-    default=checks_.DEFAULT_LOW_KIE_CREDITS,
-    show_default=True,
-    help="Warn when a KIE account has fewer credits than this.",
-)
-def doctor(as_json: bool, instances: int, timeout: float, low_kie_credits: float) -> None:
+def doctor(as_json: bool, instances: int, timeout: float, **options: float) -> None:
     """Check configuration, services, provider keys, storage and stuck work; exit 1 on a failure."""
     try:
         settings = load_settings()
@@ -53,15 +47,26 @@ def doctor(as_json: bool, instances: int, timeout: float, low_kie_credits: float
             )
         ]
     else:
-        found = checks_.run_checks(
-            settings, instances=instances, timeout=timeout, low_kie_credits=low_kie_credits
-        )
+        found = checks_.run_checks(settings, instances=instances, timeout=timeout, options=options)
     ok = all(c.ok for c in found)
     if as_json:
         emit_json({"ok": ok, "checks": [c.as_dict() for c in found]})
     else:
         _print(found, ok)
     sys.exit(0 if ok else 1)
+
+
+# The options the job kinds' checks take (e.g. a balance below which an account gets a warning).
+for _option in {o.flag: o for kind in all_kinds() for o in kind.doctor_options}.values():
+    doctor.params.append(
+        click.Option(
+            [_option.flag, _option.name],
+            type=click.FloatRange(0),
+            default=_option.default,
+            show_default=True,
+            help=_option.help,
+        )
+    )
 
 
 def _print(found: list[checks_.Check], ok: bool) -> None:
