@@ -1,9 +1,12 @@
 """The credit ledger: grant, hold, capture (post) and refund (void) as immutable transfers.
 
 Every function takes a connection inside the caller's transaction, so a job's state change and
-its money movement commit together. Transfer ids are deterministic (uuid5 of the job id and the
-kind of movement), so a replayed call inserts nothing and changes nothing; the database's unique
-index makes a hold resolve exactly once and its CHECK makes an overdraft impossible.
+its money movement commit together. Transfer ids are deterministic, so a replayed call inserts
+nothing and changes nothing: a job's hold, capture and refund are ``0000000k-0000-4000-8000-<job
+id in hex>`` with k = 1, 2, 3 (:func:`job_transfer_id`, and the SQL function of the same name), a
+grant with an idempotency key is uuid5 of the user and the key (:func:`grant_id`; without a key,
+a random uuid4). The database's unique index makes a hold resolve exactly once and its CHECK
+makes an overdraft impossible.
 """
 
 from __future__ import annotations
