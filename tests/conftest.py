@@ -112,13 +112,13 @@ class RunningWebhooks:
     """`worker webhooks` (its :class:`WebhookServer`) on its own event loop in a daemon thread,
     listening on a free port: the code under test reaches it over real HTTP."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **limits: float) -> None:
         import asyncio
         import threading
 
         from worker.webhook_server import WebhookServer
 
-        self.server = WebhookServer(settings)
+        self.server = WebhookServer(settings, **limits)  # type: ignore[arg-type]
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         failure: list[BaseException] = []

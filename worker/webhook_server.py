@@ -13,6 +13,17 @@ Routes, one pair per webhook a job kind declares (``JobKind.webhooks_module``):
   `worker doctor` can check through the public URL that the proxy routes here.
 * ``GET /healthz``: 200 when PostgreSQL and Redis answer, else 503.
 
+Hostile input: any exception while reading a request (its body, its query, the webhook's own
+reading) is a 400, never a 500 with a traceback; an input PostgreSQL refuses (a NUL, text it
+cannot encode) is a 400 too, not a 503. A connection must send its headers within
+:data:`HEADER_TIMEOUT_SECONDS` of opening (and an idle keep-alive connection is closed after as
+long), its body within :data:`BODY_TIMEOUT_SECONDS` (else 408); past
+:data:`MAX_CONNECTIONS` open connections a new one is answered 503 and closed at once, so a
+flood of idle connections cannot exhaust the file descriptors (``LimitNOFILE=`` in the unit is
+well above it). Warnings go through a limiter keyed on the route and a fixed set of reasons
+(:data:`WARN_REASONS`), so a flood writes one line per reason every
+:data:`WARN_EVERY_SECONDS`, saying how many it left out.
+
 One process serves a host; it holds nothing but a small connection pool, so run two behind the
 proxy for redundancy if you like. Wake-ups go through a background sender (the bot's), so a
 request never waits on Redis; if Redis is down the job is due anyway and the maintenance loop
@@ -29,6 +40,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import psycopg
 from aiohttp import web
@@ -53,6 +65,31 @@ STARTUP_WAIT = 30.0
 SHUTDOWN_SECONDS = 12.0
 #: At most one warning per reason in this many seconds (a flood of forged requests).
 WARN_EVERY_SECONDS = 10.0
+#: A connection's request headers must have arrived this long after it opened (or after its
+#: previous answer, on a keep-alive connection); else it is closed.
+HEADER_TIMEOUT_SECONDS = 10.0
+#: A request's body must have arrived this long after its headers; else 408.
+BODY_TIMEOUT_SECONDS = 10.0
+#: Connections held open at most; one more is answered 503 and closed.
+MAX_CONNECTIONS = 512
+#: Why a warning is logged: the limiter's keys (with the route), a fixed set.
+Reason = Literal["refused", "unreadable", "bad-input", "database", "bug"]
+WARN_REASONS: tuple[Reason, ...] = ("refused", "unreadable", "bad-input", "database", "bug")
+#: What a client over :data:`MAX_CONNECTIONS` gets before the connection closes.
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 46\r\nConnection: close\r\n\r\n"
+    b'{"ok": false, "error": "too many connections"}'
+)
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over the cap: answered 503 and closed, nothing read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(_BUSY)
+        transport.close()
 
 
 @dataclass(frozen=True)
@@ -72,8 +109,19 @@ def routes_of(kinds: list[JobKind]) -> list[Route]:
 class WebhookServer:
     """The application and what it needs: a small async pool and a wake-up sender."""
 
-    def __init__(self, settings: Settings, kinds: list[JobKind] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        kinds: list[JobKind] | None = None,
+        *,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.settings = settings
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
         self.routes = routes_of(kinds if kinds is not None else all_kinds())
         self.db = AsyncDatabase(
             settings.database_url,
@@ -84,8 +132,10 @@ class WebhookServer:
         self.broker = make_broker(settings)
         self.redis = redis_client(settings)
         self.dispatcher = Dispatcher(self.broker, backoff_seconds=2.0, background=True)
-        self._warned: dict[str, float] = {}
+        #: (route label, reason) → when last logged, how many left out since
+        self._warned: dict[tuple[str, Reason], tuple[float, int]] = {}
         self.runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     # -- the application ----------------------------------------------------------------
 
@@ -114,28 +164,56 @@ class WebhookServer:
 
     async def callback(self, route: Route, request: web.Request) -> web.Response:
         """Read, wake, answer. Never raises: every request gets an answer and a count."""
-        body = await request.read()
-        incoming = WebhookRequest(
-            headers={k.lower(): v for k, v in request.headers.items()},
-            query=dict(request.query),
-            body=body,
-            received_at=time.time(),
-        )
         try:
+            body = await asyncio.wait_for(request.read(), self.body_timeout)
+        except TimeoutError:
+            self._count(route, "rejected")
+            self._warn(route, "unreadable", "a callback's body did not arrive in time")
+            response = web.json_response(
+                {"ok": False, "error": "the body did not arrive in time"}, status=408
+            )
+            response.force_close()
+            return response
+        except web.HTTPException:
+            raise  # 413: the body is over MAX_BODY_BYTES
+        except Exception as exc:  # a reset connection, a broken chunked encoding...
+            self._count(route, "rejected")
+            self._warn(route, "unreadable", f"a callback's body cannot be read: {exc!r}")
+            return _refused(400, "the request cannot be read")
+        try:
+            incoming = WebhookRequest(
+                headers={k.lower(): v for k, v in request.headers.items()},
+                query=dict(request.query),
+                body=body,
+                received_at=time.time(),
+            )
             w = route.hook.read(incoming, self.settings)
         except WebhookRejected as exc:
             self._count(route, "rejected")
-            self._warn(f"{route.label} callback refused ({exc.status}): {exc.reason}")
-            return web.json_response({"ok": False, "error": exc.reason}, status=exc.status)
+            self._warn(route, "refused", f"a callback refused ({exc.status}): {exc.reason}")
+            return _refused(exc.status, exc.reason)
+        except Exception as exc:  # RecursionError, ValueError...: the input is bad, not us
+            self._count(route, "rejected")
+            self._warn(route, "unreadable", f"a callback cannot be read: {type(exc).__name__}")
+            return _refused(400, "the request cannot be read")
         try:
             outcome = await wake(self.db, route.kind, w)
+        except (psycopg.DataError, ValueError, UnicodeError) as exc:
+            # PostgreSQL (or psycopg) refuses the callback's text: a NUL, a lone surrogate.
+            self._count(route, "rejected")
+            self._warn(route, "bad-input", f"a callback cannot be stored: {type(exc).__name__}")
+            return _refused(400, "the callback holds text that cannot be stored")
         except (psycopg.Error, OSError, TimeoutError) as exc:
             self._count(route, "error")
-            self._warn(f"{route.label} callback for job {w.job_id} not handled: {exc}")
+            self._warn(route, "database", f"callback for job {w.job_id} not handled: {exc}")
             return web.json_response(
                 {"ok": False, "error": "the database is not available; send it again later"},
                 status=503,
             )
+        except Exception as exc:
+            self._count(route, "error")
+            self._warn(route, "bug", f"callback for job {w.job_id} failed: {exc!r}")
+            return _refused(500, "the callback could not be handled; send it again later")
         if outcome == "woken":
             self.dispatcher.send(route.kind.queue, w.job_id, actor=route.kind.actor(w.step))
         self._count(route, outcome)
@@ -164,26 +242,52 @@ class WebhookServer:
     def _count(self, route: Route, outcome: str) -> None:
         CALLBACKS.labels(kind=route.kind.name, webhook=route.hook.name, outcome=outcome).inc()
 
-    def _warn(self, message: str) -> None:
+    def _warn(self, route: Route, reason: Reason, message: str) -> None:
+        """Log ``message`` unless this route's ``reason`` was logged in the last
+        :data:`WARN_EVERY_SECONDS`; the limiter holds one entry per route and reason."""
         now = time.monotonic()
-        reason = message.split(":", 1)[0]
-        if now - self._warned.get(reason, -WARN_EVERY_SECONDS) >= WARN_EVERY_SECONDS:
-            self._warned[reason] = now
-            log.warning("%s", redact(message))
+        key = (route.label, reason)
+        last, skipped = self._warned.get(key, (-WARN_EVERY_SECONDS, 0))
+        if now - last < WARN_EVERY_SECONDS:
+            self._warned[key] = (last, skipped + 1)
+            return
+        self._warned[key] = (now, 0)
+        more = f" ({skipped:,} more like it not shown)" if skipped else ""
+        log.warning("%s: %s%s", route.label, redact(message)[:500], more)
 
     # -- lifetime -------------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> int:
         """Open the pool (waiting for PostgreSQL), listen; return the port (0 picks one)."""
         await self.db.open(wait=True, timeout=STARTUP_WAIT)
-        self.runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+        # keepalive_timeout closes a connection that has not sent a whole request's headers
+        # this long after it opened or after its last answer (aiohttp arms it at connect).
+        self.runner = web.AppRunner(
+            self.app(),
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+            keepalive_timeout=self.header_timeout,
+            # after an early answer (408, 413) aiohttp reads what is left of the body this long
+            lingering_time=1.0,
+        )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
-        await site.start()
-        return int(self.runner.addresses[0][1])
+        handlers = self.runner.server
+        assert handlers is not None
+
+        def connection() -> asyncio.BaseProtocol:
+            if len(handlers.connections) >= self.max_connections:
+                return _Busy()
+            return handlers()
+
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(connection, host, port)
+        return int(self._listener.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Stop listening, finish requests in flight, send the last wake-ups, close."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
@@ -191,6 +295,10 @@ class WebhookServer:
         await self.db.close()
         self.broker.close()
         self.redis.close()
+
+
+def _refused(status: int, reason: str) -> web.Response:
+    return web.json_response({"ok": False, "error": reason}, status=status)
 
 
 def serve(settings: Settings, host: str, port: int) -> int:
