@@ -10,15 +10,26 @@ from worker.cli.output import emit_json
 
 @click.command("migrate")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option(
+    "--print-schema",
+    is_flag=True,
+    help="Then print the schema as it stands (tables, indexes, functions, triggers) as SQL "
+    "(with --json: as the document's 'schema').",
+)
 @click.pass_obj
-def migrate(obj: CliContext, as_json: bool) -> None:
+def migrate(obj: CliContext, as_json: bool, print_schema: bool) -> None:
     """Apply pending migrations (creates the database if missing). Safe to run again, and from
     several hosts at once."""
     from worker.migrate import migrate as run_migrations
+    from worker.schema import of_database
 
     applied = run_migrations(obj.settings.database_url)
+    schema = of_database(obj.settings.database_url) if print_schema else None
     if as_json:
-        emit_json({"applied": [f"{m.version:04d}_{m.name}" for m in applied]})
+        names = [f"{m.version:04d}_{m.name}" for m in applied]
+        emit_json({"applied": names, **({"schema": schema} if schema is not None else {})})
+    elif schema is not None:
+        click.echo(schema, nl=False)
     elif applied:
         for m in applied:
             click.echo(f"applied {m.version:04d}_{m.name}")
