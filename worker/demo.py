@@ -2,15 +2,16 @@
 
 It uses its own database (``worker_demo`` on the configured server) and Redis namespace, both
 reset at the start, so it never touches real jobs or credits. It starts the simulator, `worker
-webhooks` (the simulator calls back when a video is done, as KIE does) and two ``worker run``
-processes, submits a mix of jobs (most succeed; one is refused by content policy; one KIE key has
-no credit, so it is quarantined and the other key carries the load), shows live progress, and
-ends with a summary.
+webhooks` (the simulator calls back when a provider's work is done) and two ``worker run``
+processes, submits the jobs of each kind's demo scenario (:class:`DemoScenario`, declared by the
+kind as ``JobKind.demo_module`` and loaded only here), shows live progress, and ends with a
+summary.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -20,6 +21,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -32,23 +35,51 @@ from rich.table import Table
 
 from worker.client import Client
 from worker.config import Settings, load_settings
-from worker.errors import InsufficientCredits
 from worker.keys import KeyPool
+from worker.kinds import all_kinds
 from worker.migrate import migrate
 
-KIE_KEYS = {"demo-main": "demo-kie-main-secret", "demo-broke": "demo-kie-broke-secret"}
-OPENAI_KEY = "demo-openai-secret"
 BOT_TOKEN = "4242:demo-telegram-token"
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
-#: (user, chat, title, count, credits granted)
-ORDERS = [
-    (1001, 1001, "Hand-thrown ceramic mug", 3, 5),
-    (1002, 1002, "Walnut desk organiser", 1, 2),
-    (1003, 1003, "Linen tote bag", 1, 1),
-    (1004, 1004, "FORBIDDEN replica watch", 1, 1),  # refused by the content policy
-    (1005, 1005, "Brass pocket compass", 3, 1),  # refused at submit: not enough credits
-]
+
+@dataclass(frozen=True)
+class DemoPlace:
+    """Where the demo's services listen: the simulator and `worker webhooks`."""
+
+    simulator_url: str
+    webhook_url: str
+
+
+@dataclass(frozen=True)
+class DemoScenario:
+    """A kind's part of the demo (``SCENARIO`` in the module ``JobKind.demo_module`` names).
+
+    ``environment`` gives the kind's variables (keys, base URLs of the simulator),
+    ``simulator`` its sections of the simulator's configuration, ``submit`` grants credits
+    and submits the jobs (returning the refusals at submit, one line each), ``users`` are the
+    users whose balances the summary adds up, and ``describe`` names a job in the progress table.
+    """
+
+    kind: str
+    environment: Callable[[DemoPlace], dict[str, str]]
+    simulator: Callable[[float], dict[str, Any]]
+    submit: Callable[[Client], list[str]]
+    users: tuple[int, ...]
+    describe: Callable[[Mapping[str, Any]], str]
+    #: What `worker webhooks` is for in this scenario (shown when it starts).
+    callback_note: str = "providers call back when their work is done"
+
+
+def scenarios() -> list[DemoScenario]:
+    """The demo scenario of every kind that declares one (imported here, never at start-up)."""
+    found = []
+    for kind in all_kinds():
+        if kind.demo_module is not None:
+            scenario = importlib.import_module(kind.demo_module).SCENARIO
+            assert isinstance(scenario, DemoScenario), kind.demo_module
+            found.append(scenario)
+    return found
 
 
 def _free_port() -> int:
@@ -102,36 +133,25 @@ def run_demo(
     sim_url = f"http://127.0.0.1:{port}"
     webhook_port = _free_port()
     storage = Path(base.storage_dir).resolve() / "demo"
+    place = DemoPlace(sim_url, f"http://127.0.0.1:{webhook_port}")
+    plays = scenarios()
     env_settings = {
         "DATABASE_URL": _demo_database_url(base.database_url, database),
         "REDIS_URL": base.redis_url,
         "REDIS_NAMESPACE": namespace,
-        "KIE_API_KEYS": ",".join(f"{k}={v}" for k, v in KIE_KEYS.items()),
-        "KIE_BASE_URL": sim_url,
-        "OPENAI_API_KEYS": f"demo-openai={OPENAI_KEY}",
-        "OPENAI_BASE_URL": f"{sim_url}/v1",
         "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
         "TELEGRAM_API_URL": sim_url,
         "STORAGE_DIR": str(storage),
-        "KIE_TIMEOUT": "10",
         "BACKOFF_BASE_SECONDS": "0.5",
         "MAINTENANCE_INTERVAL_SECONDS": "1",
         "WEBHOOK_PORT": str(webhook_port),
-        "KIE_CALLBACK_URL": f"http://127.0.0.1:{webhook_port}/callbacks/video/kie",
     }
+    sim_config: dict[str, Any] = {"telegram": {"bot_token": BOT_TOKEN}}
+    for play in plays:
+        env_settings.update(play.environment(place))
+        sim_config.update(play.simulator(render_seconds))
     settings = load_settings(_env_file=None, **{k.lower(): v for k, v in env_settings.items()})
-    sim_config = {
-        "kie": {
-            "render_seconds": render_seconds,
-            "render_jitter": 1.0,
-            "keys": {
-                KIE_KEYS["demo-main"]: {"credits": 1000},
-                KIE_KEYS["demo-broke"]: {"credits": 0},
-            },
-        },
-        "openai": {"refusal_mode": "refusal"},
-        "telegram": {"bot_token": BOT_TOKEN},
-    }
+    describe = {play.kind: play.describe for play in plays}
     procs: list[subprocess.Popen[bytes]] = []
     logs = Path(tempfile.mkdtemp(prefix="worker-demo-"))
     env = {**os.environ, **env_settings}
@@ -163,9 +183,9 @@ def run_demo(
         )
         _reset(settings)
 
+        notes = "; ".join(play.callback_note for play in plays)
         console.print(
-            f"[bold]3.[/bold] starting `worker webhooks` on 127.0.0.1:{webhook_port}: the "
-            "simulator calls back when a video is done"
+            f"[bold]3.[/bold] starting `worker webhooks` on 127.0.0.1:{webhook_port}: {notes}"
         )
         procs.append(
             subprocess.Popen(
@@ -180,17 +200,8 @@ def run_demo(
         console.print("[bold]4.[/bold] granting credits and submitting jobs")
         refused: list[str] = []
         with Client(settings) as client:
-            for user, chat, title, count, credits in ORDERS:
-                client.grant(user, credits, idempotency_key="demo-grant")
-                try:
-                    client.submit_video(
-                        user_id=user,
-                        chat_id=chat,
-                        count=count,
-                        product={"title": title, "image_url": "https://example.test/product.jpg"},
-                    )
-                except InsufficientCredits as exc:
-                    refused.append(f"user {user}: {exc}")
+            for play in plays:
+                refused += play.submit(client)
 
             console.print("[bold]5.[/bold] starting two worker processes (4 threads each)")
             for instance in (1, 2):
@@ -212,8 +223,9 @@ def run_demo(
                     )
                 )
 
-            jobs = _watch(client, console, timeout, procs, logs)
-            balances = [client.balance(user).as_dict() for user, *_ in ORDERS]
+            jobs = _watch(client, console, timeout, procs, logs, describe)
+            users = [user for play in plays for user in play.users]
+            balances = [client.balance(user).as_dict() for user in users]
             from worker import ledger
 
             with client.db.transaction() as conn:
@@ -244,6 +256,7 @@ def _watch(
     timeout: float,
     procs: list[subprocess.Popen[bytes]],
     logs: Path,
+    describe: Mapping[str, Callable[[Mapping[str, Any]], str]],
 ) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     with Live(console=console, refresh_per_second=4, transient=False) as live:
@@ -253,7 +266,7 @@ def _watch(
                 tails = [f.read_text()[-2000:] for f in sorted(logs.glob("*.log"))]
                 raise RuntimeError("a demo process exited early:\n" + "\n".join(tails))
             jobs = list(reversed(client.jobs(limit=100)))
-            live.update(_progress_table(jobs))
+            live.update(_progress_table(jobs, describe))
             if jobs and all(j["status"] in TERMINAL for j in jobs):
                 # let the outbox deliver the failure messages
                 time.sleep(1.0)
@@ -263,9 +276,11 @@ def _watch(
             time.sleep(0.25)
 
 
-def _progress_table(jobs: list[dict[str, Any]]) -> Table:
+def _progress_table(
+    jobs: list[dict[str, Any]], describe: Mapping[str, Callable[[Mapping[str, Any]], str]]
+) -> Table:
     t = Table(title="jobs", title_justify="left", show_edge=False)
-    for col in ("id", "user", "product", "status", "step", "key", "credits", "error"):
+    for col in ("id", "user", "kind", "job", "status", "step", "key", "credits", "error"):
         t.add_column(col)
     colours = {"succeeded": "green", "failed": "red", "running": "yellow"}
     for j in jobs:
@@ -273,7 +288,8 @@ def _progress_table(jobs: list[dict[str, Any]]) -> Table:
         t.add_row(
             str(j["id"]),
             str(j["user_id"]),
-            j["payload"].get("title", "")[:28],
+            j["kind"],
+            describe[j["kind"]](j["payload"])[:28] if j["kind"] in describe else "",
             f"[{colours.get(status, 'white')}]{status}[/]",
             j["step"],
             j["key_name"] or "",
@@ -325,7 +341,7 @@ def _print_summary(console: Console, s: dict[str, Any], logs: Path, database_url
     for name, (state, reason) in s["keys"].items():
         t.add_row(f"key {name}", state + (f" ({reason})" if reason else ""))
     t.add_row("ledger check", "ok" if s["ledger_ok"] else "FAILED")
-    t.add_row("callbacks", f"{s.get('called_back', 0)} job(s) woken by KIE's callback")
+    t.add_row("callbacks", f"{s.get('called_back', 0)} job(s) woken by a provider's callback")
     t.add_row("time", f"{s['seconds']} s")
     t.add_row("logs", str(logs))
     console.print()

@@ -84,6 +84,9 @@ class JobKind:
     settings_model: type[KindSettings] | None = None
     #: The paid services its steps call (keys, pacing); several kinds may share one.
     providers: tuple[Provider, ...] = ()
+    #: Module whose ``SCENARIO`` (``worker.demo.DemoScenario``) is the kind's part of
+    #: `worker demo`; imported only by that command.
+    demo_module: str | None = None
     #: `worker doctor` options its key checks take.
     doctor_options: tuple[DoctorOption, ...] = ()
     #: The largest file one job may store, and how to say it (``(500 MiB, "one video")``):

@@ -75,6 +75,7 @@ KIND = JobKind(
     request_of=lambda payload: {k: val for k, val in payload.items() if k != "model"},
     key_checks_module="jobs.video.health",
     webhooks_module="jobs.video.callbacks",
+    demo_module="jobs.video.demo",
     subject=lambda payload: f"your video of “{payload.get('title', 'your product')}”",
     step_events={
         "prompt written": "prompt",
