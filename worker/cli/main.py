@@ -56,6 +56,7 @@ def cli(ctx: click.Context) -> None:
 def _register() -> None:
     from worker.cli import (
         credits_cmd,
+        dashboard_cmd,
         doctor_cmd,
         jobs_cmd,
         keys_cmd,
@@ -78,6 +79,7 @@ def _register() -> None:
         storage_cmd,
         webhooks_cmd,
         doctor_cmd,
+        dashboard_cmd,
     )
     for module in modules:
         for command in module.COMMANDS:
