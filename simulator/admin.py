@@ -3,6 +3,29 @@
 Everything a test needs is plain HTTP + JSON, so a simulator in another process is driven exactly
 like one in a thread (see ``simulator.testing.RunningSimulator``). Admin requests are never
 recorded as provider calls and never hit by faults.
+
+Endpoints (details in each handler's docstring):
+
+- ``GET /_sim/health``; ``GET|POST /_sim/config`` (read, deep-merge a patch); ``POST /_sim/reset``.
+- ``GET /_sim/calls?service=&endpoint=&model=&since=``, ``GET /_sim/stats``,
+  ``GET /_sim/callbacks``, ``GET /_sim/messages``, ``GET /_sim/tasks[/<id>]``,
+  ``POST /_sim/tasks/<id>/finish|fail``.
+- KIE models: ``GET /_sim/models`` lists every model with its schema, price, state and counters;
+  ``POST /_sim/models/<model>`` with ``{"state": "paused"}`` pauses a model while the simulator
+  runs (``"live"`` resumes it, ``"unknown"`` / ``"withdrawn"`` make it answer as an unknown or
+  withdrawn model, ``null`` returns to the catalog's state). From Python:
+  ``RunningSimulator.set_model_state(model, "paused")`` / ``pause_model`` / ``resume_model``.
+
+How a model's state answers a create call (createTask or Veo's generate), before its body is read:
+``paused`` → 500 "This interface is temporarily paused"; ``unknown`` → 422 (or
+``kie.unknown_model_code`` 404) "The model name you specified is not supported..."; ``withdrawn``
+→ 505 (or ``kie.unavailable_model_code``) "the page does not exist or is not published".
+
+Counting createTask calls spent on a model: ``GET /_sim/models`` → ``create_calls`` of its entry
+(every create call naming it since the last reset, whatever the answer; also in ``GET /_sim/stats``
+as ``create_calls_by_model``), or ``GET /_sim/calls?endpoint=createTask&model=<model>`` for the
+calls themselves (Veo: ``endpoint=veoGenerate``). ``RunningSimulator.create_calls(model)`` does
+the former.
 """
 
 from __future__ import annotations
@@ -13,7 +36,9 @@ from typing import Any
 from aiohttp import web
 
 from simulator.callbacks import get_callbacks
-from simulator.state import get_state
+from simulator.kie import model_state
+from simulator.kie_models import MODELS, STATES
+from simulator.state import SimState, get_state
 
 _SERVICES = ("kie", "openai", "telegram")
 
@@ -66,13 +91,16 @@ async def reset(request: web.Request) -> web.Response:
 
 
 async def calls(request: web.Request) -> web.Response:
-    """``GET /_sim/calls?service=&endpoint=&since=`` → recorded calls, oldest first.
+    """``GET /_sim/calls?service=&endpoint=&model=&since=`` → recorded calls, oldest first.
 
     ``since`` is a ``seq``: only later calls are returned (cheap polling from a benchmark).
+    ``model`` keeps the calls naming that model (create calls record it even when answered 429
+    or by a fault; polls record the model of the task they ask about).
     """
     state = get_state(request)
     service = request.query.get("service") or None
     endpoint = request.query.get("endpoint") or None
+    model = request.query.get("model") or None
     if service is not None and service not in _SERVICES:
         return _bad_request(f"service must be one of {', '.join(_SERVICES)}")
     since = _since(request)
@@ -85,6 +113,7 @@ async def calls(request: web.Request) -> web.Response:
             if c.seq > since
             and (service is None or c.service == service)
             and (endpoint is None or c.endpoint == endpoint)
+            and (model is None or c.model == model)
         ]
     )
 
@@ -172,8 +201,64 @@ async def _force(request: web.Request, outcome: str, body: dict[str, Any]) -> we
         found.fail_after = now - found.created
     else:
         found.fail_code = found.fail_msg = None
+    state.bill(found)
     get_callbacks(request).schedule(found)
     return web.json_response(found.to_dict(now))
+
+
+def _model_entry(state: SimState, model: str) -> dict[str, Any]:
+    spec = MODELS.get(model)
+    described: dict[str, Any] = spec.describe() if spec is not None else {"model": model}
+    return {
+        **described,
+        "state": model_state(state.config.kie, model),
+        "overridden": model in state.config.kie.model_states,
+        "create_calls": state.create_calls_by_model[model],
+        "tasks": state.tasks_by_model[model],
+        "credits_charged": state.credits_by_model.get(model, 0.0),
+    }
+
+
+async def models(request: web.Request) -> web.Response:
+    """``GET /_sim/models`` → every model: schema, price, state and counters.
+
+    One entry per catalog model, plus any other name that has an override or was named by a
+    create call. ``state`` is how createTask (or Veo's generate) answers it now, ``overridden``
+    whether ``kie.model_states`` set it; ``create_calls`` counts every create call that named
+    it since the last reset (paused, refused, rate-limited and faulted ones too), ``tasks`` the
+    tasks created and ``credits_charged`` what they cost (failed tasks are given back).
+    """
+    state = get_state(request)
+    names = list(MODELS)
+    extra = set(state.config.kie.model_states) | set(state.create_calls_by_model)
+    names += sorted(extra - set(names))
+    return web.json_response([_model_entry(state, name) for name in names])
+
+
+async def set_model_state(request: web.Request) -> web.Response:
+    """``POST /_sim/models/<model>`` ``{"state": "live"|"paused"|"unknown"|"withdrawn"|null}``.
+
+    Sets how KIE answers that model from the next request on (``null`` drops the override and
+    the catalog's state applies again); → the model's entry as ``GET /_sim/models`` shows it.
+    The same as patching ``{"kie": {"model_states": {model: state}}}``; ``reset`` undoes it. A
+    bad state, or ``live`` for a model the simulator has no schema for, answers 400.
+    """
+    state = get_state(request)
+    model = request.match_info["model"]
+    try:
+        body = await request.json()
+    except ValueError:
+        return _bad_request('body must be {"state": ...}')
+    if not isinstance(body, dict) or set(body) != {"state"}:
+        return _bad_request('body must be {"state": ...}')
+    wanted = body["state"]
+    if wanted is not None and wanted not in STATES:
+        return _bad_request(f"state must be one of {', '.join(STATES)} or null")
+    try:
+        state.apply_patch({"kie": {"model_states": {model: wanted}}})
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    return web.json_response(_model_entry(state, model))
 
 
 async def messages(request: web.Request) -> web.Response:
@@ -199,4 +284,6 @@ def routes() -> list[web.RouteDef]:
         web.post("/_sim/tasks/{task_id}/finish", finish_task, name="admin.finish_task"),
         web.post("/_sim/tasks/{task_id}/fail", fail_task, name="admin.fail_task"),
         web.get("/_sim/messages", messages, name="admin.messages"),
+        web.get("/_sim/models", models, name="admin.models"),
+        web.post("/_sim/models/{model:.+}", set_model_state, name="admin.set_model_state"),
     ]

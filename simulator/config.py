@@ -9,6 +9,20 @@ than silently run without the fault it meant to inject.
 
 All defaults mean "no faults": a simulator started without configuration behaves like a healthy
 provider with fast renders.
+
+KIE models. Which models exist, their schemas and prices live in ``simulator.kie_models``; each
+model answers createTask according to its state (``live``, ``paused``, ``unknown``,
+``withdrawn``): its default from that catalog (every ``sora-2*`` is paused, as at KIE since June
+2026), overridden by ``kie.withdrawn_models`` and then by ``kie.model_states``. To pause a model
+in a running simulator: ``POST /_sim/models/<model>`` ``{"state": "paused"}`` (or patch
+``{"kie": {"model_states": {"<model>": "paused"}}}``); ``null`` in ``model_states`` drops the
+override. ``GET /_sim/models`` lists every model with its state, price and createTask counts.
+
+Transition switch ``kie.legacy_sora`` (default true, TEMPORARY): while the video client still
+sends Sora 2 bodies, it keeps ``sora-2-image-to-video`` and ``sora-2-pro-image-to-video`` live with
+their last documented schema (1 credit a task) and answers an unknown model as withdrawn (505 "not
+published"), as the simulator did before. It goes away in the same change that switches the client
+to the model catalog; until then every test that means KIE as it is today sets it to false.
 """
 
 from __future__ import annotations
@@ -21,6 +35,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from simulator.kie_models import MODELS
 
 #: Shapes of a KIE error answer: the code inside an HTTP 200 body, as the HTTP status, or either.
 CODE_IN_BODY_MODES = ("body", "status", "mixed")
@@ -39,11 +55,8 @@ QUOTA_CODES = (
 #: KIE endpoints that request-level faults can hit.
 KIE_FAULT_ENDPOINTS = ("createTask", "recordInfo", "credit")
 
-DEFAULT_KIE_MODELS = [
-    "sora-2-image-to-video",
-    "sora-2-pro-image-to-video",
-    "kling-2.6/image-to-video",
-]
+#: Model states, as ``simulator.kie_models`` names them.
+KIE_MODEL_STATES = ("live", "paused", "unknown", "withdrawn")
 DEFAULT_OPENAI_MODELS = [
     "gpt-4o-mini",
     "gpt-4o",
@@ -61,11 +74,12 @@ DEFAULT_OPENAI_MODELS = [
 class KieKeyConfig:
     """One KIE account, known by its secret.
 
-    ``credits`` is the *live* balance: every accepted ``createTask`` lowers it, so ``GET
-    /_sim/config`` shows what is left and a patch tops it up. ``None`` means unlimited.
+    ``credits`` is the *live* balance: every accepted task lowers it by its model's price for the
+    options sent (a task that fails is given back), so ``GET /_sim/config`` and the credit endpoint
+    show what is left and a patch tops it up. ``None`` means unlimited.
     """
 
-    credits: int | None = None
+    credits: float | None = None
     revoked: bool = False
 
 
@@ -77,15 +91,27 @@ class KieConfig:
     render_seconds: float = 3.0
     #: Each task's render time is ``render_seconds * (1 ± render_jitter)``, drawn at creation.
     render_jitter: float = 0.0
-    available_models: list[str] = field(default_factory=lambda: list(DEFAULT_KIE_MODELS))
-    #: Models answered like a withdrawn page (see ``unavailable_model_code``), even if available.
+    #: Per-model render time, overriding ``render_seconds`` (jitter still applies).
+    model_render_seconds: dict[str, float] = field(default_factory=dict)
+    #: TEMPORARY transition switch, see the module docstring: Sora 2 live, unknown = withdrawn.
+    legacy_sora: bool = True
+    #: Model state overrides, model -> live | paused | unknown | withdrawn (see the docstring).
+    model_states: dict[str, str] = field(default_factory=dict)
+    #: Models answered like a withdrawn page (see ``unavailable_model_code``).
     withdrawn_models: list[str] = field(default_factory=list)
-    #: Code for an unknown or withdrawn model: 505 as documented, 404 is also seen in the wild.
+    #: Code for a withdrawn model: 505 ("feature disabled") as documented, 404 also seen.
     unavailable_model_code: int = 505
+    #: Code for a model name KIE does not know: 422, or 404 as in a 2026-09-30 probe.
+    unknown_model_code: int = 422
+    #: Code for recordInfo of an unknown task: 404 "task not found", or 422 "recordInfo is null"
+    #: as observed at KIE.
+    unknown_task_code: int = 404
     #: Accounts by secret. Empty: any non-empty bearer token is accepted with unlimited credit.
     #: Non-empty: only these secrets are accepted, every other token gets 401.
     keys: dict[str, KieKeyConfig] = field(default_factory=dict)
-    credits_per_create: int = 1
+    #: ``None``: a task costs its model's price for the options sent; a number: every task
+    #: costs that (a demo wanting round figures).
+    credits_per_create: float | None = None
     #: A prompt containing this text (case-insensitive) ends in state ``fail`` with failCode 422.
     content_policy_marker: str = "FORBIDDEN"
     #: Sliding-window limits per key; a limit of 0 disables it.
@@ -249,7 +275,7 @@ class SimConfig:
             _choice(f"openai.keys[{secret[:4]}…].quota_code", key.quota_code, QUOTA_CODES)
         non_negative = {
             "kie.render_seconds": self.kie.render_seconds,
-            "kie.credits_per_create": self.kie.credits_per_create,
+            "kie.credits_per_create": self.kie.credits_per_create or 0,
             "kie.create_limit": self.kie.create_limit,
             "kie.query_limit": self.kie.query_limit,
             "kie.timeout_seconds": self.kie.timeout_seconds,
@@ -280,6 +306,18 @@ class SimConfig:
             raise ValueError("kie.webhook_hmac_key must not be empty (null: unsigned callbacks)")
         if not 400 <= self.kie.unavailable_model_code <= 599:
             raise ValueError("kie.unavailable_model_code must be an HTTP error code (400-599)")
+        _choice("kie.unknown_model_code", str(self.kie.unknown_model_code), ("404", "422"))
+        _choice("kie.unknown_task_code", str(self.kie.unknown_task_code), ("404", "422"))
+        for model, state in self.kie.model_states.items():
+            _choice(f"kie.model_states[{model}]", state, KIE_MODEL_STATES)
+            if state == "live" and model not in MODELS:
+                raise ValueError(
+                    f"kie.model_states[{model}]: the simulator has no schema for {model!r}, "
+                    "so it cannot be live (add it to simulator.kie_models)"
+                )
+        for model, seconds in self.kie.model_render_seconds.items():
+            if seconds < 0:
+                raise ValueError(f"kie.model_render_seconds[{model}] must not be negative")
 
 
 def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,12 @@
-"""The fake KIE "Market" jobs API: createTask, recordInfo, credit and the result files.
+"""The fake KIE API: Market createTask/recordInfo, Veo 3.1 generate/record-info, credit, files.
 
-It behaves like the documentation in ``providers.md``, including the parts a client gets wrong:
+Each model is served as KIE serves it today (``simulator.kie_models``: its schema, price and
+state; ``sora-2*`` answers ``500 "This interface is temporarily paused"``). A model's state decides
+the createTask answer before its body is looked at, as at KIE, where ``{"model": X, "input": {}}``
+tells live, paused or unknown at no cost. Every accepted task charges its key's account the
+model's price for the options sent; a task that fails is given back.
+
+It behaves like KIE's documentation, including the parts a client gets wrong:
 error codes that arrive either inside an HTTP 200 body or as the real status, ``msg`` or
 ``message``, HTML bodies on 5xx, ``""`` or ``null`` for empty fields, a task that fails after it
 was accepted, and a timed-out create that still created (and charged) a task. A task created with a
@@ -25,15 +31,34 @@ from aiohttp import web
 
 from simulator.callbacks import get_callbacks
 from simulator.config import KieConfig
+from simulator.kie_models import (
+    LIVE,
+    MARKET,
+    MODELS,
+    PAUSED,
+    PAUSED_MSG,
+    UNKNOWN,
+    UNKNOWN_MSG,
+    VEO,
+    VEO_DEFAULT_MODEL,
+    WITHDRAWN,
+    WITHDRAWN_MSG,
+    ModelSpec,
+    Problem,
+    is_url,
+)
 from simulator.state import SimState, Task, bearer_token, current_call, get_state
 
-MAX_PROMPT_CHARS = 10_000
-ASPECT_RATIOS = ("portrait", "landscape")
-N_FRAMES = ("10", "15")
-SIZES = ("standard", "high")
-UNAVAILABLE_MSG = "the page does not exist or is not published"
+#: Veo 3.1's models, in the ``model`` field of its generate body.
+VEO_MODELS = tuple(name for name, spec in MODELS.items() if spec.family == VEO)
 GENERATION_FAIL = ("500", "internal error, please try again later")
 CONTENT_POLICY_FAIL = ("422", "Invalid prompt: prompt contains prohibited content")
+VEO_CONTENT_POLICY_FAIL = (
+    "400",
+    "Your prompt was flagged by Website as violating content policies",
+)
+#: Veo error codes of a refused request (``successFlag`` 2); others failed upstream (3).
+VEO_REFUSED_CODES = ("400", "422", "451")
 #: Credit balance reported for a key without a budget.
 UNLIMITED_CREDIT = 1000
 
@@ -122,6 +147,11 @@ def _malformed(request: web.Request, endpoint: str) -> web.Response:
     data: Any
     if endpoint == "createTask":
         data = {} if variant == "missing_fields" else {"taskId": 12345}
+    elif endpoint == "recordInfo" and request.path.startswith("/api/v1/veo/"):
+        if variant == "missing_fields":
+            data = {"taskId": task_id}
+        else:
+            data = {"taskId": task_id, "successFlag": "1", "response": {"resultUrls": 5}}
     elif endpoint == "recordInfo":
         if variant == "missing_fields":
             data = {"taskId": task_id}
@@ -203,44 +233,81 @@ def _rate_limited(request: web.Request, bucket: str, key: str) -> web.Response |
     )
 
 
-# --- createTask ----------------------------------------------------------------------------------
+# --- the model gate ------------------------------------------------------------------------------
 
 
-def _validate_input(body: dict[str, Any]) -> tuple[str, str | None]:
-    """``(prompt, None)`` for a valid request, else ``("", reason)`` for a 422."""
-    callback = body.get("callBackUrl")
-    if callback is not None and not _is_http_url(callback):
-        return "", "callBackUrl must be an http(s) URL"
-    params = body.get("input")
-    if not isinstance(params, dict):
-        return "", "input is required and must be an object"
-    prompt = params.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        return "", "input.prompt is required"
-    if len(prompt) > MAX_PROMPT_CHARS:
-        return "", f"input.prompt must be at most {MAX_PROMPT_CHARS} characters"
-    urls = params.get("image_urls")
-    if not (isinstance(urls, list) and len(urls) == 1 and _is_http_url(urls[0])):
-        return "", "input.image_urls must contain exactly one http(s) image URL"
-    checks: tuple[tuple[str, tuple[str, ...]], ...] = (
-        ("aspect_ratio", ASPECT_RATIOS),
-        ("n_frames", N_FRAMES),
-        ("size", SIZES),
-    )
-    for name, allowed in checks:
-        if name in params and params[name] not in allowed:
-            return "", f"input.{name} must be one of {', '.join(allowed)}"
-    if "remove_watermark" in params and not isinstance(params["remove_watermark"], bool):
-        return "", "input.remove_watermark must be a boolean"
-    return prompt, None
+def model_state(cfg: KieConfig, model: str) -> str:
+    """How KIE answers ``model`` now: ``model_states``, then ``withdrawn_models``, then the catalog.
+
+    A name outside the catalog is unknown, except any other ``sora-2*`` slug, paused as every
+    Sora 2 slug is at KIE (and, while ``legacy_sora`` is on, an unknown name is withdrawn, as the
+    simulator answered before the model catalog).
+    """
+    if model in cfg.model_states:
+        return cfg.model_states[model]
+    if model in cfg.withdrawn_models:
+        return WITHDRAWN
+    spec = MODELS.get(model)
+    if spec is None:
+        if model.startswith("sora-2"):
+            return PAUSED
+        return WITHDRAWN if cfg.legacy_sora else UNKNOWN
+    if spec.legacy and cfg.legacy_sora:
+        return LIVE
+    return spec.default_state
 
 
-def _is_http_url(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(("http://", "https://")) and len(value) > 8
+def _gate(request: web.Request, model: str, family: str) -> ModelSpec | web.Response:
+    """The spec of a live model of ``family``, or KIE's answer for any other state."""
+    cfg = get_state(request).config.kie
+    state = model_state(cfg, model)
+    spec = MODELS.get(model)
+    if state == LIVE and spec is not None and spec.family != family:
+        state = UNKNOWN  # Veo is not on the Market API, and the Market models are not Veo's
+    if state == PAUSED:
+        return kie_error(request, 500, PAUSED_MSG)
+    if state == WITHDRAWN:
+        return kie_error(request, cfg.unavailable_model_code, WITHDRAWN_MSG)
+    if state == UNKNOWN or spec is None:
+        return kie_error(request, cfg.unknown_model_code, UNKNOWN_MSG)
+    return spec
 
 
-def _model_unavailable(cfg: KieConfig, model: str) -> bool:
-    return model in cfg.withdrawn_models or model not in cfg.available_models
+async def _read_body(request: web.Request) -> dict[str, Any] | web.Response:
+    try:
+        body = json.loads(await request.text())
+    except ValueError:
+        return kie_error(request, 422, "request body must be JSON")
+    if not isinstance(body, dict):
+        return kie_error(request, 422, "request body must be a JSON object")
+    return body
+
+
+async def _note_model(request: web.Request, family: str) -> None:
+    """Record the model a create call names, before any limit or fault answers it.
+
+    ``/_sim/calls?model=`` and ``GET /_sim/models`` count every create call per model, those
+    answered 429 or by a fault included (the body is read once; aiohttp keeps it).
+    """
+    try:
+        body = json.loads(await request.text())
+    except ValueError:
+        return
+    if not isinstance(body, dict):
+        return
+    model = body.get("model", VEO_DEFAULT_MODEL if family == VEO else None)
+    if isinstance(model, str) and model:
+        current_call(request).model = model
+
+
+def _problem(request: web.Request, problem: Problem) -> web.Response:
+    return kie_error(request, problem.code, problem.message)
+
+
+# --- createTask (Market) -------------------------------------------------------------------------
+
+#: Fields of the createTask envelope.
+_MARKET_ENVELOPE = ("model", "callBackUrl", "input")
 
 
 async def create_task(request: web.Request) -> web.StreamResponse:
@@ -248,67 +315,130 @@ async def create_task(request: web.Request) -> web.StreamResponse:
     key = _authenticate(request)
     if isinstance(key, web.Response):
         return key
+    await _note_model(request, MARKET)
     limited = _rate_limited(request, "create", key)
     if limited is not None:
         return limited
-    return await _with_faults(request, "createTask", lambda: _create(request, key))
+    return await _with_faults(request, "createTask", lambda: _create_market(request, key))
 
 
-async def _create(request: web.Request, key: str) -> web.StreamResponse:
+async def _create_market(request: web.Request, key: str) -> web.StreamResponse:
+    body = await _read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    model = body.get("model")
+    if model is None:
+        return kie_error(request, 500, "model is required")
+    if not isinstance(model, str) or not model:
+        return kie_error(request, 422, "model must be a model name")
+    spec = _gate(request, model, MARKET)
+    if isinstance(spec, web.Response):
+        return spec
+    for name in body:
+        if name not in _MARKET_ENVELOPE:
+            return kie_error(request, 422, f"{name} is not a parameter of createTask")
+    callback = body.get("callBackUrl")
+    if callback is not None and not is_url(callback):
+        return kie_error(request, 422, "callBackUrl must be an http(s) URL")
+    params = body.get("input")
+    if params is None:
+        return kie_error(request, 500, "input is required")
+    if not isinstance(params, dict):
+        return kie_error(request, 422, "input must be an object")
+    problem = spec.validate(params, "input.")
+    if problem is not None:
+        return _problem(request, problem)
+    return _accept(request, key, spec, params, body, callback)
+
+
+# --- generate (Veo 3.1) --------------------------------------------------------------------------
+
+
+async def veo_generate(request: web.Request) -> web.StreamResponse:
+    """``POST /api/v1/veo/generate``: Veo 3.1's own create, a flat body (no ``input``)."""
+    key = _authenticate(request)
+    if isinstance(key, web.Response):
+        return key
+    await _note_model(request, VEO)
+    limited = _rate_limited(request, "create", key)
+    if limited is not None:
+        return limited
+    # The request-level faults treat it as the create it is.
+    return await _with_faults(request, "createTask", lambda: _create_veo(request, key))
+
+
+async def _create_veo(request: web.Request, key: str) -> web.StreamResponse:
+    body = await _read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    model = body.get("model", VEO_DEFAULT_MODEL)
+    if not isinstance(model, str) or model not in VEO_MODELS:
+        return kie_error(request, 422, f"model must be one of {', '.join(VEO_MODELS)}")
+    spec = _gate(request, model, VEO)
+    if isinstance(spec, web.Response):
+        return spec
+    problem = spec.validate(body, "")
+    if problem is not None:
+        return _problem(request, problem)
+    return _accept(request, key, spec, body, body, body.get("callBackUrl"))
+
+
+# --- a task is created ---------------------------------------------------------------------------
+
+
+def _accept(
+    request: web.Request,
+    key: str,
+    spec: ModelSpec,
+    params: dict[str, Any],
+    body: dict[str, Any],
+    callback: str | None,
+) -> web.Response:
+    """Charge the account, create the task and answer its id (both families)."""
     state = get_state(request)
     cfg = state.config.kie
     call = current_call(request)
-    try:
-        body = json.loads(await request.text())
-    except ValueError:
-        return kie_error(request, 422, "request body must be JSON")
-    if not isinstance(body, dict):
-        return kie_error(request, 422, "request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return kie_error(request, 422, "model is required")
-    call.model = model
-    if _model_unavailable(cfg, model):
-        return kie_error(request, cfg.unavailable_model_code, UNAVAILABLE_MSG)
-    prompt, problem = _validate_input(body)
-    if problem is not None:
-        return kie_error(request, 422, problem)
+    price = cfg.credits_per_create if cfg.credits_per_create is not None else spec.credits(params)
     account = cfg.keys.get(key)
-    if account is not None and account.credits is not None:
-        if account.credits < cfg.credits_per_create:
-            return kie_error(request, 402, "Credits insufficient")
-        account.credits -= cfg.credits_per_create
-
-    render = cfg.render_seconds
+    if account is not None and account.credits is not None and account.credits < price:
+        return kie_error(request, 402, "Credits insufficient")
+    render = cfg.model_render_seconds.get(spec.name, cfg.render_seconds)
     if cfg.render_jitter and render > 0:
         render *= 1 + cfg.render_jitter * state.rng.uniform(-1.0, 1.0)
+    veo = spec.family == VEO
+    prompt = params.get("prompt")
     task = Task(
-        task_id=f"task_{secrets.token_hex(16)}",
-        model=model,
+        task_id=f"{'veo_task' if veo else 'task'}_{secrets.token_hex(16)}",
+        model=spec.name,
         key=key,
         param=json.dumps(body, ensure_ascii=False),
-        prompt=prompt,
-        callback_url=body.get("callBackUrl"),
+        prompt=prompt if isinstance(prompt, str) else "",
+        callback_url=callback,
         created=time.time(),
         render_seconds=render,
         public_base=_public_base(request),
+        family=spec.family,
+        credits=price,
+        resolution=str(spec.value(params, "resolution") or ""),
+        aspect_ratio=str(spec.value(params, "aspect_ratio") or ""),
     )
     marker = cfg.content_policy_marker
-    if marker and marker.lower() in prompt.lower():
+    if marker and marker.lower() in task.prompt.lower():
         # Moderation answers early: the failure shows once the task leaves ``waiting``.
-        task.fail_code, task.fail_msg = CONTENT_POLICY_FAIL
+        task.fail_code, task.fail_msg = VEO_CONTENT_POLICY_FAIL if veo else CONTENT_POLICY_FAIL
         task.fail_after = render * 0.1
     elif state.roll(cfg.rate_generation_fail):
         task.fail_code, task.fail_msg = GENERATION_FAIL
         task.fail_after = render
     state.tasks[task.task_id] = task
+    state.bill(task)
     get_callbacks(request).schedule(task)
-    state.record_paid_create(key)
+    state.record_paid_create(key, spec.name)
     call.task_id = task.task_id
     return kie_ok(request, {"taskId": task.task_id})
 
 
-# --- recordInfo ----------------------------------------------------------------------------------
+# --- recordInfo (Market) -------------------------------------------------------------------------
 
 
 async def record_info(request: web.Request) -> web.StreamResponse:
@@ -319,10 +449,21 @@ async def record_info(request: web.Request) -> web.StreamResponse:
     limited = _rate_limited(request, "query", key)
     if limited is not None:
         return limited
-    return await _with_faults(request, "recordInfo", lambda: _record_info(request, key))
+    return await _with_faults(request, "recordInfo", lambda: _record(request, key, MARKET))
 
 
-async def _record_info(request: web.Request, key: str) -> web.StreamResponse:
+async def veo_record_info(request: web.Request) -> web.StreamResponse:
+    """``GET /api/v1/veo/record-info?taskId=...``: a Veo task, with ``successFlag``."""
+    key = _authenticate(request)
+    if isinstance(key, web.Response):
+        return key
+    limited = _rate_limited(request, "query", key)
+    if limited is not None:
+        return limited
+    return await _with_faults(request, "recordInfo", lambda: _record(request, key, VEO))
+
+
+async def _record(request: web.Request, key: str, family: str) -> web.StreamResponse:
     state = get_state(request)
     task_id = request.query.get("taskId", "")
     call = current_call(request)
@@ -330,25 +471,41 @@ async def _record_info(request: web.Request, key: str) -> web.StreamResponse:
     if not task_id:
         return kie_error(request, 422, "taskId is required")
     task = state.tasks.get(task_id)
-    if task is None:
+    if task is None or task.family != family:
+        if state.config.kie.unknown_task_code == 422:
+            return kie_error(
+                request, 422, "record is null" if family == VEO else "recordInfo is null"
+            )
         return kie_error(request, 404, "task not found")
     call.model = task.model
     task.polls += 1
     if key not in task.polled_by:
         task.polled_by.append(key)
-    return kie_ok(request, record_data(state, task, _public_base(request), time.time()))
+    base = _public_base(request)
+    now = time.time()
+    data = (
+        veo_record_data(state, task, base, now)
+        if family == VEO
+        else record_data(state, task, base, now)
+    )
+    return kie_ok(request, data)
+
+
+def _result_url(task: Task, base: str) -> str:
+    return f"{base}/files/{task.task_id}.mp4"
 
 
 def record_data(state: SimState, task: Task, base: str, now: float) -> dict[str, Any]:
     """The ``data`` object of recordInfo (and of a callback): ``task`` at ``now``.
 
     ``base`` is where the result URL points: the poller's view of the simulator for recordInfo,
-    the one stored at creation for a callback.
+    the one stored at creation for a callback. ``creditsConsumed`` is what the task cost once it
+    succeeded (0 before, and for a failed task, which is not charged).
     """
     task_state, complete, update = task.view(now)
     result_json: str | None
     if task_state == "success":
-        result_json = json.dumps({"resultUrls": [f"{base}/files/{task.task_id}.mp4"]})
+        result_json = json.dumps({"resultUrls": [_result_url(task, base)]})
     else:
         result_json = _vary_empty(state)
     failed = task_state == "fail"
@@ -360,6 +517,7 @@ def record_data(state: SimState, task: Task, base: str, now: float) -> dict[str,
         "resultJson": result_json,
         "failCode": task.fail_code if failed else _vary_empty(state),
         "failMsg": task.fail_msg if failed else _vary_empty(state),
+        "creditsConsumed": task.credits if task_state == "success" else 0,
         "costTime": _ms(complete) - _ms(task.created) if complete is not None else None,
         "createTime": _ms(task.created),
         "completeTime": _ms(complete) if complete is not None else None,
@@ -367,9 +525,75 @@ def record_data(state: SimState, task: Task, base: str, now: float) -> dict[str,
     }
 
 
+def veo_success_flag(task_state: str, fail_code: str | None) -> int:
+    """Veo's ``successFlag``: 0 generating, 1 success, 2 failed (refused), 3 failed upstream."""
+    if task_state == "success":
+        return 1
+    if task_state == "fail":
+        return 2 if fail_code in VEO_REFUSED_CODES else 3
+    return 0
+
+
+def _veo_info(task: Task, base: str) -> dict[str, Any]:
+    url = _result_url(task, base)
+    return {
+        "resultUrls": [url],
+        # Only a video that is not 16:9 also has its uncropped original.
+        "originUrls": None if task.aspect_ratio in ("", "16:9") else [url],
+        "resolution": task.resolution or "720p",
+    }
+
+
+def veo_record_data(state: SimState, task: Task, base: str, now: float) -> dict[str, Any]:
+    """The ``data`` object of Veo's record-info: ``task`` at ``now``."""
+    task_state, complete, _ = task.view(now)
+    failed = task_state == "fail"
+    response: dict[str, Any] | None = None
+    if task_state == "success":
+        response = {"taskId": task.task_id, **_veo_info(task, base)}
+    return {
+        "taskId": task.task_id,
+        "paramJson": task.param,
+        "createTime": _ms(task.created),
+        "completeTime": _ms(complete) if complete is not None else None,
+        "successFlag": veo_success_flag(task_state, task.fail_code),
+        "response": response,
+        "errorCode": int(task.fail_code) if failed and task.fail_code else None,
+        "errorMessage": task.fail_msg if failed else _vary_empty(state),
+        "fallbackFlag": False,
+    }
+
+
 def callback_body(state: SimState, task: Task, now: float) -> dict[str, Any]:
-    """What a callback POSTs: recordInfo's whole answer for ``task`` at ``now``."""
-    return {"code": 200, "msg": "success", "data": record_data(state, task, task.public_base, now)}
+    """What a callback POSTs when ``task`` has ended.
+
+    Market: recordInfo's whole answer, top-level ``code`` 200, or 501 for a failed task. Veo:
+    ``{"code": 200, "msg", "data": {"taskId", "info": {"resultUrls", "originUrls",
+    "resolution"}, "promptJson", "fallbackFlag"}}``, or on failure ``{"code": 400|422|500|501,
+    "msg", "data": {"taskId"}}``.
+    """
+    task_state = task.view(now)[0]
+    if task.family == VEO:
+        if task_state == "fail":
+            return {
+                "code": int(task.fail_code or 500),
+                "msg": task.fail_msg or "",
+                "data": {"taskId": task.task_id},
+            }
+        return {
+            "code": 200,
+            "msg": "Veo3.1 video generated successfully.",
+            "data": {
+                "taskId": task.task_id,
+                "info": _veo_info(task, task.public_base),
+                "promptJson": json.loads(task.param),
+                "fallbackFlag": False,
+            },
+        }
+    data = record_data(state, task, task.public_base, now)
+    if task_state == "fail":
+        return {"code": 501, "msg": task.fail_msg or "generation failed", "data": data}
+    return {"code": 200, "msg": "success", "data": data}
 
 
 def _ms(seconds: float) -> int:
@@ -451,6 +675,8 @@ def routes() -> list[web.RouteDef]:
     return [
         web.post("/api/v1/jobs/createTask", create_task, name="kie.createTask"),
         web.get("/api/v1/jobs/recordInfo", record_info, name="kie.recordInfo"),
+        web.post("/api/v1/veo/generate", veo_generate, name="kie.veoGenerate"),
+        web.get("/api/v1/veo/record-info", veo_record_info, name="kie.veoRecordInfo"),
         web.get("/api/v1/chat/credit", credit, name="kie.credit"),
         web.get("/files/{name}", result_file, name="kie.files"),
     ]

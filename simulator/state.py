@@ -22,6 +22,9 @@ from aiohttp import web
 
 from simulator.config import SimConfig
 
+#: Endpoints (route names) that create a task: Market's createTask and Veo's generate.
+CREATE_ENDPOINTS = ("createTask", "veoGenerate")
+
 #: Share of a task's render time spent in ``waiting``, then up to this share in ``queuing``.
 WAITING_SHARE = 0.10
 QUEUING_SHARE = 0.25
@@ -115,6 +118,20 @@ class Task:
     public_base: str = ""
     #: Callback POSTs attempted for this task.
     callbacks: int = 0
+    #: ``market`` (createTask/recordInfo) or ``veo`` (generate/record-info).
+    family: str = "market"
+    #: What the task costs its account (KIE credits), and whether that is charged now.
+    credits: float = 0.0
+    charged: bool = False
+    #: Veo's answer repeats them; empty when the request left them to their defaults.
+    resolution: str = ""
+    aspect_ratio: str = ""
+
+    def outcome(self) -> str:
+        """How the task ends, as planned now: ``success`` or ``fail``."""
+        if self.forced_state is not None:
+            return self.forced_state
+        return "fail" if self.fail_code is not None else "success"
 
     def ends_at(self) -> float:
         """When the task reaches ``success`` or ``fail`` (unix seconds), as ``view`` shows it."""
@@ -162,6 +179,9 @@ class Task:
             "polled_by": list(self.polled_by),
             "downloads": self.downloads,
             "callbacks": self.callbacks,
+            "family": self.family,
+            "credits": self.credits,
+            "charged": self.charged,
         }
 
 
@@ -225,6 +245,11 @@ class SimState:
         self.fault_counts: collections.Counter[tuple[str, str]] = collections.Counter()
         self.paid_creates = 0
         self.paid_by_key: collections.Counter[str] = collections.Counter()
+        #: Create calls (createTask and Veo's generate, whatever the answer) naming each model,
+        #: tasks created per model, and the credits charged per model now.
+        self.create_calls_by_model: collections.Counter[str] = collections.Counter()
+        self.tasks_by_model: collections.Counter[str] = collections.Counter()
+        self.credits_by_model: dict[str, float] = {}
 
     def apply_patch(self, patch: dict[str, Any]) -> None:
         """Deep-merge ``patch`` into the live configuration (all or nothing)."""
@@ -268,6 +293,8 @@ class SimState:
             self.code_counts[(call.service, call.endpoint, str(call.code))] += 1
         if call.fault is not None:
             self.fault_counts[(call.service, call.fault)] += 1
+        if call.model is not None and call.endpoint in CREATE_ENDPOINTS:
+            self.create_calls_by_model[call.model] += 1
 
     def start_callback(
         self, task: Task, url: str, attempt: int, *, fault: str | None = None, signed: bool = False
@@ -309,9 +336,27 @@ class SimState:
             job.cancel()
         self.callback_jobs.clear()
 
-    def record_paid_create(self, key: str) -> None:
+    def record_paid_create(self, key: str, model: str) -> None:
         self.paid_creates += 1
         self.paid_by_key[key] += 1
+        self.tasks_by_model[model] += 1
+
+    def bill(self, task: Task) -> None:
+        """Charge ``task`` to its account if it is to succeed, give the credits back if not.
+
+        Called when a task is created and whenever its planned outcome changes (the admin API
+        finishing or failing it): a failed task costs nothing, as at KIE.
+        """
+        charge = task.outcome() == "success"
+        if charge == task.charged:
+            return
+        delta = task.credits if charge else -task.credits
+        account = self.config.kie.keys.get(task.key)
+        if account is not None and account.credits is not None:
+            account.credits = round(account.credits - delta, 4)
+        task.charged = charge
+        spent = self.credits_by_model.get(task.model, 0.0) + delta
+        self.credits_by_model[task.model] = round(spent, 4)
 
     def stats(self) -> dict[str, Any]:
         """Counts of everything since the last reset (not limited by ``max_recorded_calls``)."""
@@ -335,6 +380,9 @@ class SimState:
             "faults": faults,
             "paid_creates": self.paid_creates,
             "paid_creates_by_key": dict(self.paid_by_key),
+            "create_calls_by_model": dict(self.create_calls_by_model),
+            "tasks_by_model": dict(self.tasks_by_model),
+            "credits_by_model": {m: c for m, c in self.credits_by_model.items() if c},
             "tasks": dict(tasks),
             "messages": len(self.messages),
             "callbacks": {

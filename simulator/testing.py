@@ -123,6 +123,38 @@ class RunningSimulator:
         result: list[dict[str, Any]] = self._get("/_sim/callbacks", task_id=task_id, since=since)
         return result
 
+    def calls_for_model(self, model: str, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """Recorded KIE calls naming ``model`` (``endpoint``: e.g. ``createTask``)."""
+        result: list[dict[str, Any]] = self._get(
+            "/_sim/calls", service="kie", endpoint=endpoint, model=model
+        )
+        return result
+
+    def models(self) -> dict[str, dict[str, Any]]:
+        """Every KIE model by name: schema, price, ``state`` and counters (``GET /_sim/models``)."""
+        entries: list[dict[str, Any]] = self._get("/_sim/models")
+        return {entry["model"]: entry for entry in entries}
+
+    def set_model_state(self, model: str, state: str | None) -> dict[str, Any]:
+        """Make KIE answer ``model`` as ``live``, ``paused``, ``unknown`` or ``withdrawn`` from
+        now on (``None``: back to the catalog's state); returns the model's entry."""
+        result: dict[str, Any] = self._post(f"/_sim/models/{model}", {"state": state})
+        return result
+
+    def pause_model(self, model: str) -> dict[str, Any]:
+        """KIE answers ``model`` with 500 "This interface is temporarily paused"."""
+        return self.set_model_state(model, "paused")
+
+    def resume_model(self, model: str) -> dict[str, Any]:
+        """``model`` is live again."""
+        return self.set_model_state(model, "live")
+
+    def create_calls(self, model: str) -> int:
+        """Create calls (createTask or Veo generate) that named ``model`` since the last reset,
+        whatever they were answered: what a paused model cost the client in calls."""
+        entry = self.models().get(model)
+        return int(entry["create_calls"]) if entry is not None else 0
+
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self._get("/_sim/stats")
         return result

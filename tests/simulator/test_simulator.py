@@ -24,14 +24,22 @@ from hypothesis import strategies as st
 from simulator.config import QUOTA_CODES, SimConfig, deep_merge
 from simulator.state import Task
 from simulator.testing import RunningSimulator, start_in_thread
-from tests.simulator.conftest import FORBIDDEN_MSG, IMAGE, KEY, MODEL
+from tests.simulator.conftest import FORBIDDEN_MSG, IMAGE, KEY, MODEL, MODEL_CREDITS, VALID_INPUT
 
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[RunningSimulator]:
     # Deterministic error shapes by default; the tests of "body" and "mixed" patch them.
     config = SimConfig.from_dict(
-        {"seed": 7, "kie": {"render_seconds": 0.3, "code_in_body": "status", "message_key": "msg"}}
+        {
+            "seed": 7,
+            "kie": {
+                "legacy_sora": False,
+                "render_seconds": 0.3,
+                "code_in_body": "status",
+                "message_key": "msg",
+            },
+        }
     )
     with start_in_thread(config) as running:
         yield running
@@ -56,7 +64,7 @@ def task_body(
     **extra: Any,
 ) -> dict[str, Any]:
     """A valid createTask body; without ``callback_url`` (callbacks are tested in their module)."""
-    params: dict[str, Any] = {"prompt": prompt, "image_urls": [IMAGE], "aspect_ratio": "portrait"}
+    params: dict[str, Any] = {"prompt": prompt, **VALID_INPUT}
     params.update(extra)
     body: dict[str, Any] = {"model": model, "input": params}
     if callback_url is not None:
@@ -105,7 +113,7 @@ def wait_for(
 
 
 def test_create_poll_download(sim: RunningSimulator, kie: httpx.Client, http: httpx.Client) -> None:
-    response = create(kie, n_frames="10", remove_watermark=True)
+    response = create(kie, duration="10", sound=True)
     assert response.status_code == 200
     body = response.json()
     assert body["code"] == 200 and body["msg"] == "success"
@@ -117,13 +125,15 @@ def test_create_poll_download(sim: RunningSimulator, kie: httpx.Client, http: ht
     assert first["resultJson"] in ("", None)
     assert first["failCode"] in ("", None) and first["failMsg"] in ("", None)
     assert first["completeTime"] is None
-    assert json.loads(first["param"]) == task_body(n_frames="10", remove_watermark=True)
+    assert json.loads(first["param"]) == task_body(duration="10", sound=True)
     assert first["model"] == MODEL and first["taskId"] == task_id
+    assert first["creditsConsumed"] == 0
 
     done = wait_for(kie, task_id, {"success"})
     assert done["state"] == "success"
     assert done["completeTime"] - done["createTime"] == done["costTime"]
     assert done["updateTime"] == done["completeTime"]
+    assert done["creditsConsumed"] == 220  # 10 s with sound: twice 110
     urls = json.loads(done["resultJson"])["resultUrls"]
     assert urls == [f"{sim.url}/files/{task_id}.mp4"]
 
@@ -180,9 +190,9 @@ def test_zero_render_time_is_immediate_success(sim: RunningSimulator, kie: httpx
 
 def test_credit_endpoint(sim: RunningSimulator, kie: httpx.Client) -> None:
     assert kie.get("/api/v1/chat/credit").json() == {"code": 200, "msg": "success", "data": 1000}
-    sim.configure({"kie": {"keys": {KEY: {"credits": 5}}}})
+    sim.configure({"kie": {"keys": {KEY: {"credits": 100}}}})
     create_id(kie)
-    assert kie.get("/api/v1/chat/credit").json()["data"] == 4
+    assert kie.get("/api/v1/chat/credit").json()["data"] == 100 - MODEL_CREDITS
 
 
 def test_a_task_can_be_polled_with_another_key(sim: RunningSimulator, kie: httpx.Client) -> None:
@@ -211,27 +221,26 @@ def test_public_url_overrides_result_base(sim: RunningSimulator, kie: httpx.Clie
 @pytest.mark.parametrize(
     "input_patch",
     [
-        {"prompt": None},
         {"prompt": ""},
-        {"prompt": "x" * 10_001},
+        {"prompt": "x" * 1001},
         {"image_urls": []},
         {"image_urls": [IMAGE, IMAGE]},
         {"image_urls": ["ftp://example.com/a.png"]},
         {"image_urls": IMAGE},
-        {"aspect_ratio": "square"},
-        {"n_frames": 10},
-        {"n_frames": "20"},
-        {"size": "ultra"},
-        {"remove_watermark": "yes"},
+        {"aspect_ratio": "9:16"},
+        {"duration": 5},
+        {"duration": "7"},
+        {"sound": "no"},
+        {"n_frames": "10"},
     ],
 )
 def test_invalid_input_is_422(kie: httpx.Client, input_patch: dict[str, Any]) -> None:
     body = task_body()
     body["input"].update(input_patch)
-    body["input"] = {k: v for k, v in body["input"].items() if v is not None}
     response = kie.post("/api/v1/jobs/createTask", json=body)
     assert response.status_code == 422
-    assert kie_code(response)[0] == 422
+    code, message = kie_code(response)
+    assert code == 422 and f"input.{next(iter(input_patch))}" in message
 
 
 def test_callback_url_is_accepted_and_validated(sim: RunningSimulator, kie: httpx.Client) -> None:
@@ -248,23 +257,32 @@ def test_callback_url_is_accepted_and_validated(sim: RunningSimulator, kie: http
     assert sim.stats()["callbacks"]["pending"] == 0 and sim.callbacks() == []
 
 
-def test_invalid_bodies_are_422(kie: httpx.Client) -> None:
-    for raw in (b"not json", b"[1]", json.dumps({"model": MODEL}).encode()):
+def test_invalid_bodies(kie: httpx.Client) -> None:
+    for raw in (b"not json", b"[1]", json.dumps({"model": 5, "input": {}}).encode()):
         response = kie.post("/api/v1/jobs/createTask", content=raw)
         assert response.status_code == 422, raw
+    # A missing field is KIE's 500 "<field> is required", not a 422.
+    response = kie.post("/api/v1/jobs/createTask", json={"model": MODEL})
+    assert kie_code(response) == (500, "input is required")
+    response = kie.post("/api/v1/jobs/createTask", json={"input": {}})
+    assert kie_code(response) == (500, "model is required")
+    response = kie.post("/api/v1/jobs/createTask", json={**task_body(), "priority": 1})
+    assert kie_code(response) == (422, "priority is not a parameter of createTask")
 
 
 def test_limits_of_valid_input(sim: RunningSimulator, kie: httpx.Client) -> None:
-    create_id(kie, prompt="x" * 10_000, n_frames="15", aspect_ratio="landscape")
-    create_id(kie, model="sora-2-pro-image-to-video", size="high")
-    create_id(kie, model="kling-2.6/image-to-video")
-    assert sim.stats()["paid_creates"] == 3
+    create_id(kie, prompt="x" * 1000, duration="10")
+    create_id(kie, sound=True)
+    assert sim.stats()["paid_creates"] == 2
+    assert sim.stats()["credits_by_model"] == {MODEL: 110 + 110}
 
 
 def test_unknown_and_withdrawn_models(sim: RunningSimulator, kie: httpx.Client) -> None:
     response = create(kie, model="sora-3-image-to-video")
-    assert response.status_code == 505
-    assert kie_code(response) == (505, "the page does not exist or is not published")
+    unknown = "The model name you specified is not supported, please check the model name"
+    assert kie_code(response) == (422, unknown)
+    sim.configure({"kie": {"unknown_model_code": 404}})
+    assert response.status_code == 422 and create(kie, model="nope").status_code == 404
     sim.configure({"kie": {"withdrawn_models": [MODEL]}})
     assert create(kie).status_code == 505
     sim.configure({"kie": {"unavailable_model_code": 404}})
@@ -293,20 +311,20 @@ def test_authentication(sim: RunningSimulator, kie: httpx.Client, http: httpx.Cl
 
 
 def test_credits_run_out_with_402(sim: RunningSimulator, kie: httpx.Client) -> None:
-    sim.configure({"kie": {"keys": {KEY: {"credits": 2}, "rich": {}}}})
+    sim.configure({"kie": {"keys": {KEY: {"credits": 2 * MODEL_CREDITS + 1}, "rich": {}}}})
     create_id(kie)
     assert create(kie, prompt="").status_code == 422  # refused requests cost nothing
     create_id(kie)
     response = create(kie)
     assert response.status_code == 402
     assert kie_code(response) == (402, "Credits insufficient")
-    assert sim.config()["kie"]["keys"][KEY]["credits"] == 0
-    assert kie.get("/api/v1/chat/credit").json()["data"] == 0
+    assert sim.config()["kie"]["keys"][KEY]["credits"] == 1
+    assert kie.get("/api/v1/chat/credit").json()["data"] == 1
     rich = kie.post(
         "/api/v1/jobs/createTask", json=task_body(), headers={"Authorization": "Bearer rich"}
     )
     assert rich.status_code == 200
-    sim.configure({"kie": {"keys": {KEY: {"credits": 1}}}})  # a top-up
+    sim.configure({"kie": {"keys": {KEY: {"credits": MODEL_CREDITS}}}})  # a top-up
     create_id(kie)
     assert sim.stats()["paid_creates_by_key"] == {KEY: 3, "rich": 1}
 
@@ -889,11 +907,9 @@ def test_config_file_and_deep_merge(tmp_path: Path) -> None:
     assert config.seed == 1 and config.telegram.blocked_chats == [1, "@chan"]
     assert config.kie.render_seconds == 3.0
     assert SimConfig.from_dict(config.to_dict()) == config
-    assert SimConfig().to_dict()["kie"]["available_models"] == [
-        "sora-2-image-to-video",
-        "sora-2-pro-image-to-video",
-        "kling-2.6/image-to-video",
-    ]
+    kie = SimConfig().to_dict()["kie"]
+    # TEMPORARY: Sora 2 stays live by default until the video client speaks the catalog.
+    assert kie["legacy_sora"] is True and kie["model_states"] == {}
 
 
 json_values = st.recursive(

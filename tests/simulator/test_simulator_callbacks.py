@@ -26,7 +26,7 @@ from aiohttp import web
 
 from simulator.config import SimConfig
 from simulator.testing import RunningSimulator, start_in_thread
-from tests.simulator.conftest import FORBIDDEN_MSG, IMAGE, MODEL
+from tests.simulator.conftest import FORBIDDEN_MSG, MODEL, VALID_INPUT
 
 HMAC_KEY = "whsec-test-0123456789"
 #: Slack for a callback's arrival after the moment it is due (thread hops, a loaded CI machine).
@@ -129,6 +129,7 @@ def sim() -> Iterator[RunningSimulator]:
         {
             "seed": 7,
             "kie": {
+                "legacy_sora": False,
                 "render_seconds": 0.3,
                 "code_in_body": "status",
                 "message_key": "msg",
@@ -149,7 +150,7 @@ def fresh(sim: RunningSimulator, receiver: Receiver) -> None:
 def create(
     client: httpx.Client, callback_url: str | None, prompt: str = "A red ceramic mug"
 ) -> str:
-    body: dict[str, Any] = {"model": MODEL, "input": {"prompt": prompt, "image_urls": [IMAGE]}}
+    body: dict[str, Any] = {"model": MODEL, "input": {"prompt": prompt, **VALID_INPUT}}
     if callback_url is not None:
         body["callBackUrl"] = callback_url
     response = client.post("/api/v1/jobs/createTask", json=body)
