@@ -284,6 +284,7 @@ def test_planned_failure_calls_back_with_fail(
     sim.configure({"kie": patch})
     task_id = create(kie, receiver.url, prompt=prompt)
     [arrival] = receiver.wait(1)
+    assert (arrival.json()["code"], arrival.json()["msg"]) == (501, message)
     data = arrival.json()["data"]
     assert data["state"] == "fail"
     assert (data["failCode"], data["failMsg"]) == (code, message)
@@ -611,3 +612,71 @@ def test_admin_callbacks_filters_and_stats(
     assert {t["task_id"]: t["callbacks"] for t in sim.tasks()} == {first: 1, second: 1}
     with pytest.raises(httpx.HTTPStatusError):
         sim.callbacks(since="later")  # type: ignore[arg-type]
+
+
+# --- Veo 3.1 callbacks ---------------------------------------------------------------------------
+
+
+def veo_body(callback_url: str, prompt: str = "A red ceramic mug") -> dict[str, Any]:
+    return {
+        "prompt": prompt,
+        "imageUrls": ["https://example.com/product.png"],
+        "model": "veo3_fast",
+        "aspect_ratio": "9:16",
+        "callBackUrl": callback_url,
+    }
+
+
+def create_veo(client: httpx.Client, callback_url: str, prompt: str = "A red ceramic mug") -> str:
+    response = client.post("/api/v1/veo/generate", json=veo_body(callback_url, prompt))
+    assert response.status_code == 200, response.text
+    task_id: str = response.json()["data"]["taskId"]
+    return task_id
+
+
+def test_veo_success_callback(sim: RunningSimulator, receiver: Receiver, kie: httpx.Client) -> None:
+    sim.configure({"kie": {"webhook_hmac_key": HMAC_KEY}})
+    task_id = create_veo(kie, receiver.url)
+    [arrival] = receiver.wait(1)
+    assert verifies(arrival)  # signed as Market callbacks are: taskId + "." + timestamp
+    url = f"{sim.url}/files/{task_id}.mp4"
+    assert arrival.json() == {
+        "code": 200,
+        "msg": "Veo3.1 video generated successfully.",
+        "data": {
+            "taskId": task_id,
+            "info": {"resultUrls": [url], "originUrls": [url], "resolution": "720p"},
+            "promptJson": veo_body(receiver.url),
+            "fallbackFlag": False,
+        },
+    }
+    record = kie.get("/api/v1/veo/record-info", params={"taskId": task_id}).json()["data"]
+    assert record["successFlag"] == 1 and record["response"]["resultUrls"] == [url]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "patch", "code", "message"),
+    [
+        (
+            "A FORBIDDEN replica",
+            {},
+            400,
+            "Your prompt was flagged by Website as violating content policies",
+        ),
+        ("A mug", {"rate_generation_fail": 1}, 500, "internal error, please try again later"),
+    ],
+    ids=["refused", "failed"],
+)
+def test_veo_failure_callback(
+    sim: RunningSimulator,
+    receiver: Receiver,
+    kie: httpx.Client,
+    prompt: str,
+    patch: dict[str, Any],
+    code: int,
+    message: str,
+) -> None:
+    sim.configure({"kie": patch})
+    task_id = create_veo(kie, receiver.url, prompt=prompt)
+    [arrival] = receiver.wait(1)
+    assert arrival.json() == {"code": code, "msg": message, "data": {"taskId": task_id}}
