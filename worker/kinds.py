@@ -52,6 +52,22 @@ class Provider:
     limits: Callable[[Settings], Mapping[str, RateLimit]] = _no_limits
 
 
+def _reason_only(payload: Mapping[str, Any], user_message: str, price: int) -> str:
+    return user_message
+
+
+@dataclass(frozen=True)
+class KindTexts:
+    """The user-facing texts a kind declares, in the language(s) it speaks.
+
+    ``failure(payload, user_message, price)`` is the one message a user gets when a job fails:
+    ``user_message`` says why (from the error), ``price`` is the credits refunded (0: none).
+    A kind that declares nothing sends the reason alone.
+    """
+
+    failure: Callable[[Mapping[str, Any], str, int], str] = _reason_only
+
+
 @dataclass(frozen=True)
 class DoctorOption:
     """A `worker doctor` option a kind's key checks take: ``--flag`` on the command line, the
@@ -79,7 +95,8 @@ class JobKind:
     price: Callable[[Settings], int]
     deadline: Callable[[Settings, Mapping[str, Any]], float]
     handlers_module: str
-    subject: Callable[[Mapping[str, Any]], str] = lambda payload: "your job"
+    #: What the kind says to its users (the framework has no words of its own for them).
+    texts: KindTexts = KindTexts()
     #: The kind's own settings (read like the framework's; see ``worker.config.kind_settings``).
     settings_model: type[KindSettings] | None = None
     #: The paid services its steps call (keys, pacing); several kinds may share one.
@@ -89,7 +106,7 @@ class JobKind:
     demo_module: str | None = None
     #: `worker doctor` options its key checks take.
     doctor_options: tuple[DoctorOption, ...] = ()
-    #: The largest file one job may store, and how to say it (``(500 MiB, "one video")``):
+    #: The largest file one job may store, and how to say it (``(500 MiB, "one clip")``):
     #: `worker doctor` fails when STORAGE_DIR has less free space.
     largest_file: Callable[[Settings], tuple[int, str]] | None = None
     #: The job counts one request may ask for (``None``: any count the client accepts).
@@ -110,11 +127,8 @@ class JobKind:
     prune_shared: Callable[[Path, Database, float, bool], tuple[int, int]] | None = None
 
     def failure_text(self, payload: Mapping[str, Any], user_message: str, price: int) -> str:
-        """The one message a user gets when a job fails."""
-        refund = ""
-        if price:
-            refund = f" Your {price} credit{'s were' if price != 1 else ' was'} refunded."
-        return f"Sorry, {self.subject(payload)} could not be made. {user_message}{refund}"
+        """The one message a user gets when a job fails (the kind's words)."""
+        return self.texts.failure(payload, user_message, price)
 
     @property
     def first_step(self) -> str:
@@ -122,12 +136,12 @@ class JobKind:
 
     @property
     def queue(self) -> str:
-        """The Dramatiq queue of every step of this kind: ``video``. One queue per kind, not per
+        """The Dramatiq queue of every step of this kind: ``report``. One queue per kind, not per
         step: each queue costs every worker process two consumer threads that poll Redis."""
         return self.name
 
     def actor(self, step: str) -> str:
-        """The Dramatiq actor of one step: ``video.prompt``."""
+        """The Dramatiq actor of one step: ``report.analyse``."""
         return f"{self.name}.{step}"
 
     def key_checks(self) -> Mapping[str, Callable[..., Any]]:

@@ -1,6 +1,7 @@
-"""Telegram Bot API notifications: text, videos and documents sent to a chat.
+"""Telegram Bot API notifications: texts and files sent to a chat.
 
-This module is framework: it knows chats, texts and files, never videos or jobs. Every failure
+This module is framework: it knows chats, texts and files, never what a job makes or who the
+job is for; a kind says how its files are sent (:class:`Media`). Every failure
 is classified here, once, into a :class:`~worker.errors.ErrorClass`. A user who blocked the bot
 (403) or a chat that does not exist (400) is permanent *for the notification only*
 (``permanent_for_notification=True``): the job's outcome and the ledger do not change because a
@@ -17,6 +18,7 @@ every handler; the token is also registered as a secret when this notifier is bu
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +31,14 @@ from worker.redaction import register_secrets
 if TYPE_CHECKING:
     from worker.config import Settings
 
-__all__ = ["MAX_CAPTION_CHARS", "MAX_TEXT_CHARS", "MAX_UPLOAD_BYTES", "TelegramNotifier"]
+__all__ = [
+    "DOCUMENT",
+    "MAX_CAPTION_CHARS",
+    "MAX_TEXT_CHARS",
+    "MAX_UPLOAD_BYTES",
+    "Media",
+    "TelegramNotifier",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,20 @@ MAX_TEXT_CHARS = 4096
 MAX_CAPTION_CHARS = 1024
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _ELLIPSIS = "\u2026"
+
+
+@dataclass(frozen=True)
+class Media:
+    """How the Bot API takes one type of file: the ``send...`` method, the multipart field
+    holding the file, and the MIME type the upload declares."""
+
+    method: str
+    field: str
+    mime: str
+
+
+#: Any file, shown as a document.
+DOCUMENT = Media("sendDocument", "document", "application/octet-stream")
 
 
 def _utf16_len(text: str) -> int:
@@ -126,8 +149,16 @@ class TelegramNotifier:
             self._call("sendMessage", data={"chat_id": chat_id, "text": fit(text, MAX_TEXT_CHARS)}),
         )
 
-    def send_video(self, chat_id: int, path: Path, *, caption: str, link: str | None = None) -> int:
-        """Upload a video (streamed from disk) and return the message id.
+    def send_file(
+        self,
+        chat_id: int,
+        path: Path,
+        media: Media = DOCUMENT,
+        *,
+        caption: str,
+        link: str | None = None,
+    ) -> int:
+        """Upload a file (streamed from disk) as ``media`` and return the message id.
 
         Above 50 MB the Bot API refuses uploads, so the user gets the caption and ``link`` as a
         text instead. Without a link there is nothing to send: that raises USER_ERROR with
@@ -135,18 +166,14 @@ class TelegramNotifier:
         outcome must not change because of it), before any request is made.
         """
         if path.stat().st_size > MAX_UPLOAD_BYTES:
-            return self._send_link("sendVideo", chat_id, path, caption, link)
-        return self._upload("sendVideo", "video", chat_id, path, caption, "video/mp4")
+            return self._send_link(media.method, chat_id, path, caption, link)
+        return self._upload(media.method, media.field, chat_id, path, caption, media.mime)
 
     def send_document(
         self, chat_id: int, path: Path, *, caption: str, link: str | None = None
     ) -> int:
-        """Upload a file as a document (streamed from disk); above 50 MB as :meth:`send_video`."""
-        if path.stat().st_size > MAX_UPLOAD_BYTES:
-            return self._send_link("sendDocument", chat_id, path, caption, link)
-        return self._upload(
-            "sendDocument", "document", chat_id, path, caption, "application/octet-stream"
-        )
+        """Upload a file as a document (see :meth:`send_file`)."""
+        return self.send_file(chat_id, path, DOCUMENT, caption=caption, link=link)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from jobs.report.retention import prune_uploads
 from jobs.report.settings import ReportSettings, report_settings
+from jobs.report.texts import TEXTS
 from jobs.report.upload import store_upload, stored_upload
 from worker import validation as v
 from worker.config import Settings
@@ -70,6 +71,6 @@ KIND = JobKind(
     deadline=lambda s, payload: report_settings(s).report_deadline_seconds,
     handlers_module="jobs.report.steps",
     settings_model=ReportSettings,
-    subject=lambda payload: f"your sales report for “{payload.get('file_name', 'your file')}”",
+    texts=TEXTS,
     prune_shared=prune_uploads,
 )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobs.video.settings import VideoSettings, video_settings
+from jobs.video.texts import TEXTS
 from worker import validation as v
 from worker.config import Settings
 from worker.kinds import DoctorOption, JobKind, Provider
@@ -76,7 +77,7 @@ KIND = JobKind(
     key_checks_module="jobs.video.health",
     webhooks_module="jobs.video.callbacks",
     demo_module="jobs.video.demo",
-    subject=lambda payload: f"your video of “{payload.get('title', 'your product')}”",
+    texts=TEXTS,
     step_events={
         "prompt written": "prompt",
         "task created": "submit",

@@ -25,8 +25,11 @@ from worker.config import Settings
 from worker.errors import ErrorClass, ProviderError
 from worker.metrics import CALLBACKS_MISSED
 from worker.steps import Again, Fail, Next, Outcome, StepContext, Succeed
+from worker.telegram import Media
 
 VIDEO_TYPES = ("video/mp4", "application/octet-stream", "binary/octet-stream")
+#: How Telegram takes the result: a playable video.
+VIDEO = Media("sendVideo", "video", "video/mp4")
 PROGRESS_TEXT = "Still working on your video of “{title}”. Longer videos can take a few minutes."
 
 
@@ -295,7 +298,7 @@ def deliver(ctx: StepContext) -> Outcome:
     detail = ctx.send_once(
         "result",
         caption,
-        lambda tg: tg.send_video(chat_id, stored.path, caption=caption, link=urls[0]),
+        lambda tg: tg.send_file(chat_id, stored.path, VIDEO, caption=caption, link=urls[0]),
         state=learned,
         event="stored" if learned else None,
         detail=note,

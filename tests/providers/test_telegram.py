@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from jobs.video.steps import VIDEO
 from simulator.testing import RunningSimulator
 from worker.config import Settings
 from worker.errors import ConfigError, ErrorClass, ProviderError
@@ -93,7 +94,7 @@ def test_empty_text_is_refused_before_sending(sim: RunningSimulator, tg: Telegra
 def test_send_video_uploads_the_file(
     sim: RunningSimulator, tg: TelegramNotifier, video: Path
 ) -> None:
-    message_id = tg.send_video(CHAT, video, caption="Red mug " * 200, link="https://x.test/v")
+    message_id = tg.send_file(CHAT, video, VIDEO, caption="Red mug " * 200, link="https://x.test/v")
     [sent] = sim.messages(CHAT)
     assert sent["message_id"] == message_id and sent["method"] == "sendVideo"
     assert sent["file_sha256"] == hashlib.sha256(video.read_bytes()).hexdigest()
@@ -112,7 +113,7 @@ def test_send_document_uploads_the_file(
 def test_video_above_50_mb_is_sent_as_a_link(
     sim: RunningSimulator, tg: TelegramNotifier, huge: Path
 ) -> None:
-    tg.send_video(CHAT, huge, caption="Your video", link="https://files.example.test/v.mp4")
+    tg.send_file(CHAT, huge, VIDEO, caption="Your video", link="https://files.example.test/v.mp4")
     [sent] = sim.messages(CHAT)
     assert sent["method"] == "sendMessage"
     assert sent["text"] == "Your video\nhttps://files.example.test/v.mp4"
@@ -122,7 +123,7 @@ def test_video_above_50_mb_is_sent_as_a_link(
 def test_file_above_50_mb_without_a_link_is_permanent(
     sim: RunningSimulator, tg: TelegramNotifier, huge: Path
 ) -> None:
-    err = raises(ErrorClass.USER_ERROR, tg.send_video, CHAT, huge, caption="c")
+    err = raises(ErrorClass.USER_ERROR, tg.send_file, CHAT, huge, VIDEO, caption="c")
     assert err.permanent_for_notification and err.code == "file_too_large"
     raises(ErrorClass.USER_ERROR, tg.send_document, CHAT, huge, caption="c")
     assert sim.calls("telegram") == []
@@ -132,7 +133,7 @@ def test_upload_refused_as_too_large_is_permanent(
     sim: RunningSimulator, tg: TelegramNotifier, video: Path
 ) -> None:
     sim.configure({"telegram": {"max_upload_bytes": 1000}})
-    err = raises(ErrorClass.USER_ERROR, tg.send_video, CHAT, video, caption="c")
+    err = raises(ErrorClass.USER_ERROR, tg.send_file, CHAT, video, VIDEO, caption="c")
     assert err.status == 413 and err.permanent_for_notification
 
 
@@ -146,7 +147,7 @@ def test_blocked_user_is_permanent_for_the_notification(
     err = raises(ErrorClass.USER_ERROR, tg.send_message, CHAT, "hi")
     assert err.status == 403 and err.permanent_for_notification
     assert "blocked" in err.message
-    err = raises(ErrorClass.USER_ERROR, tg.send_video, CHAT, video, caption="c")
+    err = raises(ErrorClass.USER_ERROR, tg.send_file, CHAT, video, VIDEO, caption="c")
     assert err.permanent_for_notification
 
 
