@@ -199,7 +199,29 @@ class WorkerCollector:
             for state in KeyState:
                 keys.add_metric([s.provider, s.name, str(state)], 1.0 if s.state is state else 0.0)
         out.append(keys)
+        out.append(self._resources())
         return 1.0
+
+    def _resources(self) -> Metric:
+        """The switchable resources the kinds declare (``JobKind.resources``: models)."""
+        from worker.kinds import all_kinds
+        from worker.models import ResourceState, ResourceSwitches
+
+        family = GaugeMetricFamily(
+            "worker_resource_state",
+            "Resources a kind switches (models): 1 for the current state (live, paused, "
+            "disabled), 0 for the others",
+            labels=["group", "name", "state"],
+        )
+        for kind in all_kinds():
+            group = getattr(kind, "resources", None)
+            if group is None:
+                continue
+            switches = ResourceSwitches(self.redis, self.settings.redis_namespace, group.name)
+            for s in switches.statuses(list(group.names(self.settings))):
+                for state in ResourceState:
+                    family.add_metric([group.name, s.name, str(state)], float(s.state is state))
+        return family
 
 
 @contextmanager
