@@ -29,6 +29,9 @@ __all__ = ["PERIODS", "Aggregate", "Bucket", "Line", "Report", "aggregate", "ana
 PERIODS: dict[str, int | None] = {"7d": 7, "30d": 30, "90d": 90, "all": None}
 TOP_ASSETS = 10
 BEST_DAYS = 5
+#: The month table and chart show at most this many months, the newest; the totals still count
+#: every sale. (Dates are bounded to years 1970-2100, so days and months are bounded anyway.)
+MAX_MONTHS_SHOWN = 240
 DEFAULT_CURRENCY = "$"
 
 
@@ -75,6 +78,7 @@ class Report:
     active_days: int
     rows_read: int
     source: str  # encoding and delimiter, for the operators' timeline
+    months_hidden: int = 0  # earlier months left out of by_month (MAX_MONTHS_SHOWN)
 
     @property
     def has_types(self) -> bool:
@@ -174,8 +178,13 @@ class Aggregate:
         first = min(self.days) if self.days else None
         last = max(self.days) if self.days else None
         by_month: list[tuple[date, Bucket]] = []
+        months_hidden = 0
         if first is not None and last is not None:
+            spanned = (last.year - first.year) * 12 + last.month - first.month + 1
+            months_hidden = max(0, spanned - MAX_MONTHS_SHOWN)
             month = first.replace(day=1)
+            for _ in range(months_hidden):
+                month = (month + timedelta(days=32)).replace(day=1)
             while month <= last:
                 by_month.append((month, months.get(month) or Bucket()))
                 month = (month + timedelta(days=32)).replace(day=1)
@@ -224,6 +233,7 @@ class Aggregate:
             active_days=len(self.days),
             rows_read=rows_read,
             source=source,
+            months_hidden=months_hidden,
         )
 
 

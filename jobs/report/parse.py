@@ -16,6 +16,10 @@ How a file is read
     read stops the whole report with :class:`ReportError` naming the line (as a spreadsheet
     numbers it: the header is line 1 in a plain export) and the column, e.g.
     ``line 1,234, column earnings: 'abc' is not a number``.
+    *Limits*, checked before the parser's work grows: a line of at most
+    :data:`MAX_LINE_CHARS` characters, a record of at most :data:`MAX_LINES_PER_RECORD` lines,
+    at most :data:`MAX_COLUMNS` fields in a line; amounts and dates are bounded in
+    :mod:`jobs.report.values`. A file over a limit is refused naming the line.
 
 Two passes, one convention
     Some cells mean different things under different conventions: ``1,234`` (one thousand two
@@ -57,10 +61,17 @@ __all__ = [
 ]
 
 HEAD_BYTES = 1 << 20
+#: The longest physical line read (characters); a longer one is refused before it is parsed.
+MAX_LINE_CHARS = 64 * 1024
+#: The most lines one record may span (a quoted field holding line breaks).
+MAX_LINES_PER_RECORD = 100
+#: The most columns a header or a row may have.
+MAX_COLUMNS = 200
 MAX_PREAMBLE_LINES = 10
 MAX_TYPES_KEPT = 1000
 DELIMITERS = (",", ";", "\t", "|")
 TOTAL_WORDS = ("total", "totals", "grand total", "итого", "всего")
+NO_COLUMNS = "no usable columns"
 UNTITLED = "(untitled)"
 NO_TYPE = "(no type)"
 _FALLBACK_ERRORS = "report.cp1251-fallback"
@@ -87,6 +98,50 @@ class ReportError(Exception):
 
 def cell_error(line: int, column: str, reason: str) -> ReportError:
     return ReportError(f"line {line:,}, column {column}: {reason}", line=line, column=column)
+
+
+class _Lines:
+    """A text file's physical lines, as the csv reader consumes them, each checked before the
+    parser sees it: at most :data:`MAX_LINE_CHARS` characters (a file without line breaks is
+    refused at its first line, not read whole), and a record (one CSV row, whose quoted values
+    may hold line breaks) at most :data:`MAX_LINES_PER_RECORD` lines."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self.text = text
+        self.number = 0  # physical lines read so far
+        self.record_start = 1  # the line the current record began on
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(MAX_LINE_CHARS + 3)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
+            raise ReportError(
+                f"line {self.number:,} is longer than {MAX_LINE_CHARS:,} characters",
+                line=self.number,
+            )
+        if self.number - self.record_start >= MAX_LINES_PER_RECORD:
+            raise ReportError(
+                f"line {self.record_start:,}: a quoted value runs over more than "
+                f"{MAX_LINES_PER_RECORD} lines (is a closing quote missing?)",
+                line=self.record_start,
+            )
+        return line
+
+    def next_record(self) -> None:
+        """The next line read begins a new record."""
+        self.record_start = self.number + 1
+
+
+def _too_wide(line: int, what: str, fields: int) -> ReportError:
+    return ReportError(
+        f"line {line:,}: {what} has {fields:,} fields, more than the {MAX_COLUMNS:,} accepted",
+        line=line,
+    )
 
 
 # --- the file's shape -------------------------------------------------------------------------
@@ -202,12 +257,22 @@ class SalesFile:
         first: tuple[str, ...] | None = None
         seen = 0
         with self._open(encoding) as text:
-            for number, line in enumerate(text, 1):
+            lines = _Lines(text)
+            for line in lines:
+                number = lines.number
+                lines.next_record()
                 if not line.strip():
                     continue
                 seen += 1
                 delimiter = sniff_delimiter(line)
-                header = tuple(next(csv.reader([line], delimiter=delimiter), []))
+                try:
+                    header = tuple(next(csv.reader([line], delimiter=delimiter), []))
+                except csv.Error as exc:
+                    raise ReportError(
+                        f"line {number:,}: cannot be read as CSV ({exc})", line=number
+                    ) from None
+                if len(header) > MAX_COLUMNS:
+                    raise _too_wide(number, "the line", len(header))
                 columns = map_columns(header)
                 if columns.usable:
                     return Layout(encoding, delimiter, number, header, columns)
@@ -237,12 +302,15 @@ class SalesFile:
             hint = '; in a comma-separated file a decimal comma must be quoted ("1,50")'
         ordered = sorted(idx.items(), key=lambda kv: kv[1])
         with self._open(layout.encoding) as text:
+            lines = _Lines(text)
             for _ in range(layout.header_lines):
-                next(text, None)
-            reader = csv.reader(text, delimiter=layout.delimiter)
+                lines.next_record()
+                next(lines, None)
+            reader = csv.reader(lines, delimiter=layout.delimiter)
             offset = layout.header_lines
             last = 0
             while True:
+                lines.next_record()
                 try:
                     row = next(reader)
                 except StopIteration:
@@ -254,6 +322,8 @@ class SalesFile:
                     ) from None
                 line = offset + last + 1
                 last = reader.line_num
+                if len(row) > MAX_COLUMNS:
+                    raise _too_wide(line, "the row", len(row))
                 if len(row) < needed:
                     if not row or not any(c.strip() for c in row):
                         continue  # a blank line
@@ -365,9 +435,13 @@ def _known(*days: date | None) -> list[date]:
 
 def _no_columns_message(header: tuple[str, ...]) -> str:
     found = ", ".join(repr(h.strip()) for h in header if h.strip())[:300] or "none"
+    if len(header) < 2:
+        # One field: no comma, semicolon, tab or pipe, so not a CSV header. It is not quoted
+        # back: a file that is not a CSV at all must not be echoed to whoever sent it.
+        found = "none (its first line has no comma, semicolon, tab or pipe)"
     columns = map_columns(header)
     missing = columns.missing() if header else ["date", "earnings"]
     wanted = "; ".join(
         f"{FIELD_LABELS[f]} (e.g. {', '.join(repr(a) for a in ALIASES[f][:3])})" for f in missing
     )
-    return f"no usable columns: the file needs {wanted}; its columns are {found}"
+    return f"{NO_COLUMNS}: the file needs {wanted}; its columns are {found}"

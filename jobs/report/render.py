@@ -284,10 +284,17 @@ def _months_section(report: Report) -> str:
         [escape(month_text(m)), f"{b.sales:,}", escape(money(b.earnings, cur))]
         for m, b in reversed(report.by_month)
     ]
+    hidden = ""
+    if report.months_hidden:
+        hidden = (
+            f"<p>{plural(report.months_hidden, 'earlier month')} of the file not shown here; "
+            "the totals above count them.</p>"
+        )
     return (
         "<section><h2>By month</h2>"
         + month_bars(report.by_month, cur)
         + _table([("Month", False), ("Sales", True), ("Earnings", True)], rows)
+        + hidden
         + "</section>"
     )
 

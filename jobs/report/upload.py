@@ -7,7 +7,10 @@ the name proves the content. A copy is written to a temporary file and renamed i
 when complete and hashed, so a half-written upload is never mistaken for one.
 
 Every refusal is an :class:`~worker.errors.InvalidRequest` on the field ``csv``, raised before
-anything is written.
+anything is written. A file is refused unless it reads as a sales CSV (its first lines name a
+date and an earnings column, within the parser's limits): whatever path the caller passes,
+``/etc/shadow`` included, nothing of a file that is not one is stored or quoted back. A stored
+upload is readable by its owner only (0600).
 """
 
 from __future__ import annotations
@@ -20,11 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jobs.report.parse import NO_COLUMNS, ReportError, SalesFile
 from worker.errors import InvalidRequest, WorkerError
 
 __all__ = ["Upload", "store_upload", "stored_upload", "upload_path"]
 
 UPLOADS_DIR = "report/uploads"
+#: A stored upload's mode: the seller's sales are nobody else's business.
+FILE_MODE = 0o600
+NOT_A_CSV = (
+    "is not a sales CSV: none of its first lines names a date column and an earnings column "
+    "(e.g. 'Date' and 'Earnings'), separated by commas, semicolons, tabs or pipes"
+)
 CHUNK = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -67,6 +77,7 @@ def store_upload(source: Any, root: Path, *, max_bytes: int) -> Upload:
             f"file is {_megabytes(st.st_size)}, above the {_megabytes(max_bytes)} limit",
         )
     file_name = _file_name(path.name)
+    _check_csv(path)
     try:
         digest, size = _digest(path, max_bytes)
     except OSError as exc:
@@ -76,6 +87,7 @@ def store_upload(source: Any, root: Path, *, max_bytes: int) -> Upload:
     try:
         if dest.stat().st_size == size:
             os.utime(dest)  # used now: the retention pass keeps it (jobs.report.retention)
+            os.chmod(dest, FILE_MODE)  # stored before this rule
             return Upload(relative, file_name, size, digest)  # stored before: not copied again
     except FileNotFoundError:
         pass
@@ -104,6 +116,26 @@ def stored_upload(request: Any, root: Path) -> Upload:
     return Upload(relative, _file_name(request.get("file_name") or "sales.csv"), size, digest)
 
 
+def _check_csv(path: Path) -> None:
+    """Refuse a file that is not a sales CSV, without quoting any of it."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if b"\x00" in head and not utf16:
+        raise InvalidRequest("csv", "is not a CSV file: it holds binary data")
+    try:
+        layout = SalesFile(path).layout
+    except ReportError as exc:
+        # "the file is empty", "line 1 is longer than...": no content in them. The message
+        # for a file without usable columns quotes its first line: not passed on.
+        reason = NOT_A_CSV if str(exc).startswith(NO_COLUMNS) else str(exc)
+        raise InvalidRequest("csv", reason) from None
+    except (OSError, UnicodeError):
+        raise InvalidRequest("csv", "cannot be read as text") from None
+    if layout.width < 2:
+        raise InvalidRequest("csv", NOT_A_CSV)
+
+
 def _file_name(name: Any) -> str:
     text = "".join(c for c in str(name) if c.isprintable()).strip()
     return text[:200] or "sales.csv"
@@ -129,7 +161,9 @@ def _copy(path: Path, dest: Path, digest: str, max_bytes: int) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         size = 0
-        with path.open("rb") as src, tmp.open("wb") as out:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)  # the umask cannot widen it, a leftover part file keeps none
+        with path.open("rb") as src, os.fdopen(fd, "wb") as out:
             while chunk := src.read(CHUNK):
                 size += len(chunk)
                 if size > max_bytes:

@@ -17,6 +17,10 @@ Dates
     ``03/15/2024`` (slashes, or dashes with the year last: month first unless the file shows it
     is day first), ``15 Mar 2024``, ``Mar 15, 2024``. Whatever follows the date (a time, a
     time zone) is ignored: a sale counts on the calendar day written in the file.
+Limits
+    An amount is below :data:`MAX_AMOUNT` in size with at most :data:`MAX_DECIMALS` decimals, and
+    a date's year is :data:`MIN_YEAR` to :data:`MAX_YEAR`: anything else is a cell error, so a
+    report's sums stay exact within ``Decimal``'s 28 digits, and its months and days stay few.
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ from functools import lru_cache
 __all__ = ["Amount", "DateReading", "ValueProblem", "read_amount", "read_date"]
 
 CACHE_SIZE = 8192
+#: An amount's size must be below this (a trillion): sums stay exact, rendering cannot overflow.
+MAX_AMOUNT = Decimal(10) ** 12
+#: The most decimals an amount may have.
+MAX_DECIMALS = 10
+#: The years a sale date may have (a stock site's history; nothing before, nothing far ahead).
+MIN_YEAR = 1970
+MAX_YEAR = 2100
 
 
 class ValueProblem(ValueError):
@@ -108,6 +119,12 @@ def read_amount(raw: str) -> Amount:
         point, comma, mark = _readings(s)
     except (ValueError, InvalidOperation):
         raise ValueProblem(f"{_quote(raw)} is not a number") from None
+    for v in (point, comma):
+        if abs(v) >= MAX_AMOUNT:
+            raise ValueProblem(f"{_quote(raw)} is too large (at most {MAX_AMOUNT:,} in size)")
+        exponent = v.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -MAX_DECIMALS:
+            raise ValueProblem(f"{_quote(raw)} has more than {MAX_DECIMALS} decimals")
     if negative:
         point, comma = -point, -comma
     return Amount(point, comma, mark, currency)
@@ -212,6 +229,16 @@ class DateReading:
 @lru_cache(maxsize=CACHE_SIZE)
 def read_date(raw: str) -> DateReading:
     """Read one date cell, or raise :class:`ValueProblem`."""
+    reading = _read_date(raw)
+    for d in (reading.month_first, reading.day_first):
+        if d is not None and not MIN_YEAR <= d.year <= MAX_YEAR:
+            raise ValueProblem(
+                f"{_quote(raw)} is not a plausible sale date (years {MIN_YEAR} to {MAX_YEAR})"
+            )
+    return reading
+
+
+def _read_date(raw: str) -> DateReading:
     s = raw.strip()
     m = _YEAR_FIRST.fullmatch(s)
     if m:
