@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.config import SimConfig
 from simulator.kie_models import EXAMPLES, MODELS, VEO
@@ -556,3 +558,39 @@ def test_content_policy_on_market_models(kie: httpx.Client) -> None:
     data = wait_done(kie, task_id_of(kie.post(CREATE, json=body)), False)
     assert (data["state"], data["failCode"], data["failMsg"]) == ("fail", "422", FORBIDDEN_MSG)
     assert data["creditsConsumed"] == 0
+
+
+# --- any body: a clear answer, never a crash ----------------------------------------------------
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["", "5", "6", "10", "720p", "1080p", "768P", "std", "9:16", IMAGE, "x"])
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_any_body_gets_a_clear_answer(model: str, data: st.DataObject) -> None:
+    spec = MODELS[model]
+    names = [f.name for f in spec.fields] + ["extra"]
+    params = data.draw(
+        st.dictionaries(st.sampled_from(names), json_values, max_size=len(names)), label="params"
+    )
+    base = spec.example_params() if data.draw(st.booleans(), label="from example") else {}
+    params = {**base, **params}
+    problem = spec.validate(params, "input.")
+    if problem is None:
+        assert spec.credits(params) >= 0  # whatever is accepted has a price
+    else:
+        assert problem.code in (422, 500) and problem.message
+        if problem.code == 500:
+            assert problem.message.endswith(" is required")
