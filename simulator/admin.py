@@ -37,7 +37,8 @@ from aiohttp import web
 
 from simulator.callbacks import get_callbacks
 from simulator.kie import model_state
-from simulator.kie_models import MODELS, STATES
+from simulator.kie_models import MODELS
+from simulator.kie_schema import STATES
 from simulator.state import SimState, get_state
 
 _SERVICES = ("kie", "openai", "telegram")

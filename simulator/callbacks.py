@@ -39,8 +39,8 @@ from aiohttp import web
 
 from simulator.state import SimState, Task
 
-#: Builds the body of a task's callback at a given time (``simulator.kie.callback_body``); passed
-#: in rather than imported because ``simulator.kie`` schedules callbacks through this module.
+#: Builds the body of a task's callback at a given time (``simulator.kie_records.callback_body``);
+#: passed in by the server, which keeps this module free of what KIE's bodies look like.
 BodyBuilder = Callable[[SimState, Task, float], dict[str, Any]]
 
 #: First wait between attempts, doubled after each failure, capped.

@@ -4,14 +4,10 @@ This is the simulator's own encoding of KIE's model pages, written from KIE's do
 not imported from the client (``jobs/video``): a body the client builds wrongly must be refused
 here, exactly as KIE would refuse it. When KIE changes a model, this file changes first.
 
-What KIE enforces, and so what ``validate`` answers:
-
-- a required field missing: ``500 "<field> is required"`` (KIE's observed answer, not a 422);
-- an unknown field, a wrong JSON type (KIE is type-strict: ``"5"`` is not ``5``), a value outside
-  the allowed set or range, a wrong image count or a prompt over the cap: ``422`` with a message
-  naming the field (``input.duration must be a string, got 5``);
-- rules between fields (Hailuo has no 10 s at 1080P, Seedance's last frame needs a first one...):
-  ``422`` naming the fields.
+What each entry says is enforced by ``simulator.kie_schema``: a missing required field is
+``500 "<field> is required"``, an unknown field, a wrong JSON type or a bad value a 422 naming the
+field, and the rules between fields (Hailuo has no 10 s at 1080P, Seedance's last frame needs a
+first one...) a 422 too.
 
 Where KIE's sources disagree (marked ⚠ in the comments), the schema accepts what either source
 says: the simulator must never refuse a body that KIE may accept, or a client bug would hide
@@ -33,342 +29,60 @@ schema is kept only for the ``legacy_sora`` transition switch of ``simulator.con
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import dataclasses
 from typing import Any, Final
 
-#: Model states: how createTask (or Veo's generate) answers a model.
-LIVE: Final = "live"
-PAUSED: Final = "paused"
-UNKNOWN: Final = "unknown"
-WITHDRAWN: Final = "withdrawn"
-STATES: Final = (LIVE, PAUSED, UNKNOWN, WITHDRAWN)
-
-MARKET: Final = "market"
-VEO: Final = "veo"
-
-#: What KIE answers for a paused model (every ``sora-2*`` since June 2026).
-PAUSED_MSG: Final = "This interface is temporarily paused"
-#: What KIE answers for a model name it does not know (422; 404 in one probe).
-UNKNOWN_MSG: Final = "The model name you specified is not supported, please check the model name"
-#: What KIE answers for a withdrawn page or disabled feature (505; 404 also seen).
-WITHDRAWN_MSG: Final = "the page does not exist or is not published"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why a request is refused: KIE's code and a message naming the field."""
-
-    code: int
-    message: str
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__  # pragma: no cover - json.loads makes nothing else
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def is_url(value: Any, *, asset: bool = False) -> bool:
-    """An http(s) URL (or, where KIE takes uploaded assets, ``asset://<id>``)."""
-    if not isinstance(value, str):
-        return False
-    if asset and value.startswith("asset://") and len(value) > len("asset://"):
-        return True
-    return value.startswith(("http://", "https://")) and len(value) > len("https://")
-
-
-@dataclass(frozen=True)
-class Field:
-    """One request field: its JSON type(s) and what KIE allows.
-
-    ``types`` has more than one entry only where sources disagree (⚠). ``items`` is the type of
-    an array's elements (``"url"``: an http(s) URL string, ``"object"``). ``minimum``/``maximum``
-    bound numbers; ``min_length``/``max_length`` bound a string's characters; ``min_items`` /
-    ``max_items`` an array's length.
-    """
-
-    name: str
-    types: tuple[str, ...]
-    required: bool = False
-    choices: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    url: bool = False
-    asset: bool = False
-    items: str | None = None
-    min_items: int | None = None
-    max_items: int | None = None
-    default: Any = None
-
-    def check(self, value: Any, path: str) -> Problem | None:
-        """``None`` if ``value`` is acceptable, else the 422 naming ``path``."""
-        kind = _json_type(value)
-        accepted = set(self.types)
-        if "number" in accepted:
-            accepted.add("integer")
-        if kind not in accepted:
-            wanted = " or ".join(_ARTICLE.get(t, t) for t in self.types)
-            return Problem(422, f"{path} must be {wanted}, got {_show(value)}")
-        if self.choices is not None and value not in self.choices:
-            allowed = ", ".join(_show(c) for c in self.choices)
-            return Problem(422, f"{path} must be one of {allowed}; got {_show(value)}")
-        if kind in ("integer", "number"):
-            if self.minimum is not None and value < self.minimum:
-                return Problem(422, f"{path} must be at least {self.minimum:g}, got {value}")
-            if self.maximum is not None and value > self.maximum:
-                return Problem(422, f"{path} must be at most {self.maximum:g}, got {value}")
-        if kind == "string":
-            if self.min_length is not None and len(value) < self.min_length:
-                return Problem(422, f"{path} must have at least {self.min_length} characters")
-            if self.max_length is not None and len(value) > self.max_length:
-                return Problem(422, f"{path} must have at most {self.max_length} characters")
-            if self.url and not is_url(value, asset=self.asset):
-                return Problem(422, f"{path} must be an http(s) URL")
-        if kind == "array":
-            if self.min_items is not None and len(value) < self.min_items:
-                return Problem(422, f"{path} must have at least {self.min_items} item(s)")
-            if self.max_items is not None and len(value) > self.max_items:
-                return Problem(422, f"{path} must have at most {self.max_items} item(s)")
-            for i, item in enumerate(value):
-                problem = self._check_item(item, f"{path}[{i}]")
-                if problem is not None:
-                    return problem
-        return None
-
-    def _check_item(self, item: Any, path: str) -> Problem | None:
-        if self.items == "url":
-            if not is_url(item, asset=self.asset):
-                return Problem(422, f"{path} must be an http(s) URL, got {_show(item)}")
-        elif self.items == "string":
-            if not isinstance(item, str):
-                return Problem(422, f"{path} must be a string, got {_show(item)}")
-        elif self.items == "object" and not isinstance(item, dict):
-            return Problem(422, f"{path} must be an object, got {_show(item)}")
-        return None
-
-
-_ARTICLE = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean",
-    "array": "an array",
-    "object": "an object",
-}
-
-Params = Mapping[str, Any]
-Rule = Callable[[Params, str], Problem | None]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model as KIE serves it."""
-
-    name: str
-    family: str
-    fields: tuple[Field, ...]
-    #: KIE credits for a request with these (already validated) parameters.
-    price: Callable[[Params], float]
-    typical_render_seconds: float
-    #: Where the product image goes (informative: shown by ``GET /_sim/models``).
-    image_fields: tuple[str, ...]
-    #: Checks between fields, run after every field passed.
-    rules: tuple[Rule, ...] = ()
-    #: Alternative spellings KIE may accept for a field (⚠ conflicts), alias → field name.
-    aliases: Mapping[str, str] = field(default_factory=dict)
-    #: The state KIE serves it in today.
-    default_state: str = LIVE
-    #: Only the ``legacy_sora`` transition switch makes it live.
-    legacy: bool = False
-    note: str = ""
-
-    def field(self, name: str) -> Field | None:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        return None
-
-    @property
-    def prompt_max(self) -> int | None:
-        prompt = self.field("prompt")
-        return prompt.max_length if prompt is not None else None
-
-    def validate(self, params: Params, prefix: str) -> Problem | None:
-        """Check ``params`` (Market: the ``input`` object; Veo: the whole body).
-
-        ``prefix`` is put before field names in messages (``"input."`` for Market). Missing
-        required fields come first (500), then unknown fields, then each field, then the rules.
-        """
-        known = {f.name: f for f in self.fields}
-        given = {self.aliases.get(k, k): v for k, v in params.items()}
-        for f in self.fields:
-            if f.required and f.name not in given:
-                return Problem(500, f"{f.name} is required")
-        for name in params:
-            if self.aliases.get(name, name) not in known:
-                return Problem(422, f"{prefix}{name} is not a parameter of {self.name}")
-        for name, value in params.items():
-            problem = known[self.aliases.get(name, name)].check(value, f"{prefix}{name}")
-            if problem is not None:
-                return problem
-        for rule in self.rules:
-            problem = rule(given, prefix)
-            if problem is not None:
-                return problem
-        return None
-
-    def value(self, params: Params, name: str) -> Any:
-        """A parameter as KIE reads it: the given value, else the field's default."""
-        for key, value in params.items():
-            if self.aliases.get(key, key) == name:
-                return value
-        f = self.field(name)
-        return f.default if f is not None else None
-
-    def credits(self, params: Params) -> float:
-        return round(float(self.price(_Defaults(self, params))), 4)
-
-    def example_params(self) -> dict[str, Any]:
-        """The parameters of this model's documented example (``{}`` when it has none)."""
-        example = EXAMPLES.get(self.name)
-        if example is None:
-            return {}
-        params = example if self.family == VEO else example["input"]
-        return dict(params)
-
-    def example_credits(self) -> float:
-        """What the documented example costs: the price of the model's usual options."""
-        return self.credits(self.example_params())
-
-    def describe(self) -> dict[str, Any]:
-        """What ``GET /_sim/models`` shows of the model (besides its state and counters)."""
-        return {
-            "model": self.name,
-            "family": self.family,
-            "endpoint": "/api/v1/veo/generate" if self.family == VEO else "/api/v1/jobs/createTask",
-            "default_state": self.default_state,
-            "legacy": self.legacy,
-            "typical_render_seconds": self.typical_render_seconds,
-            "prompt_max": self.prompt_max,
-            "image_fields": list(self.image_fields),
-            "example_credits": self.example_credits(),
-            "fields": {
-                f.name: {
-                    "types": list(f.types),
-                    "required": f.required,
-                    **({"choices": list(f.choices)} if f.choices is not None else {}),
-                    **({"minimum": f.minimum} if f.minimum is not None else {}),
-                    **({"maximum": f.maximum} if f.maximum is not None else {}),
-                    **({"max_length": f.max_length} if f.max_length is not None else {}),
-                    **({"max_items": f.max_items} if f.max_items is not None else {}),
-                    **({"default": f.default} if f.default is not None else {}),
-                }
-                for f in self.fields
-            },
-            "note": self.note,
-        }
-
-
-class _Defaults(Mapping[str, Any]):
-    """Parameters as a price function reads them: each field's default fills what is missing."""
-
-    def __init__(self, spec: ModelSpec, params: Params) -> None:
-        self._spec = spec
-        self._params = params
-
-    def __getitem__(self, name: str) -> Any:
-        return self._spec.value(self._params, name)
-
-    def __iter__(self) -> Any:
-        return iter(f.name for f in self._spec.fields)
-
-    def __len__(self) -> int:
-        return len(self._spec.fields)
-
-
-# --- field shorthands ----------------------------------------------------------------------------
-
-
-def _s(name: str, **kw: Any) -> Field:
-    return Field(name, ("string",), **kw)
-
-
-def _i(name: str, **kw: Any) -> Field:
-    return Field(name, ("integer",), **kw)
-
-
-def _b(name: str, **kw: Any) -> Field:
-    return Field(name, ("boolean",), **kw)
-
-
-def _urls(name: str, **kw: Any) -> Field:
-    return Field(name, ("array",), items="url", **kw)
-
-
-def _url(name: str, **kw: Any) -> Field:
-    return Field(name, ("string",), url=True, **kw)
-
-
-def _strings(*values: int) -> tuple[str, ...]:
-    return tuple(str(v) for v in values)
-
-
-def _seconds(params: Params, name: str = "duration") -> int:
-    """A duration as a number of seconds, whether KIE wants it as a string or an integer."""
-    return int(params[name])
-
-
-# --- rules between fields ------------------------------------------------------------------------
-
-
-def _needs_one_of(*names: str) -> Rule:
-    def rule(params: Params, prefix: str) -> Problem | None:
-        if any(params.get(n) not in (None, "", []) for n in names):
-            return None
-        return Problem(500, f"{names[0]} is required")
-
-    return rule
-
-
-def _needs(field_name: str, needed: str) -> Rule:
-    def rule(params: Params, prefix: str) -> Problem | None:
-        if field_name in params and needed not in params:
-            return Problem(422, f"{prefix}{field_name} needs {prefix}{needed}")
-        return None
-
-    return rule
-
-
-def _exclusive(group_a: tuple[str, ...], group_b: tuple[str, ...]) -> Rule:
-    def rule(params: Params, prefix: str) -> Problem | None:
-        a = [n for n in group_a if params.get(n)]
-        b = [n for n in group_b if params.get(n)]
-        if a and b:
-            return Problem(422, f"{prefix}{a[0]} cannot be used together with {prefix}{b[0]}")
-        return None
-
-    return rule
+from simulator.kie_schema import (
+    LIVE,
+    MARKET,
+    PAUSED,
+    PAUSED_MSG,
+    STATES,
+    UNKNOWN,
+    UNKNOWN_MSG,
+    VEO,
+    WITHDRAWN,
+    WITHDRAWN_MSG,
+    Field,
+    ModelSpec,
+    Params,
+    Problem,
+    Rule,
+    boolean,
+    exclusive,
+    integer,
+    is_url,
+    needs,
+    needs_one_of,
+    seconds,
+    string,
+    strings,
+    url,
+    urls,
+)
+
+__all__ = [
+    "EXAMPLES",
+    "LIVE",
+    "MARKET",
+    "MODELS",
+    "PAUSED",
+    "PAUSED_MSG",
+    "STATES",
+    "UNKNOWN",
+    "UNKNOWN_MSG",
+    "VEO",
+    "VEO_DEFAULT_MODEL",
+    "WITHDRAWN",
+    "WITHDRAWN_MSG",
+    "ModelSpec",
+    "Problem",
+    "is_url",
+    "spec",
+]
+
+
+# --- rules between fields of one model -----------------------------------------------------------
 
 
 def _kling3_shots(params: Params, prefix: str) -> Problem | None:
@@ -382,8 +96,8 @@ def _kling3_shots(params: Params, prefix: str) -> Problem | None:
             if set(shot) - {"prompt", "duration"}:
                 return Problem(422, f"{where} takes only prompt and duration")
             for f in (
-                _s("prompt", required=True, min_length=1, max_length=500),
-                _i("duration", required=True, minimum=1, maximum=12),
+                string("prompt", required=True, min_length=1, max_length=500),
+                integer("duration", required=True, minimum=1, maximum=12),
             ):
                 if f.name not in shot:
                     return Problem(500, f"{f.name} is required")
@@ -435,24 +149,24 @@ def _veo_images(params: Params, prefix: str) -> Problem | None:
 
 # --- the models ----------------------------------------------------------------------------------
 
-_NSFW = _b("nsfw_checker", default=False)
+_NSFW = boolean("nsfw_checker", default=False)
 
 
 def _kling26_price(p: Params) -> float:
     # Per clip by sound x duration: 55 credits per 5 s silent, about twice that with sound.
     per_5s = 110 if p["sound"] else 55
-    return per_5s * _seconds(p) / 5
+    return per_5s * seconds(p) / 5
 
 
 _KLING26 = ModelSpec(
     "kling-2.6/image-to-video",
     MARKET,
     (
-        _s("prompt", required=True, min_length=1, max_length=1000),
-        _urls("image_urls", required=True, min_items=1, max_items=1),
-        _b("sound", required=True),
+        string("prompt", required=True, min_length=1, max_length=1000),
+        urls("image_urls", required=True, min_items=1, max_items=1),
+        boolean("sound", required=True),
         # The page marks duration required but gives a default: accepted when absent.
-        _s("duration", choices=("5", "10"), default="5"),
+        string("duration", choices=("5", "10"), default="5"),
     ),
     _kling26_price,
     typical_render_seconds=120,
@@ -467,19 +181,19 @@ _KLING30 = ModelSpec(
     MARKET,
     (
         # ⚠ No cap in KIE's schema, 5000 in a wrapper's docs: the simulator caps nothing.
-        _s("prompt", min_length=1),
-        _urls("image_urls", min_items=1, max_items=2),
-        _b("sound", required=True),
-        _s("duration", required=True, choices=_strings(*range(3, 16))),
-        _s("aspect_ratio", choices=("16:9", "9:16", "1:1"), default="1:1"),
+        string("prompt", min_length=1),
+        urls("image_urls", min_items=1, max_items=2),
+        boolean("sound", required=True),
+        string("duration", required=True, choices=strings(*range(3, 16))),
+        string("aspect_ratio", choices=("16:9", "9:16", "1:1"), default="1:1"),
         # ⚠ Default pro (KIE) or std (wrappers); 4K added later. The schema requires it.
-        _s("mode", required=True, choices=("std", "pro", "4K")),
-        _b("multi_shots", required=True),
+        string("mode", required=True, choices=("std", "pro", "4K")),
+        boolean("multi_shots", required=True),
         # ⚠ Listed as required, yet omitted successfully with multi_shots false: a rule checks it.
         Field("multi_prompt", ("array",), items="object", min_items=1, max_items=6),
         Field("kling_elements", ("array",), items="object"),
     ),
-    lambda p: _KLING30_RATES[p["mode"]][1 if p["sound"] else 0] * _seconds(p),
+    lambda p: _KLING30_RATES[p["mode"]][1 if p["sound"] else 0] * seconds(p),
     typical_render_seconds=180,
     image_fields=("image_urls",),
     rules=(_kling3_shots,),
@@ -492,29 +206,29 @@ _SEEDANCE_REFS = ("reference_image_urls", "reference_video_urls", "reference_aud
 
 def _seedance_fields(*, prompt_min: int, resolutions: tuple[str, ...]) -> tuple[Field, ...]:
     return (
-        _s("prompt", required=True, min_length=prompt_min, max_length=20_000),
-        _url("first_frame_url", asset=True),
-        _url("last_frame_url", asset=True),
+        string("prompt", required=True, min_length=prompt_min, max_length=20_000),
+        url("first_frame_url", asset=True),
+        url("last_frame_url", asset=True),
         Field("reference_image_urls", ("array",), items="url", asset=True, max_items=9),
         Field("reference_video_urls", ("array",), items="url", asset=True, max_items=3),
         Field("reference_audio_urls", ("array",), items="url", asset=True, max_items=3),
-        _b("return_last_frame", default=False),
-        _b("generate_audio", default=True),
-        _s("resolution", choices=resolutions, default="720p"),
-        _s(
+        boolean("return_last_frame", default=False),
+        boolean("generate_audio", default=True),
+        string("resolution", choices=resolutions, default="720p"),
+        string(
             "aspect_ratio",
             choices=("1:1", "4:3", "3:4", "16:9", "9:16", "21:9", "adaptive"),
             default="16:9",
         ),
-        _i("duration", minimum=4, maximum=15, default=5),
-        _b("web_search", default=False),
+        integer("duration", minimum=4, maximum=15, default=5),
+        boolean("web_search", default=False),
         _NSFW,
     )
 
 
 _SEEDANCE_RULES: tuple[Rule, ...] = (
-    _needs("last_frame_url", "first_frame_url"),
-    _exclusive(_SEEDANCE_FRAMES, _SEEDANCE_REFS),
+    needs("last_frame_url", "first_frame_url"),
+    exclusive(_SEEDANCE_FRAMES, _SEEDANCE_REFS),
 )
 #: ⚠ KIE's page once spelt the key with a trailing space; both spellings are accepted.
 _SEEDANCE_ALIASES = {"reference_video_urls ": "reference_video_urls"}
@@ -549,14 +263,14 @@ _WAN26 = ModelSpec(
     "wan/2-6-image-to-video",
     MARKET,
     (
-        _s("prompt", required=True, min_length=2, max_length=5000),
-        _urls("image_urls", required=True, min_items=1, max_items=1),
-        _s("duration", choices=("5", "10", "15"), default="5"),
-        _s("resolution", choices=("720p", "1080p"), default="1080p"),
+        string("prompt", required=True, min_length=2, max_length=5000),
+        urls("image_urls", required=True, min_items=1, max_items=1),
+        string("duration", choices=("5", "10", "15"), default="5"),
+        string("resolution", choices=("720p", "1080p"), default="1080p"),
         _NSFW,
     ),
     # ⚠ Per second as measured; KIE's table prices it per clip.
-    lambda p: _WAN26_RATES[p["resolution"]] * _seconds(p),
+    lambda p: _WAN26_RATES[p["resolution"]] * seconds(p),
     typical_render_seconds=120,
     image_fields=("image_urls",),
 )
@@ -566,32 +280,32 @@ _WAN27 = ModelSpec(
     "wan/2-7-image-to-video",
     MARKET,
     (
-        _s("prompt", required=True, min_length=1, max_length=5000),
-        _url("first_frame_url"),
-        _url("last_frame_url"),
-        _url("first_clip_url"),
+        string("prompt", required=True, min_length=1, max_length=5000),
+        url("first_frame_url"),
+        url("last_frame_url"),
+        url("first_clip_url"),
         # ⚠ One wrapper sends image_url and a string duration, against the docs: accepted.
-        _url("image_url"),
-        _s("negative_prompt", max_length=500),
-        _url("driving_audio_url"),
-        _s("resolution", choices=("720p", "1080p"), default="1080p"),
+        url("image_url"),
+        string("negative_prompt", max_length=500),
+        url("driving_audio_url"),
+        string("resolution", choices=("720p", "1080p"), default="1080p"),
         Field(
             "duration",
             ("integer", "string"),
-            choices=(*range(2, 16), *_strings(*range(2, 16))),
+            choices=(*range(2, 16), *strings(*range(2, 16))),
             default=5,
         ),
-        _b("prompt_extend", default=True),
-        _b("watermark", default=False),
-        _i("seed", minimum=0, maximum=2_147_483_647),
+        boolean("prompt_extend", default=True),
+        boolean("watermark", default=False),
+        integer("seed", minimum=0, maximum=2_147_483_647),
         _NSFW,
     ),
-    lambda p: _WAN27_RATES[p["resolution"]] * _seconds(p),
+    lambda p: _WAN27_RATES[p["resolution"]] * seconds(p),
     typical_render_seconds=150,
     image_fields=("first_frame_url",),
     rules=(
-        _needs_one_of("first_frame_url", "image_url", "first_clip_url"),
-        _needs("last_frame_url", "first_frame_url"),
+        needs_one_of("first_frame_url", "image_url", "first_clip_url"),
+        needs("last_frame_url", "first_frame_url"),
     ),
     note="⚠ whether KIE still sells Wan 2.7 video is not documented",
 )
@@ -600,14 +314,14 @@ _HAILUO23 = ModelSpec(
     "hailuo/2-3-image-to-video-pro",
     MARKET,
     (
-        _s("prompt", required=True, min_length=1, max_length=5000),
-        _url("image_url", required=True),
-        _s("duration", choices=("6", "10"), default="6"),
-        _s("resolution", choices=("768P", "1080P"), default="768P"),
+        string("prompt", required=True, min_length=1, max_length=5000),
+        url("image_url", required=True),
+        string("duration", choices=("6", "10"), default="6"),
+        string("resolution", choices=("768P", "1080P"), default="768P"),
         _NSFW,
     ),
     # KIE's table prices it per clip (figures not recorded); 8 credits a second as measured.
-    lambda p: 8.0 * _seconds(p),
+    lambda p: 8.0 * seconds(p),
     typical_render_seconds=120,
     image_fields=("image_url",),
     rules=(_hailuo_no_10s_1080p,),
@@ -618,16 +332,16 @@ _MINIMAX_H3 = ModelSpec(
     "minimax-h3/image-to-video",
     MARKET,
     (
-        _s("prompt", required=True, min_length=1, max_length=7000),
-        _url("first_frame_url"),
-        _url("last_frame_url"),
-        _i("duration", required=True, minimum=4, maximum=15),
-        _s("resolution", choices=("768P", "2K"), default="2K"),
+        string("prompt", required=True, min_length=1, max_length=7000),
+        url("first_frame_url"),
+        url("last_frame_url"),
+        integer("duration", required=True, minimum=4, maximum=15),
+        string("resolution", choices=("768P", "2K"), default="2K"),
     ),
     lambda p: _MINIMAX_H3_RATES[p["resolution"]] * p["duration"],
     typical_render_seconds=150,
     image_fields=("first_frame_url", "last_frame_url"),
-    rules=(_needs_one_of("first_frame_url", "last_frame_url"),),
+    rules=(needs_one_of("first_frame_url", "last_frame_url"),),
     note="no aspect ratio",
 )
 
@@ -637,10 +351,10 @@ _HAPPYHORSE = ModelSpec(
     MARKET,
     (
         # Optional; a longer prompt is truncated by KIE, not refused.
-        _s("prompt"),
-        _urls("image_urls", required=True, min_items=1, max_items=1),
-        _s("resolution", choices=("720p", "1080p"), default="1080p"),
-        _i("duration", minimum=3, maximum=15, default=5),
+        string("prompt"),
+        urls("image_urls", required=True, min_items=1, max_items=1),
+        string("resolution", choices=("720p", "1080p"), default="1080p"),
+        integer("duration", minimum=3, maximum=15, default=5),
     ),
     lambda p: _HAPPYHORSE_RATES[p["resolution"]] * p["duration"],
     typical_render_seconds=120,
@@ -653,25 +367,25 @@ _GROK = ModelSpec(
     "grok-imagine/image-to-video",
     MARKET,
     (
-        _urls("image_urls", min_items=1, max_items=7),
-        _s("task_id", min_length=1),
-        _i("index", minimum=0, maximum=5),
+        urls("image_urls", min_items=1, max_items=7),
+        string("task_id", min_length=1),
+        integer("index", minimum=0, maximum=5),
         # ⚠ 5000 in KIE's docs, 4096 in a wrapper: the larger cap.
-        _s("prompt", max_length=5000),
-        _s("mode", choices=("fun", "normal", "spicy"), default="normal"),
+        string("prompt", max_length=5000),
+        string("mode", choices=("fun", "normal", "spicy"), default="normal"),
         # ⚠ A string in KIE's docs; a wrapper's schema takes an integer too: both accepted.
         Field(
             "duration",
             ("string", "integer"),
-            choices=(*_strings(*range(6, 31)), *range(6, 31)),
+            choices=(*strings(*range(6, 31)), *range(6, 31)),
             default="6",
         ),
         # ⚠ 1080p was added after the April docs: accepted.
-        _s("resolution", choices=("480p", "720p", "1080p"), default="480p"),
-        _s("aspect_ratio", choices=("2:3", "3:2", "1:1", "16:9", "9:16"), default="16:9"),
+        string("resolution", choices=("480p", "720p", "1080p"), default="480p"),
+        string("aspect_ratio", choices=("2:3", "3:2", "1:1", "16:9", "9:16"), default="16:9"),
         _NSFW,
     ),
-    lambda p: _GROK_RATES[p["resolution"]] * _seconds(p),
+    lambda p: _GROK_RATES[p["resolution"]] * seconds(p),
     typical_render_seconds=60,
     image_fields=("image_urls",),
     rules=(_grok_source,),
@@ -693,21 +407,21 @@ def _veo(name: str) -> ModelSpec:
         name,
         VEO,
         (
-            _s("prompt", required=True, min_length=1),
-            _urls("imageUrls", min_items=1, max_items=3),
-            _s("model", choices=tuple(_VEO_BASE), default="veo3_fast"),
-            _s(
+            string("prompt", required=True, min_length=1),
+            urls("imageUrls", min_items=1, max_items=3),
+            string("model", choices=tuple(_VEO_BASE), default="veo3_fast"),
+            string(
                 "generationType",
                 choices=("TEXT_2_VIDEO", "FIRST_AND_LAST_FRAMES_2_VIDEO", "REFERENCE_2_VIDEO"),
             ),
             # ``1:1`` is refused ("Ratio error").
-            _s("aspect_ratio", choices=("16:9", "9:16", "Auto"), default="16:9"),
-            _s("resolution", choices=("720p", "1080p", "4k"), default="720p"),
-            _i("seeds", minimum=10_000, maximum=99_999),
-            _b("enableTranslation", default=True),
-            _s("watermark"),
-            _url("callBackUrl"),
-            _b("enableFallback", default=False),  # deprecated
+            string("aspect_ratio", choices=("16:9", "9:16", "Auto"), default="16:9"),
+            string("resolution", choices=("720p", "1080p", "4k"), default="720p"),
+            integer("seeds", minimum=10_000, maximum=99_999),
+            boolean("enableTranslation", default=True),
+            string("watermark"),
+            url("callBackUrl"),
+            boolean("enableFallback", default=False),  # deprecated
         ),
         lambda p: _VEO_BASE[name] + _VEO_RESOLUTION_EXTRA[p["resolution"]],
         typical_render_seconds=180,
@@ -725,14 +439,14 @@ def _sora(name: str) -> ModelSpec:
         name,
         MARKET,
         (
-            _s("prompt", required=True, min_length=1, max_length=10_000),
-            _urls("image_urls", required=True, min_items=1, max_items=1),
-            _s("aspect_ratio", choices=("portrait", "landscape")),
-            _s("n_frames", choices=("10", "15")),
-            _b("remove_watermark"),
-            _s("size", choices=("standard", "high")),
+            string("prompt", required=True, min_length=1, max_length=10_000),
+            urls("image_urls", required=True, min_items=1, max_items=1),
+            string("aspect_ratio", choices=("portrait", "landscape")),
+            string("n_frames", choices=("10", "15")),
+            boolean("remove_watermark"),
+            string("size", choices=("standard", "high")),
             Field("character_id_list", ("array",), items="string", max_items=5),
-            _s("upload_method", choices=("s3", "oss")),
+            string("upload_method", choices=("s3", "oss")),
         ),
         # The old simulator's flat charge; Sora 2 has no current price.
         lambda p: 1.0,
@@ -743,27 +457,6 @@ def _sora(name: str) -> ModelSpec:
         note="paused at KIE since 2026-06; OpenAI closed Sora's API on 2026-09-24",
     )
 
-
-MODELS: Final[dict[str, ModelSpec]] = {
-    spec.name: spec
-    for spec in (
-        _KLING26,
-        _KLING30,
-        _SEEDANCE2,
-        _SEEDANCE2_MINI,
-        _WAN26,
-        _WAN27,
-        _HAILUO23,
-        _MINIMAX_H3,
-        _HAPPYHORSE,
-        _GROK,
-        _veo("veo3"),
-        _veo("veo3_fast"),
-        _veo("veo3_lite"),
-        _sora("sora-2-image-to-video"),
-        _sora("sora-2-pro-image-to-video"),
-    )
-}
 
 #: Veo's default model when the body names none.
 VEO_DEFAULT_MODEL: Final = "veo3_fast"
@@ -879,6 +572,28 @@ EXAMPLES: Final[dict[str, dict[str, Any]]] = {
         }
         for name in ("veo3", "veo3_fast", "veo3_lite")
     },
+}
+
+
+MODELS: Final[dict[str, ModelSpec]] = {
+    entry.name: dataclasses.replace(entry, example=EXAMPLES.get(entry.name))
+    for entry in (
+        _KLING26,
+        _KLING30,
+        _SEEDANCE2,
+        _SEEDANCE2_MINI,
+        _WAN26,
+        _WAN27,
+        _HAILUO23,
+        _MINIMAX_H3,
+        _HAPPYHORSE,
+        _GROK,
+        _veo("veo3"),
+        _veo("veo3_fast"),
+        _veo("veo3_lite"),
+        _sora("sora-2-image-to-video"),
+        _sora("sora-2-pro-image-to-video"),
+    )
 }
 
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from simulator import admin, kie, openai, telegram
+from simulator import admin, kie, kie_records, openai, telegram
 from simulator.callbacks import CALLBACKS_KEY, Callbacks
 from simulator.config import SimConfig
 from simulator.state import CALL_KEY, STATE_KEY, SimState
@@ -60,7 +60,7 @@ def build_app(config: SimConfig) -> web.Application:
     app = web.Application(middlewares=[record_calls], client_max_size=4 * 1024 * 1024)
     state = SimState(config)
     app[STATE_KEY] = state
-    app[CALLBACKS_KEY] = callbacks = Callbacks(state, kie.callback_body)
+    app[CALLBACKS_KEY] = callbacks = Callbacks(state, kie_records.callback_body)
     app.on_cleanup.append(callbacks.close)
     app.add_routes([*kie.routes(), *openai.routes(), *telegram.routes(), *admin.routes()])
     return app
