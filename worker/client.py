@@ -1,6 +1,6 @@
 """The Python API the bot uses: submit jobs, look at them, and move credits.
 
-``submit_video`` writes the job rows and their credit holds in one transaction, then sends the
+``submit`` writes the job rows and their credit holds in one transaction, then sends the
 wake-up messages. If Redis is down the submit still succeeds: the jobs are committed and the
 maintenance loop dispatches them when the broker is back. A refused request raises a typed
 error and changes nothing.

@@ -279,7 +279,7 @@ def _load(model: type[E], values: dict[str, Any]) -> E:
 def load_settings(**overrides: Any) -> Settings:
     """Load and validate the framework's settings and every job kind's; raise
     :class:`ConfigError` with one clear sentence. An override may name a kind's setting
-    (``kie_api_keys=...``): it goes to that kind's settings."""
+    (as tests do): it goes to that kind's settings."""
     from worker.kinds import all_kinds
 
     settings = _load(Settings, overrides)

@@ -426,7 +426,7 @@ def webhook_check(settings: Settings, kind: JobKind, hook: Webhook, *, timeout: 
         f"Run `worker webhooks` (systemd: worker-webhooks.service, listening on "
         f"{settings.webhook_host}:{settings.webhook_port}) and have your HTTPS proxy send "
         f"{url} to its {path_of(kind, hook)}; or unset {hook.url_variable} to poll only "
-        "(videos then wait for KIE's polling schedule)."
+        "(jobs then wait for the provider's polling schedule)."
     )
     client = provider_http.client(timeout)
     try:
@@ -449,7 +449,7 @@ def webhook_check(settings: Settings, kind: JobKind, hook: Webhook, *, timeout: 
             name,
             True,
             detail + "; callbacks are not signed, so anyone who learns the URL can make "
-            "videos poll early",
+            "jobs poll early",
             f"Set {hook.key_variable} to the webhook HMAC key from the provider's settings page.",
             warning=True,
         )

@@ -3,9 +3,10 @@
 Design principle 7: all processes, on all hosts, see the same state for a key — its cooldown
 after a 429 (which only ever extends), its quarantine after a 401/403 or a billing failure (until
 an operator re-enables it), an operator's ``disable`` — and pace their requests per key within the
-provider's published limits (KIE: 20 creates per 10 s per account, 10 status queries per second
-per key). That state lives in Redis and every decision that reads and writes it is one Lua script,
-so two processes can never both take the last slot of a pacing window.
+provider's published limits (as the job kinds declare them: ``worker.kinds.Provider``, e.g. so
+many creates per 10 s per account). That state lives in Redis and every decision that reads and
+writes it is one Lua script, so two processes can never both take the last slot of a pacing
+window.
 
 Secrets never leave this process: Redis holds key *names* and state only; the secret stays in the
 :class:`~worker.config.ApiKey` objects loaded from configuration, and :meth:`KeyPool.acquire`
@@ -48,8 +49,8 @@ scheduled a few milliseconds early just meets :class:`~worker.errors.NoKeyAvaila
 Redis errors (connection refused, timeouts) propagate unchanged: the caller's step fails as
 TEMPORARY and is retried, which is right — no key state is guessed locally.
 
-Assumption: one key is one provider account. Pacing is per key; two keys of the same KIE account
-would share its 20-per-10-s budget without the pool knowing.
+Assumption: one key is one provider account. Pacing is per key; two keys of the same account
+would share its budget without the pool knowing.
 """
 
 from __future__ import annotations

@@ -50,6 +50,8 @@ class Provider:
     keys_variable: str
     keys: Callable[[Settings], tuple[ApiKey, ...]]
     limits: Callable[[Settings], Mapping[str, RateLimit]] = _no_limits
+    #: Loggers of its client library, kept at WARNING (they may log request URLs and headers).
+    loggers: tuple[str, ...] = ()
 
 
 def _reason_only(payload: Mapping[str, Any], user_message: str, price: int) -> str:
@@ -104,6 +106,9 @@ class JobKind:
     #: Module whose ``SCENARIO`` (``worker.demo.DemoScenario``) is the kind's part of
     #: `worker demo`; imported only by that command.
     demo_module: str | None = None
+    #: Module whose ``COMMANDS`` (click commands) `worker` adds, e.g. one that submits a job of
+    #: this kind from the shell; imported only by the command line.
+    cli_module: str | None = None
     #: `worker doctor` options its key checks take.
     doctor_options: tuple[DoctorOption, ...] = ()
     #: The largest file one job may store, and how to say it (``(500 MiB, "one clip")``):
@@ -157,6 +162,12 @@ class JobKind:
         if self.webhooks_module is None:
             return ()
         return tuple(importlib.import_module(self.webhooks_module).WEBHOOKS)
+
+    def commands(self) -> list[Any]:
+        """The kind's `worker` commands (click commands)."""
+        if self.cli_module is None:
+            return []
+        return list(importlib.import_module(self.cli_module).COMMANDS)
 
     def handlers(self) -> Mapping[str, StepHandler]:
         module = importlib.import_module(self.handlers_module)

@@ -1,7 +1,7 @@
 """One function that removes secrets from any text, and a logging filter that applies it.
 
 Configured secrets (API keys, the bot token, URL passwords) are registered when settings load;
-on top of those, anything that looks like a bearer token, an OpenAI-style ``sk-`` key, a
+on top of those, anything that looks like a bearer token, an ``sk-``-style API key, a
 Telegram bot token (in a URL, URL-encoded, or bare: ``123456:AAH…``), a URL's password (even one
 holding ``@`` or ``/``) or a libpq ``password=`` is masked, so a secret we were never told about
 is still caught.
@@ -113,6 +113,10 @@ def install_logging(level: int = logging.INFO) -> None:
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
     root.setLevel(level)
-    # httpx logs every request URL at INFO, and Telegram's URL carries the bot token.
-    for noisy in ("httpx", "httpx2", "httpcore", "openai"):
+    from worker.kinds import all_providers
+
+    # httpx logs every request URL at INFO, and Telegram's URL carries the bot token; a
+    # provider's client library may log its requests too (``Provider.loggers``).
+    loggers = [name for provider in all_providers() for name in provider.loggers]
+    for noisy in ("httpx", "httpx2", "httpcore", *loggers):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,6 +1,6 @@
 """Where finished results are kept (``STORAGE_DIR``), and a careful streaming download into it.
 
-Files get stable names derived from the job (``video/000/42.mp4``), so a retried step finds the
+Files get stable names derived from the job (``<kind>/000/42.mp4``), so a retried step finds the
 file it already stored. A download is streamed to a temporary file and renamed into place only
 after its status, content type, size and first bytes were checked; a half-written file is never
 mistaken for a result.

@@ -9,7 +9,7 @@ Routes, one pair per webhook a job kind declares (``JobKind.webhooks_module``):
   whatever it woke (a caller who guessed a job id learns nothing); 400 or 401 with
   ``{"ok": false, "error": ...}`` for a request refused; 503 when PostgreSQL does not answer
   (the provider may send it again, and the safety-net poll finds the task if it does not).
-* ``GET /callbacks/<kind>/<name>``: 200 ``{"webhook": "video/kie", "signed": ...}``, so that
+* ``GET /callbacks/<kind>/<name>``: 200 ``{"webhook": "<kind>/<name>", "signed": ...}``, so that
   `worker doctor` can check through the public URL that the proxy routes here.
 * ``GET /healthz``: 200 when PostgreSQL and Redis answer, else 503.
 
@@ -57,7 +57,7 @@ from worker.webhooks import Webhook, WebhookRejected, WebhookRequest, path_of, w
 
 log = logging.getLogger("worker.webhooks")
 
-#: Largest callback body accepted (KIE's is a few KiB).
+#: Largest callback body accepted (a provider's is a few KiB).
 MAX_BODY_BYTES = 1024 * 1024
 #: How long start-up waits for PostgreSQL before giving up (as `worker run`).
 STARTUP_WAIT = 30.0

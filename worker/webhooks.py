@@ -1,7 +1,8 @@
 """Provider callbacks: a provider says a job's task ended, and the step waiting for it runs now.
 
-A video renders for minutes. Without callbacks a job learns that its video is ready only at its
-next poll, on the provider's schedule: 18 to 44 polls a video, each a delayed message, a claim,
+A provider's task may run for minutes. Without callbacks a job learns that its result is ready
+only at its next poll, on the provider's schedule: dozens of polls a task, each a delayed message,
+a claim,
 a key-pool script, an HTTP exchange and a reschedule. With them the poll step runs once, when
 the callback comes, plus a slow safety-net poll in case a callback is lost.
 
@@ -10,7 +11,7 @@ kind's :class:`Webhook` authenticates and reads the request and names the job, t
 for it and the provider task (a :class:`Wake`). :func:`wake` then makes that job due now, in
 one statement that only matches a job queued at that step, holding that task and not due
 already; it appends "callback" to the job's timeline, and the caller sends the wake-up. The step
-asks the provider itself (for KIE, ``recordInfo`` stays the authority). A forged, duplicated,
+asks the provider itself (its status query stays the authority). A forged, duplicated,
 late or stale callback costs at most one early poll, and nothing at all once the job moved on.
 
 A callback can beat the step it is meant for: a task that fails at once may call back before
@@ -20,7 +21,7 @@ cases the job is ``running``, and :func:`wake` looks again for a few seconds unt
 own write lands, so no callback is lost to that race.
 
 `worker webhooks` (:mod:`worker.webhook_server`) serves every kind's webhooks. This module knows
-nothing about any provider: KIE's signature and body live with the video kind.
+nothing about any provider: a provider's signature and body live with the kind that calls it.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class Webhook:
 
 
 def path_of(kind: JobKind, hook: Webhook) -> str:
-    """The path `worker webhooks` serves ``hook`` at: ``/callbacks/video/kie``."""
+    """The path `worker webhooks` serves ``hook`` at: ``/callbacks/<kind>/<webhook>``."""
     return f"/callbacks/{kind.name}/{hook.name}"
 
 

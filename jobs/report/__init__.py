@@ -72,5 +72,6 @@ KIND = JobKind(
     handlers_module="jobs.report.steps",
     settings_model=ReportSettings,
     texts=TEXTS,
+    cli_module="jobs.report.cli",
     prune_shared=prune_uploads,
 )

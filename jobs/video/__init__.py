@@ -50,6 +50,7 @@ OPENAI = Provider(
     label="OpenAI",
     keys_variable="OPENAI_API_KEYS",
     keys=lambda s: video_settings(s).openai_keys,
+    loggers=("openai",),
 )
 
 
@@ -77,6 +78,7 @@ KIND = JobKind(
     key_checks_module="jobs.video.health",
     webhooks_module="jobs.video.callbacks",
     demo_module="jobs.video.demo",
+    cli_module="jobs.video.cli",
     texts=TEXTS,
     step_events={
         "prompt written": "prompt",

@@ -11,6 +11,7 @@ from worker.broker import redis_client
 from worker.cli.context import CliContext
 from worker.cli.output import output, table
 from worker.keys import KeyPool, KeyStatus
+from worker.kinds import all_providers
 
 
 def _pool(obj: CliContext) -> KeyPool:
@@ -52,7 +53,8 @@ def ls(obj: CliContext, as_json: bool) -> None:
 
     def human() -> None:
         if not rows:
-            click.echo("no keys configured (set KIE_API_KEYS and OPENAI_API_KEYS)")
+            variables = " and ".join(p.keys_variable for p in all_providers())
+            click.echo(f"no keys configured (set {variables})")
             return
         table(
             None,

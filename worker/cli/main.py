@@ -46,7 +46,7 @@ class WorkerGroup(click.Group):
 @click.group(cls=WorkerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Job-queue worker for AI product videos: run workers, inspect jobs and credits."""
+    """Job-queue worker: run workers, submit and inspect jobs, move credits."""
     install_logging(logging.WARNING)
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     ctx.obj = CliContext()
@@ -62,19 +62,16 @@ def _register() -> None:
         keys_cmd,
         ledger_cmd,
         ops_cmd,
-        report_cmd,
         storage_cmd,
-        submit_cmd,
         webhooks_cmd,
     )
+    from worker.kinds import all_kinds
 
     modules = (
         credits_cmd,
         jobs_cmd,
         keys_cmd,
         ledger_cmd,
-        submit_cmd,
-        report_cmd,
         ops_cmd,
         storage_cmd,
         webhooks_cmd,
@@ -83,6 +80,10 @@ def _register() -> None:
     )
     for module in modules:
         for command in module.COMMANDS:
+            cli.add_command(command)
+    # Each job kind's own commands (e.g. `worker submit` of the video kind).
+    for kind in all_kinds():
+        for command in kind.commands():
             cli.add_command(command)
 
 

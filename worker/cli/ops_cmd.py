@@ -68,12 +68,12 @@ def run_cmd(obj: CliContext, threads: int | None, instance: int) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="JSON file with the simulator's settings and faults.",
 )
-@click.option("--render-seconds", type=float, help="How long a video takes to render.")
+@click.option("--render-seconds", type=float, help="How long a provider takes to render.")
 @click.option("--seed", type=int, help="Seed for the injected faults (reproducible runs).")
 def fake_provider(
     host: str, port: int, config_file: str | None, render_seconds: float | None, seed: int | None
 ) -> None:
-    """Run the local simulator of the KIE, OpenAI and Telegram APIs."""
+    """Run the local simulator of the providers' and Telegram's APIs."""
     import argparse
 
     from simulator.__main__ import load_config

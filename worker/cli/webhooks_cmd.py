@@ -1,4 +1,4 @@
-"""`worker webhooks`: serve the providers' callbacks (KIE's callBackUrl)."""
+"""`worker webhooks`: serve the providers' callbacks (the webhooks the job kinds declare)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from worker.cli.context import CliContext
 def webhooks(obj: CliContext, host: str | None, port: int | None) -> None:
     """Serve provider callbacks until SIGTERM: a callback makes the job's poll run now.
 
-    Put it behind your HTTPS proxy and set KIE_CALLBACK_URL to its public address of
-    /callbacks/video/kie (what systemd's worker-webhooks.service runs)."""
+    Put it behind your HTTPS proxy and set each webhook's URL variable to its public address
+    of /callbacks/KIND/NAME; `worker doctor` checks each one (what systemd's
+    worker-webhooks.service runs)."""
     import sys
 
     from worker.webhook_server import serve

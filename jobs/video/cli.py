@@ -1,4 +1,7 @@
-"""`worker submit`: submit a video job from the shell, exactly as the bot would."""
+"""`worker submit`: submit a video job from the shell, exactly as the bot would.
+
+The video kind's command (``JobKind.cli_module``), added to `worker` by :mod:`worker.cli.main`.
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
-"""`worker report`: submit a sales report of a CSV export from the shell, as the bot would."""
+"""`worker report`: submit a sales report of a CSV export from the shell, as the bot would.
+
+The report kind's command (``JobKind.cli_module``), added to `worker` by :mod:`worker.cli.main`.
+"""
 
 from __future__ import annotations
 
 import click
 
+from jobs.report import DEFAULT_PERIOD, PERIOD_CHOICES
 from worker.cli.context import CliContext
 from worker.cli.output import submit_result
-
-PERIODS = ("7d", "30d", "90d", "all")
 
 
 @click.command("report")
@@ -22,8 +24,8 @@ PERIODS = ("7d", "30d", "90d", "all")
 )
 @click.option(
     "--period",
-    type=click.Choice(PERIODS, case_sensitive=False),
-    default="30d",
+    type=click.Choice(PERIOD_CHOICES, case_sensitive=False),
+    default=DEFAULT_PERIOD,
     show_default=True,
     help="Days counted back from the newest sale in the file, or all.",
 )
