@@ -71,7 +71,9 @@ class RunningDashboard:
 
 
 @pytest.fixture
-def dashboard(settings: Settings, db: Database, users: dict[str, auth.User]) -> Iterator[RunningDashboard]:
+def dashboard(
+    settings: Settings, db: Database, users: dict[str, auth.User]
+) -> Iterator[RunningDashboard]:
     running = RunningDashboard(settings, db, users)
     yield running
     running.stop()
@@ -79,7 +81,8 @@ def dashboard(settings: Settings, db: Database, users: dict[str, auth.User]) -> 
 
 @pytest.fixture
 def live_dashboard(
-    pipeline: Pipeline, users: dict[str, auth.User]  # noqa: F811
+    pipeline: Pipeline,  # noqa: F811
+    users: dict[str, auth.User],
 ) -> Iterator[RunningDashboard]:
     """The dashboard over the pipeline's settings (its keys, simulator and workers)."""
     running = RunningDashboard(pipeline.settings, pipeline.db, users)

@@ -20,7 +20,9 @@ Make = Callable[..., Browserless]
 
 def _failed_job(client: Client, user_id: int = 7) -> int:
     client.grant(user_id, 5)
-    (job_id,) = client.submit_video(user_id=user_id, product={"title": "Mug", "image_url": "https://example.test/m.jpg"}).job_ids
+    (job_id,) = client.submit_video(
+        user_id=user_id, product={"title": "Mug", "image_url": "https://example.test/m.jpg"}
+    ).job_ids
     client.cancel(job_id)
     return job_id
 
@@ -69,7 +71,12 @@ def test_viewer_sees_no_action_and_a_forged_post_is_refused(
     token = viewer.csrf(f"/jobs/{job_id}")
     r = viewer.post(f"/jobs/{job_id}/retry", {"csrf": token})
     assert r.status_code == 403 and "admin" in r.text
-    assert viewer.post("/jobs/bulk", {"csrf": token, "action": "retry", "status": "cancelled", "count": "1"}).status_code == 403
+    assert (
+        viewer.post(
+            "/jobs/bulk", {"csrf": token, "action": "retry", "status": "cancelled", "count": "1"}
+        ).status_code
+        == 403
+    )
     assert viewer.post("/keys/kie/k1/disable", {"csrf": token}).status_code == 403
     assert client.job(job_id)["events"][-1]["event"] == "cancelled"
     assert not client.db.fetchone("SELECT 1 FROM jobs WHERE cloned_from = %s", (job_id,))
@@ -82,7 +89,9 @@ def test_a_post_without_a_csrf_token_is_refused(browserless: Make, client: Clien
     assert admin.post(f"/jobs/{job_id}/retry", {"csrf": "forged"}).status_code == 403
     token = admin.csrf()
     # The right token, sent from another site's page: refused too.
-    r = admin.post(f"/jobs/{job_id}/retry", {"csrf": token}, headers={"Origin": "https://evil.test"})
+    r = admin.post(
+        f"/jobs/{job_id}/retry", {"csrf": token}, headers={"Origin": "https://evil.test"}
+    )
     assert r.status_code == 403
     assert not client.db.fetchone("SELECT 1 FROM jobs WHERE cloned_from = %s", (job_id,))
 
@@ -135,12 +144,15 @@ def test_users_parse_with_one_sentence_per_mistake() -> None:
 def test_listening_beyond_loopback_needs_users(settings: Settings) -> None:
     check_bind("127.0.0.1", {})
     check_bind("::1", {})
-    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0"):
+    with pytest.raises(ConfigError, match=r"refusing to listen on 0\.0\.0\.0"):
         check_bind("0.0.0.0", {})
     env = {"DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin", "DASHBOARD_USERS": ""}
     r = subprocess.run(
         [sys.executable, "-m", "worker.cli.main", "dashboard", "--host", "0.0.0.0", "--port", "0"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 2 and "refusing to listen on 0.0.0.0" in r.stderr.lower()
 
@@ -148,7 +160,10 @@ def test_listening_beyond_loopback_needs_users(settings: Settings) -> None:
 def test_hash_password_reads_stdin() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "worker.cli.main", "dashboard", "hash-password"],
-        input="correct horse battery\n", capture_output=True, text=True, timeout=60,
+        input="correct horse battery\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 0, r.stderr
     assert auth.verify_password("correct horse battery", r.stdout.strip())

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,8 @@ def _session(request: web.Request) -> auth.Session:
 
 
 def _form(request: web.Request) -> dict[str, str]:
-    return request.get(FORM, {})
+    form: dict[str, str] = request.get(FORM) or {}
+    return form
 
 
 def _require_admin(request: web.Request) -> auth.Session:
@@ -160,15 +160,13 @@ def _redis_view(dash: Dashboard) -> dict[str, Any]:
 
 
 def _resource_groups(dash: Dashboard) -> dict[str, list[str]]:
-    """The switchable resources (models) the kinds declare, by group (``JobKind.resources``)."""
+    """The switchable resources (models) the kinds declare (``JobKind.resources``), by group."""
     groups: dict[str, list[str]] = {}
     for kind in all_kinds():
-        declared: Any = getattr(kind, "resources", None)
-        if callable(declared):
-            declared = declared(dash.settings)
-        if isinstance(declared, Mapping):
-            for group, names in declared.items():
-                groups.setdefault(str(group), []).extend(str(n) for n in names)
+        group: Any = getattr(kind, "resources", None)
+        if group is not None:
+            names = [str(n) for n in group.names(dash.settings)]
+            groups.setdefault(str(group.name), []).extend(names)
     return groups
 
 

@@ -59,15 +59,17 @@ SELECT floor(extract(epoch FROM finished_at) / %(bucket)s)::bigint AS slot,
 NOW_SLOT = "SELECT floor(extract(epoch FROM now()) / %(bucket)s)::bigint AS slot, now() AS now"
 
 # What providers charged for the jobs created since the boundary, where a kind records it in
-# the job's state as ``provider_cost`` (a number) and ``provider_cost_unit`` (its unit).
+# the job's state under the generic ``spend`` key: ``{"provider", "resource", "amount", "unit"}``
+# (the key `worker jobs stats` reads too).
 PROVIDER_SPEND_SINCE = """
-SELECT coalesce(state->>'provider_cost_unit', '') AS unit,
-       coalesce(sum((state->>'provider_cost')::numeric), 0) AS spent,
+SELECT state->'spend'->>'provider' AS provider,
+       coalesce(state->'spend'->>'unit', '') AS unit,
+       sum((state->'spend'->>'amount')::numeric) AS spent,
        count(*) AS jobs
   FROM jobs
- WHERE id > %(after_id)s AND jsonb_typeof(state->'provider_cost') = 'number'
- GROUP BY 1
- ORDER BY 1"""
+ WHERE id > %(after_id)s AND jsonb_typeof(state->'spend'->'amount') = 'number'
+ GROUP BY 1, 2
+ ORDER BY 1, 2"""
 
 # --- the jobs list ----------------------------------------------------------------------------
 
