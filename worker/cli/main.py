@@ -81,7 +81,7 @@ def _register() -> None:
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
-    # Each job kind's own commands (e.g. `worker submit` of the video kind).
+    # Each job kind's own commands (e.g. one that submits a job of that kind from the shell).
     for kind in all_kinds():
         for command in kind.commands():
             cli.add_command(command)
