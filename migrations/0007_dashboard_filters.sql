@@ -14,3 +14,6 @@ CREATE INDEX jobs_key_name ON jobs (key_name, id DESC) WHERE key_name IS NOT NUL
 
 -- A time range becomes an id range: the first and last job created inside it.
 CREATE INDEX jobs_created_at ON jobs (created_at);
+
+-- A job's page lists the retries made of it.
+CREATE INDEX jobs_cloned_from ON jobs (cloned_from) WHERE cloned_from IS NOT NULL;
