@@ -58,7 +58,7 @@ SELECT gen_random_uuid(), 'single', (SELECT id FROM accounts WHERE code = 'syste
 INSERT INTO requests (id, user_id, kind, fingerprint, response, created_at)
 SELECT md5('r' || i)::uuid, 1 + (i * 7919) %% %(users)s, 'video', md5(i::text), '{}',
        now() - make_interval(secs => %(span)s * (1 - i::float8 / %(jobs)s))
-  FROM generate_series(1, %(jobs)s) i""",
+  FROM generate_series(1::bigint, %(jobs)s) i""",
     ),
     (
         "jobs",
@@ -93,7 +93,7 @@ SELECT 'video', md5('r' || i)::uuid, u, u, st,
                     WHEN i %% 1000 < 960 THEN 'failed'
                     WHEN i %% 1000 < 985 THEN 'cancelled'
                     ELSE 'succeeded' END AS st
-          FROM generate_series(1, %(jobs)s) i) g""",
+          FROM generate_series(1::bigint, %(jobs)s) i) g""",
     ),
     (
         "holds",
