@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from jobs.report.settings import report_settings
 from jobs.video.settings import video_settings
 from worker.config import key_name_for, load_settings
 from worker.errors import ConfigError
+from worker.kinds import get_kind
 from worker.redaction import RedactingFilter, redact
 
 
@@ -39,6 +41,8 @@ from worker.redaction import RedactingFilter, redact
         ({"kie_callback_url": "https://bot.example.com/cb#kie"}, "KIE_CALLBACK_URL"),
         ({"kie_safety_poll_seconds": 0}, "KIE_SAFETY_POLL_SECONDS"),
         ({"webhook_port": 0}, "WEBHOOK_PORT"),
+        ({"report_max_bytes": 0}, "REPORT_MAX_BYTES"),
+        ({"report_deadline_seconds": "soon"}, "REPORT_DEADLINE_SECONDS"),
         ({"kie_first_poll_seconds": 1800}, "KIE_FIRST_POLL_SECONDS"),
         (
             {"kie_first_poll_seconds": 90, "video_deadlines": "sora-2-pro=60"},
@@ -127,6 +131,25 @@ def test_dotenv_and_credentials_directory(tmp_path: Path, monkeypatch: pytest.Mo
     assert s.telegram_bot_token.get_secret_value() == "42:token-from-file"
     monkeypatch.setenv("KIE_API_KEYS", "env=wins-over-file")
     assert [k.name for k in video_settings(load_settings()).kie_keys] == ["env"]
+
+
+def test_each_kind_reads_its_own_settings_from_the_same_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("REPORT_MAX_BYTES", "REPORT_DEADLINE_SECONDS", "VIDEO_PRICE_CREDITS"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / ".env").write_text("REPORT_MAX_BYTES=1234\nVIDEO_PRICE_CREDITS=7\n")
+    monkeypatch.setenv("REPORT_DEADLINE_SECONDS", "60")
+    s = load_settings(report_price_credits=3)  # an override of a kind's setting goes to the kind
+    report = report_settings(s)
+    assert (report.report_max_bytes, report.report_deadline_seconds) == (1234, 60.0)
+    assert report.report_price_credits == 3
+    assert video_settings(s).video_price_credits == 7
+    assert report_settings(s) is report  # read once per Settings object
+    assert get_kind("report").deadline(s, {}) == 60.0
+    # The framework's settings hold none of them.
+    assert not any(hasattr(s, name) for name in ("report_max_bytes", "kie_api_keys"))
 
 
 def test_the_webhook_hmac_key_comes_from_a_credential_and_is_redacted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import threading
 from typing import Any
@@ -13,10 +14,11 @@ from hypothesis import strategies as st
 
 from tests.conftest import PRODUCT
 from worker import ledger
-from worker.client import Client, InsufficientCredits, InvalidRequest
+from worker.client import AsyncClient, Client, InsufficientCredits, InvalidRequest
 from worker.config import Settings, load_settings
 from worker.db import Database
 from worker.errors import JobStateConflict, RequestRefused, UnknownJob
+from worker.kinds import UnknownKind
 
 
 def _counts(db: Database) -> tuple[int, ...]:
@@ -227,6 +229,32 @@ def test_clone_and_retry_charge_again(client: Client, db: Database) -> None:
         "spent": 0,
         "refunded": 1,
     }
+
+
+def test_the_named_submits_are_the_generic_submit_of_their_kind(
+    client: Client, db: Database
+) -> None:
+    """``submit_video`` is ``submit("video", ...)``: the kind validates the request and its
+    counts, so the same request under the same key is one request, whichever name made it."""
+    client.grant(32, 5)
+    first = client.submit(
+        "video", user_id=32, chat_id=None, request=PRODUCT, count=3, idempotency_key="generic-1"
+    )
+    again = client.submit_video(user_id=32, product=PRODUCT, count=3, idempotency_key="generic-1")
+    assert again.replayed and again.job_ids == first.job_ids
+    twin = asyncio.run(
+        AsyncClient(client).submit(
+            "video", user_id=32, chat_id=32, request=PRODUCT, count=3, idempotency_key="generic-1"
+        )
+    )
+    assert twin.replayed and twin.job_ids == first.job_ids
+    before = _counts(db)
+    with pytest.raises(InvalidRequest) as info:  # the video kind sells 1, 3 or 5
+        client.submit("video", user_id=32, chat_id=None, request=PRODUCT, count=2)
+    assert info.value.field == "count"
+    with pytest.raises(UnknownKind):
+        client.submit("no_such_kind", user_id=32, chat_id=None, request={})
+    assert _counts(db) == before
 
 
 # --- bad input: a typed error every time, and no row written ----------------------------------

@@ -406,6 +406,9 @@ class AsyncClient:
     def sync(self) -> Client:
         return self._client
 
+    async def submit(self, kind_name: str, **kwargs: Any) -> SubmitResult:
+        return await asyncio.to_thread(lambda: self._client.submit(kind_name, **kwargs))
+
     async def submit_video(self, **kwargs: Any) -> SubmitResult:
         return await asyncio.to_thread(lambda: self._client.submit_video(**kwargs))
 

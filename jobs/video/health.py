@@ -10,6 +10,7 @@ from typing import Any
 
 import openai
 
+from jobs.video import KIE, OPENAI
 from jobs.video.kie import KieClient
 from jobs.video.prompt import PROVIDER, PromptGenerator
 from jobs.video.settings import video_settings
@@ -26,7 +27,7 @@ def kie_check(
     try:
         balance = client.credit_balance(key)
     except ProviderError as err:
-        return provider_failure(name, err, "KIE", "KIE_API_KEYS", key.name)
+        return provider_failure(name, err, KIE.label, KIE.keys_variable, key.name)
     finally:
         client.close()
     detail = f"balance {balance:g} credits"
@@ -54,7 +55,7 @@ def openai_check(settings: Settings, key: ApiKey, *, timeout: float, **_: Any) -
         models = {m.id for m in page.data}
     except openai.APIStatusError as exc:
         err = generator._classify(key, exc)
-        return provider_failure(name, err, "OpenAI", "OPENAI_API_KEYS", key.name)
+        return provider_failure(name, err, OPENAI.label, OPENAI.keys_variable, key.name)
     except openai.OpenAIError as exc:
         err = ProviderError(
             ErrorClass.TEMPORARY,
@@ -62,7 +63,7 @@ def openai_check(settings: Settings, key: ApiKey, *, timeout: float, **_: Any) -
             provider=PROVIDER,
             key_name=key.name,
         )
-        return provider_failure(name, err, "OpenAI", "OPENAI_API_KEYS", key.name)
+        return provider_failure(name, err, OPENAI.label, OPENAI.keys_variable, key.name)
     finally:
         generator.close()
     if models and model not in models:
@@ -76,4 +77,4 @@ def openai_check(settings: Settings, key: ApiKey, *, timeout: float, **_: Any) -
 
 
 #: Provider name → the check of one of its keys.
-KEY_CHECKS = {"kie": kie_check, "openai": openai_check}
+KEY_CHECKS = {KIE.name: kie_check, OPENAI.name: openai_check}
