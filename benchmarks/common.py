@@ -238,6 +238,8 @@ def stack(prefix: str, sim_config: dict[str, Any], **overrides: Any) -> Iterator
         "kie_base_url": sim_url,
         "openai_base_url": f"{sim_url}/v1",
         "telegram_api_url": sim_url,
+        "result_hosts": "127.0.0.1",  # the simulator's videos: http on loopback
+        "result_allow_http": True,
         "storage_dir": str(logs / "storage"),
         "kie_create_limit": "100000/1",
         "kie_query_limit": "100000/1",

@@ -58,7 +58,7 @@ def init_sentry(settings: Settings, *, transport: Any = None) -> bool:
 
 
 def start_metrics_server(process: WorkerProcess) -> int | None:
-    """Serve /metrics on METRICS_PORT + instance, if METRICS_PORT is set.
+    """Serve /metrics on METRICS_HOST:METRICS_PORT + instance, if METRICS_PORT is set.
 
     One endpoint per process: this process's counters (worker.metrics) and the system-wide
     gauges read from PostgreSQL and Redis at scrape time (worker.metrics_collector).
@@ -72,6 +72,7 @@ def start_metrics_server(process: WorkerProcess) -> int | None:
     from worker.metrics_collector import install
 
     install(process.settings, process.db, process.redis)
-    start_http_server(port + process.instance, addr="0.0.0.0")
-    log.info("metrics on :%d", port + process.instance)
+    host = process.settings.metrics_host
+    start_http_server(port + process.instance, addr=host)
+    log.info("metrics on %s:%d", host, port + process.instance)
     return port + process.instance

@@ -265,6 +265,8 @@ class ChaosRun:
             "KIE_BASE_URL": sim,
             "OPENAI_BASE_URL": f"{sim}/v1",
             "TELEGRAM_API_URL": sim,
+            "RESULT_HOSTS": "127.0.0.1",  # the simulator's videos: http on loopback
+            "RESULT_ALLOW_HTTP": "true",
             "STORAGE_DIR": str(self.dir / "storage"),
             "KIE_TIMEOUT": "2",
             "OPENAI_TIMEOUT": "2",

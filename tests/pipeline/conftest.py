@@ -230,6 +230,8 @@ def pipeline(
         "kie_base_url": sim.kie_url,
         "openai_base_url": sim.openai_url,
         "telegram_api_url": sim.telegram_url,
+        "result_hosts": "127.0.0.1",  # the simulator's videos: http on loopback
+        "result_allow_http": True,
         "kie_timeout": 2.0,
         "openai_timeout": 2.0,
         "telegram_timeout": 2.0,
