@@ -183,6 +183,9 @@ def test_retry_a_failed_job_and_see_it_run(
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(Path(shots) / "dashboard-job.png"))
+        more = pipeline.submit(52, credits=6, count=5, title="Oak chair")
+        more += pipeline.submit(53, credits=1, title="FORBIDDEN poster")
+        pipeline.wait(more, timeout=90)
         browser.get(live_dashboard.url + "/")
         time.sleep(0.5)
         browser.save_screenshot(str(Path(shots) / "dashboard-overview.png"))
