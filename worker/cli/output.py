@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from worker.redaction import redact
 
@@ -40,15 +41,31 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table of ``rows``; every cell is plain text (``Text``), never read as Rich markup: a
+    job's error or a provider's message may hold ``[/bold]`` or ``[link=...]``."""
     t = Table(
-        title=title, show_edge=False, header_style="bold", title_justify="left", pad_edge=False
+        title=None if title is None else Text(title),
+        show_edge=False,
+        header_style="bold",
+        title_justify="left",
+        pad_edge=False,
     )
     for i, column in enumerate(columns):
         last = i == len(columns) - 1
-        t.add_column(column, overflow="fold", no_wrap=not last)
+        t.add_column(Text(column), overflow="fold", no_wrap=not last)
     for row in rows:
-        t.add_row(*("" if cell is None else str(cell) for cell in row))
+        t.add_row(*(plain(cell) for cell in row))
     console.print(t)
+
+
+def plain(value: Any) -> Text:
+    """``value`` as text Rich prints as it is (no markup, no emoji codes)."""
+    return Text("" if value is None else str(value))
+
+
+def field(name: str, value: Any, width: int = 14) -> None:
+    """``name`` in bold, right-aligned to ``width``, then ``value`` as plain text."""
+    console.print(Text.assemble((f"{name:>{width}}", "bold"), "  ", plain(value)))
 
 
 def submit_result(result: Any, as_json: bool) -> None:
