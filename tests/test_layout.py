@@ -163,6 +163,44 @@ def test_dramatiq_internals_are_used_in_one_module() -> None:
     assert not offences, f"Dramatiq internals outside {_DRAMATIQ_HOME}:\n" + "\n".join(offences)
 
 
+#: Files that exist only outside the repository (spelled in two parts so this file is clean).
+_OUTSIDE = re.compile(
+    "|".join(
+        re.escape(a + b)
+        for a, b in [
+            ("CONTRACT", ".md"),
+            ("DESIGN", ".md"),
+            ("../", "shared"),
+            ("/work/", "shared"),
+        ]
+    )
+)
+
+
+def test_nothing_cites_a_file_outside_the_repository() -> None:
+    offences = []
+    paths = [ROOT / "README.md", ROOT / "pyproject.toml"]
+    for folder in (
+        "worker",
+        "jobs",
+        "simulator",
+        "benchmarks",
+        "tests",
+        "docs",
+        "deploy",
+        "migrations",
+    ):
+        paths += [p for p in sorted((ROOT / folder).rglob("*")) if p.is_file()]
+    for path in paths:
+        if "__pycache__" in path.parts or path.suffix in {".png", ".pyc", ".jpg", ".mp4"}:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if _OUTSIDE.search(line):
+                offences.append(f"{_rel(path)}:{number}: {line.strip()[:80]}")
+    assert not offences, "citations of files outside the repository:\n" + "\n".join(offences)
+
+
 def test_no_file_in_the_framework_is_over_500_lines() -> None:
     long = []
     for path in _python_files(WORKER):
