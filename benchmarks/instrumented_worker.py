@@ -53,7 +53,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "dramatiq enqueue": ("dramatiq.brokers.redis:RedisBroker.enqueue",),
     "json": ("json:dumps", "json:loads"),
     "logging": ("logging:Logger._log",),
-    "ours: step runtime": ("worker.steps:Runtime.execute",),
+    "ours: step runtime": ("worker.runtime:Runtime.execute",),
     "ours: key pool": ("worker.keys:KeyPool.acquire", "worker.keys:KeyPool.acquire_named"),
     "ours: KIE client": (
         "jobs.video.kie:KieClient.create_task",

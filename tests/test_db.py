@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from worker.db import AsyncDatabase, Database
-from worker.steps import with_db_retry
+from worker.db_retry import with_db_retry
 
 
 def test_pool_hands_out_the_connection_returned_last(clean_db: str) -> None:

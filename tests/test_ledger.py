@@ -175,7 +175,7 @@ def test_transfer_ids_agree_between_python_and_sql(db: Database) -> None:
 
 
 def test_finishing_a_job_moves_its_hold_once_in_one_statement(client: Client, db: Database) -> None:
-    """finish_job (migrations/0003): the fenced update, the capture or refund, the event and the
+    """end_job (migrations/0005): the fenced update, the capture or refund, the event and the
     outbox message commit together; a refusal by the ledger rolls all of them back."""
     client.grant(4, 3)
     a, b, c = client.submit_video(user_id=4, chat_id=44, product=PRODUCT, count=3).job_ids
@@ -236,10 +236,14 @@ def test_finishing_a_job_moves_its_hold_once_in_one_statement(client: Client, db
     _check_ok(db)
 
 
-def test_finish_job_refuses_a_status_it_does_not_know(db: Database, client: Client) -> None:
+def test_end_job_refuses_a_status_it_does_not_know(db: Database, client: Client) -> None:
     client.grant(5, 1)
     (job,) = client.submit_video(user_id=5, product=PRODUCT).job_ids
     c = _claim(db, job)
     with db.connection() as conn, pytest.raises(psycopg.errors.RaiseException):
-        lifecycle._finish(conn, c, "cancelled", state=None, event=None, detail="")
+        conn.execute(
+            "SELECT end_job(%s, %s, false, 'queued', '{}', null, null, null, null, null, null,"
+            " '', '{}', null, '')",
+            (job, c.token),
+        )
     assert db.fetchone("SELECT status FROM jobs WHERE id = %s", (job,)) == {"status": "running"}

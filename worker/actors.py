@@ -14,7 +14,7 @@ from collections.abc import Callable
 import dramatiq
 
 from worker.notifications import QUEUE as NOTIFY_QUEUE
-from worker.steps import Runtime
+from worker.runtime import Runtime
 
 
 def _step_actor(runtime: Runtime, kind: str, step: str) -> Callable[[int], None]:

@@ -37,6 +37,10 @@ class ProviderError(Exception):
 
     ``message`` is for operators (already free of secrets); ``user_message`` is short and fit to
     show the user; ``retry_after`` is the wait the provider asked for, in seconds, if it said.
+    ``outcome_unknown`` says the request may have reached the provider and done its work (a
+    read timeout, a connection dropped mid-answer): for a paid or user-visible request,
+    repeating it may do it twice. False when it surely did not (a refused connection) or the
+    provider answered.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         key_name: str | None = None,
         permanent_for_notification: bool = False,
+        outcome_unknown: bool = False,
     ) -> None:
         from worker.redaction import redact
 
@@ -63,6 +68,7 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         self.key_name = key_name
         self.permanent_for_notification = permanent_for_notification
+        self.outcome_unknown = outcome_unknown
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -77,7 +83,8 @@ class ProviderError(Exception):
         return (
             f"ProviderError({self.error_class!s}, provider={self.provider!r}, "
             f"status={self.status!r}, code={self.code!r}, message={self.message!r}, "
-            f"retry_after={self.retry_after!r}, key_name={self.key_name!r})"
+            f"retry_after={self.retry_after!r}, key_name={self.key_name!r}, "
+            f"outcome_unknown={self.outcome_unknown!r})"
         )
 
 
@@ -133,6 +140,17 @@ class UnknownJob(RequestRefused, LookupError):
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
         super().__init__(f"there is no job {job_id}")
+
+
+class NotYourJob(UnknownJob):
+    """The job exists but is not ``user_id``'s (the ownership guard of ``Client.job``, ``clone``,
+    ``retry`` and ``cancel``). An :class:`UnknownJob`, with the same kind of message, so a bot
+    answers both alike and a forged id learns nothing."""
+
+    def __init__(self, job_id: int, user_id: int) -> None:
+        super().__init__(job_id)
+        self.user_id = user_id
+        self.args = (f"there is no job {job_id} of user {user_id}",)
 
 
 class JobStateConflict(RequestRefused):

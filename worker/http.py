@@ -1,7 +1,7 @@
 """The one way provider clients talk HTTP: httpx without hidden retries, explicit timeouts.
 
 The pipeline has one retry loop (the policy table), so the transport never retries; connect
-fails fast while read and write get the caller's budget. ``transport_outcome`` tells a failure
+fails fast while read and write get the caller's budget. ``outcome_unknown`` tells a failure
 that surely never reached the provider from one whose outcome is unknown: the difference
 matters for anything that costs money or reaches a user when repeated.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
+from collections.abc import Mapping
 
 import httpx
 
@@ -42,18 +43,21 @@ def client(seconds: float) -> httpx.Client:
     )
 
 
-def transport_outcome(exc: httpx.HTTPError) -> str:
-    """``"not_sent"`` when the request surely never arrived, else ``"outcome_unknown"``."""
-    return "not_sent" if isinstance(exc, NOT_SENT) else "outcome_unknown"
+def outcome_unknown(exc: httpx.HTTPError) -> bool:
+    """False when the request surely never arrived, else True: it may have been done (for
+    :attr:`worker.errors.ProviderError.outcome_unknown`)."""
+    return not isinstance(exc, NOT_SENT)
 
 
-def retry_after(headers: httpx.Headers | None, *, body_seconds: object = None) -> float | None:
+def retry_after(headers: Mapping[str, str] | None, *, body_seconds: object = None) -> float | None:
     """The wait a provider asked for, in seconds, at most :data:`MAX_RETRY_AFTER_SECONDS`.
 
     ``body_seconds`` is a number some APIs put in the body (Telegram's
     ``parameters.retry_after``); it wins when it is a finite number. Otherwise the headers:
     ``retry-after-ms`` (milliseconds, OpenAI) before ``retry-after`` (delta-seconds or an HTTP
     date). None when nothing usable was sent; a negative wait (a date in the past) is 0.
+    ``headers`` is looked up by lower-case name: httpx's headers (and the OpenAI SDK's) match
+    any case.
     """
     candidates: list[float] = []
     if isinstance(body_seconds, (int, float)) and not isinstance(body_seconds, bool):

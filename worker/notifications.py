@@ -5,7 +5,8 @@ as the job's outcome, and a ``notify`` message asks a worker to send it. Sending
 row (``pending``/``retry`` → ``sending``), so two workers never both send it; a crash between the
 claim and the send leaves it ``sending`` and it is not sent again (at most once beats twice).
 Telegram's 403 (blocked) and 400 (chat not found) make the row ``undeliverable`` and never touch
-the job; rate limits and outages put it back to ``retry`` with a delay, a few times at most.
+the job; otherwise the policy table decides (``worker.policy.decide`` with nothing to rotate to):
+rate limits and outages put it back to ``retry`` with a delay, outages a few times at most.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from psycopg.types.json import Jsonb
 from worker import lifecycle
 from worker.db import Connection, Database
 from worker.dispatch import Dispatcher
-from worker.errors import ErrorClass, ProviderError
+from worker.errors import ProviderError
+from worker.events import EventCode
 from worker.metrics import NOTIFICATIONS
-from worker.policy import Backoff
+from worker.policy import Action, Backoff, decide
 from worker.sql import notifications as q
+from worker.status import NotificationStatus
 from worker.telegram import TelegramNotifier
 
 log = logging.getLogger(__name__)
@@ -34,10 +37,11 @@ MAX_SEND_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class SendResult:
-    status: str  # sent, undeliverable, retry, skipped
+    status: NotificationStatus  # sent, undeliverable, retry, skipped
     detail: str
     message_id: int | None = None
     error: ProviderError | None = None
+    delay: float = 0.0  # before the next attempt (retry only)
 
 
 class Notifications:
@@ -72,13 +76,10 @@ class Notifications:
         with self.db.connection() as conn:
             row = conn.execute(q.CLAIM_EXISTING, {"job_id": job_id, "kind": kind}).fetchone()
         if row is None:
-            return SendResult("skipped", "already handled or not due")
+            return SendResult(NotificationStatus.SKIPPED, "already handled or not due")
         result = self._send(row, lambda t: t.send_message(int(row["chat_id"]), row["text"]))
-        if result.status == "retry":
-            delay = (result.error.retry_after if result.error else None) or self.backoff.delay(
-                int(row["attempts"])
-            )
-            self.wake(job_id, kind, int(delay * 1000))
+        if result.status is NotificationStatus.RETRY:
+            self.wake(job_id, kind, int(result.delay * 1000))
         return result
 
     # -- sending under a claim (the result video, sent by the step itself) -----------------
@@ -140,9 +141,9 @@ class Notifications:
 
     def mark_sent(self, job_id: int, mark: lifecycle.SentMark) -> None:
         """Mark a message sent whose mark was deferred."""
-        result = SendResult("sent", mark.detail, mark.message_id)
+        result = SendResult(NotificationStatus.SENT, mark.detail, mark.message_id)
         with self.db.connection() as conn:
-            self._mark(conn, job_id, mark.kind, result, 0.0)
+            self._mark(conn, job_id, mark.kind, result)
 
     def _send(
         self,
@@ -153,55 +154,68 @@ class Notifications:
     ) -> SendResult:
         job_id, kind = int(row["job_id"]), str(row["kind"])
         if self.telegram is None:
-            result = SendResult("undeliverable", "TELEGRAM_BOT_TOKEN is not set; nothing was sent")
+            result = SendResult(
+                NotificationStatus.UNDELIVERABLE, "TELEGRAM_BOT_TOKEN is not set; nothing was sent"
+            )
         else:
             try:
                 message_id = send(self.telegram)
-                result = SendResult("sent", f"message {message_id}", message_id)
+                result = SendResult(NotificationStatus.SENT, f"message {message_id}", message_id)
             except ProviderError as err:
                 result = self._classify(err, int(row["attempts"]))
-        delay = 0.0
-        if result.status == "retry":
-            delay = (result.error.retry_after if result.error else None) or self.backoff.delay(
-                int(row["attempts"])
-            )
-        NOTIFICATIONS.labels(kind=kind, outcome=result.status).inc()
-        if result.status == "sent":
+        NOTIFICATIONS.labels(kind=kind, outcome=str(result.status)).inc()
+        if result.status is NotificationStatus.SENT:
             if not defer_sent:
                 with self.db.connection() as conn:  # one statement: the common case
-                    self._mark(conn, job_id, kind, result, delay)
+                    self._mark(conn, job_id, kind, result)
             return result
         with self.db.transaction() as conn:  # the mark and its event together
-            self._mark(conn, job_id, kind, result, delay)
-            lifecycle.add_event(conn, job_id, f"{kind} message {result.status}", result.detail)
+            self._mark(conn, job_id, kind, result)
+            lifecycle.add_event(
+                conn,
+                job_id,
+                f"{kind} message {result.status}",
+                result.detail,
+                code=EventCode.of_message(result.status),
+            )
         return result
 
     @staticmethod
-    def _mark(conn: Connection, job_id: int, kind: str, result: SendResult, delay: float) -> None:
+    def _mark(conn: Connection, job_id: int, kind: str, result: SendResult) -> None:
         conn.execute(
             q.MARK,
             {
                 "job_id": job_id,
                 "kind": kind,
-                "status": result.status,
+                "status": str(result.status),
                 "message_id": result.message_id,
                 "detail": result.detail,
-                "delay": delay,
+                "delay": result.delay,
             },
         )
 
-    @staticmethod
-    def _classify(err: ProviderError, attempts: int) -> SendResult:
+    def _classify(self, err: ProviderError, attempts: int) -> SendResult:
+        """The policy table's answer for a message that failed on its ``attempts``-th try."""
         if err.permanent_for_notification:
-            return SendResult("undeliverable", f"Telegram refused: {err.message}", error=err)
-        if err.error_class is ErrorClass.RATE_LIMIT or (
-            err.error_class in (ErrorClass.TEMPORARY, ErrorClass.INTERNAL)
-            and attempts < MAX_SEND_ATTEMPTS
-        ):
-            return SendResult("retry", f"{err.error_class}: {err.message}", error=err)
-        return SendResult(
-            "undeliverable", f"gave up after {attempts} attempt(s): {err.message}", error=err
+            return SendResult(
+                NotificationStatus.UNDELIVERABLE, f"Telegram refused: {err.message}", error=err
+            )
+        d = decide(
+            err.error_class,
+            attempts=attempts - 1,
+            max_attempts=MAX_SEND_ATTEMPTS,
+            backoff=self.backoff,
+            retry_after=err.retry_after,
+            rotates=False,
         )
+        if d.action is Action.FAIL:
+            return SendResult(
+                NotificationStatus.UNDELIVERABLE,
+                f"gave up after {attempts} attempt(s): {err.message}",
+                error=err,
+            )
+        detail = f"{err.error_class}: {err.message}"
+        return SendResult(NotificationStatus.RETRY, detail, error=err, delay=d.delay)
 
     def redispatch_due(
         self, conn: Connection, after_seconds: float, limit: int = 500

@@ -225,14 +225,14 @@ class TelegramNotifier:
             else:
                 response = self._http.post(url, json=data or {}, timeout=self.timeout)
         except httpx.TimeoutException as exc:
-            kind, outcome = type(exc).__name__, provider_http.transport_outcome(exc)
+            kind, unknown = type(exc).__name__, provider_http.outcome_unknown(exc)
             raise self._error(
-                ErrorClass.TEMPORARY, method, f"timed out ({kind})", code=outcome
+                ErrorClass.TEMPORARY, method, f"timed out ({kind})", outcome_unknown=unknown
             ) from None
         except httpx.HTTPError as exc:
-            kind, outcome = type(exc).__name__, provider_http.transport_outcome(exc)
+            kind, unknown = type(exc).__name__, provider_http.outcome_unknown(exc)
             raise self._error(
-                ErrorClass.TEMPORARY, method, f"request failed ({kind})", code=outcome
+                ErrorClass.TEMPORARY, method, f"request failed ({kind})", outcome_unknown=unknown
             ) from None
 
         status = response.status_code
@@ -283,6 +283,7 @@ class TelegramNotifier:
         *,
         retry_after: float | None = None,
         permanent: bool = False,
+        outcome_unknown: bool = False,
     ) -> ProviderError:
         # The message is built from the method name and Telegram's description only; the
         # token-bearing URL never enters it. Belt and braces: mask the token anyway.
@@ -295,6 +296,7 @@ class TelegramNotifier:
             code=str(code) if code is not None else None,
             retry_after=retry_after,
             permanent_for_notification=permanent,
+            outcome_unknown=outcome_unknown,
         )
 
     def _malformed(self, method: str, detail: str, status: int | None = 200) -> ProviderError:

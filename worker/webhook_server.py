@@ -53,6 +53,7 @@ from worker.dispatch import Dispatcher
 from worker.kinds import JobKind, all_kinds
 from worker.metrics import CALLBACKS
 from worker.redaction import install_logging, redact
+from worker.status import WakeOutcome
 from worker.webhooks import Webhook, WebhookRejected, WebhookRequest, path_of, wake
 
 log = logging.getLogger("worker.webhooks")
@@ -214,7 +215,7 @@ class WebhookServer:
             self._count(route, "error")
             self._warn(route, "bug", f"callback for job {w.job_id} failed: {exc!r}")
             return _refused(500, "the callback could not be handled; send it again later")
-        if outcome == "woken":
+        if outcome is WakeOutcome.WOKEN:
             self.dispatcher.send(route.kind.queue, w.job_id, actor=route.kind.actor(w.step))
         self._count(route, outcome)
         log.debug("%s callback for job %s: %s", route.label, w.job_id, outcome)
@@ -357,7 +358,7 @@ def _start_metrics(settings: Settings) -> None:
     from prometheus_client import start_http_server
 
     try:
-        start_http_server(settings.metrics_port, addr="0.0.0.0")
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     except OSError as exc:  # e.g. a `worker run` without --instance holds METRICS_PORT + 0
         log.warning("metrics not served on :%d: %s", settings.metrics_port, exc)
         return

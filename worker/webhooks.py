@@ -41,6 +41,7 @@ from worker.errors import WorkerError
 from worker.kinds import JobKind
 from worker.redaction import redact
 from worker.sql import webhooks as q
+from worker.status import WakeOutcome
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ RUNNING_POLL_SECONDS = 0.05
 RUNNING_POLL_MAX_SECONDS = 1.0
 
 #: Outcomes of :func:`wake`; see ``worker.sql.webhooks.WAKE``.
-OUTCOMES = ("woken", "due", "running", "stale", "moved", "finished", "unknown")
+OUTCOMES = tuple(WakeOutcome)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ async def wake(
     *,
     wait_seconds: float = RUNNING_WAIT_SECONDS,
     sleep: Callable[[float], Any] = asyncio.sleep,
-) -> str:
+) -> WakeOutcome:
     """Make job ``w.job_id`` due now if it waits at ``w.step`` for ``w.provider_task_id``.
 
     Returns one of :data:`OUTCOMES`; on ``"woken"`` the caller sends the wake-up message. While
@@ -150,8 +151,8 @@ async def wake(
             cur = await conn.execute(q.WAKE, params)
             row = await cur.fetchone()
         assert row is not None
-        outcome = str(row["outcome"])
-        if outcome != "running" or time.monotonic() + pause > deadline:
+        outcome = WakeOutcome(row["outcome"])
+        if outcome is not WakeOutcome.RUNNING or time.monotonic() + pause > deadline:
             return outcome
         await sleep(pause)
         pause = min(pause * 2, RUNNING_POLL_MAX_SECONDS)

@@ -17,8 +17,9 @@ from pathlib import Path
 from jobs.report.analyse import analyse_file
 from jobs.report.parse import ReportError
 from jobs.report.render import render_html, summary_line
+from worker.context import StepContext
 from worker.errors import ErrorClass, ProviderError
-from worker.steps import Next, Outcome, StepContext, Succeed
+from worker.outcomes import Next, Outcome, Succeed
 
 PROVIDER = "report"
 OUR_FAULT = "Something went wrong on our side while making your report."
@@ -105,7 +106,7 @@ def deliver(ctx: StepContext) -> Outcome:
             user_message=OUR_FAULT,
         )
     caption = str(ctx.state["summary"])
-    chat_id = int(ctx.row["chat_id"])
+    chat_id = ctx.chat_id
     detail = ctx.send_once(
         "result",
         caption,

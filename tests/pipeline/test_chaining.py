@@ -8,9 +8,11 @@ import time
 
 from tests.pipeline.conftest import Pipeline
 from worker import lifecycle
+from worker.context import StepContext
 from worker.kinds import JobKind
+from worker.outcomes import Next, Outcome, Succeed
 from worker.runner import WorkerProcess
-from worker.steps import MAX_CHAINED_STEPS, Next, Outcome, Runtime, StepContext, Succeed
+from worker.runtime import MAX_CHAINED_STEPS, Runtime
 
 
 def _wakeups(w: WorkerProcess) -> list[str]:
@@ -83,9 +85,10 @@ def test_a_step_that_lost_its_claim_cannot_go_on(pipeline: Pipeline) -> None:
         stale = lifecycle.claim(conn, job, "prompt", "stalled", 30)
         assert stale is not None
         conn.execute("UPDATE jobs SET claims = claims + 1 WHERE id = %s", (job,))  # taken over
-        assert (
-            lifecycle.advance(conn, stale, step="submit", owner="stalled", lease_seconds=30) is None
+        moved = lifecycle.advance(
+            conn, stale, step="submit", lease_seconds=30, change=lifecycle.Change()
         )
+        assert moved is None
     assert _job(pipeline, job)["step"] == "prompt"
     assert pipeline.events(job) == ["submitted"]
 
@@ -107,7 +110,7 @@ CHAIN = JobKind(
     name="chain",
     steps=STEPS,
     validate=lambda request, settings: dict(request),
-    price=lambda settings: 0,
+    price=lambda settings, payload: 0,
     deadline=lambda settings, payload: 600.0,
     handlers_module=__name__,
 )

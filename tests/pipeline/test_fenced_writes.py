@@ -13,9 +13,11 @@ import pytest
 
 from tests.pipeline.conftest import Pipeline
 from worker import lifecycle
+from worker.context import StepContext
 from worker.kinds import JobKind
+from worker.outcomes import Again, Next, Outcome, Succeed
 from worker.runner import WorkerProcess
-from worker.steps import Again, Next, Outcome, Runtime, StepContext, Succeed
+from worker.runtime import Runtime
 
 #: What each after-commit callback of ``_create`` saw: (job id, the task its row held then).
 AFTER_COMMIT: list[tuple[int, str | None]] = []
@@ -43,7 +45,7 @@ def _create(ctx: StepContext) -> Outcome:
 
 
 def _wait(ctx: StepContext) -> Outcome:
-    return Succeed(None, detail=f"task {ctx.row['provider_task_id']} done")
+    return Succeed(None, detail=f"task {ctx.provider_task_id} done")
 
 
 def _send(ctx: StepContext) -> Outcome:
@@ -51,7 +53,7 @@ def _send(ctx: StepContext) -> Outcome:
     if ctx.payload.get("taken_over"):
         with ctx.services.db.connection() as conn:
             conn.execute("UPDATE jobs SET claims = claims + 1 WHERE id = %s", (ctx.job_id,))
-    chat_id = int(ctx.row["chat_id"])
+    chat_id = ctx.chat_id
     detail = ctx.send_once(
         "result",
         "your file",
@@ -75,7 +77,7 @@ TASKS = JobKind(
     name="tasks",
     steps=("create", "wait", "send"),
     validate=lambda request, settings: dict(request),
-    price=lambda settings: 0,
+    price=lambda settings, payload: 0,
     deadline=lambda settings, payload: 600.0,
     handlers_module=__name__,
 )

@@ -7,7 +7,6 @@ import time
 import httpx
 import redis
 
-from jobs.video.settings import video_settings
 from tests.pipeline.conftest import Pipeline, wait_for
 from worker import lifecycle
 from worker.dispatch import Dispatcher
@@ -39,8 +38,14 @@ def test_a_stalled_worker_cannot_write_after_its_lease_was_taken(pipeline: Pipel
         fresh = lifecycle.claim(conn, job, "prompt", "new-worker", 30)
         assert fresh is not None and fresh.token == stale.token + 1
         # The stalled worker wakes up: every write it tries is refused by the fence.
-        assert not lifecycle.record(conn, stale, provider_task_id="task_dup", key_name="k1")
-        assert lifecycle.reschedule(conn, stale, step="submit", delay=0, attempts=0) is None
+        task = lifecycle.Change(provider_task_id="task_dup", key_name="k1")
+        assert not lifecycle.record(conn, stale, task)
+        assert (
+            lifecycle.reschedule(
+                conn, stale, step="submit", delay=0, attempts=0, change=lifecycle.Change()
+            )
+            is None
+        )
         assert not lifecycle.succeed(conn, stale, result="x")
         assert not lifecycle.fail(
             conn, stale, error_class=ErrorClass.TEMPORARY, error="x", user_error="x"
@@ -66,9 +71,8 @@ def _rescue_in(pipeline: Pipeline, job: int, step: str) -> lifecycle.Claim:
                 conn,
                 dying,
                 step=step,
-                owner="dying-worker",
                 lease_seconds=0.2,
-                state={"prompt": "A slow push-in on a red ceramic mug."},
+                change=lifecycle.Change(state={"prompt": "A slow push-in on a red ceramic mug."}),
             )
             assert dying is not None
     time.sleep(0.5)
@@ -90,8 +94,12 @@ def test_a_job_whose_worker_died_while_creating_its_task_is_refunded_not_paid_tw
         f"{pipeline.sim.kie_url}/api/v1/jobs/createTask",
         headers={"Authorization": "Bearer sim-kie-1"},
         json={
-            "model": video_settings(pipeline.settings).kie_model,
-            "input": {"prompt": "A slow push-in", "image_urls": ["https://example.test/p.jpg"]},
+            "model": "bytedance/seedance-2-mini",
+            "input": {
+                "prompt": "A slow push-in",
+                "first_frame_url": "https://example.test/p.jpg",
+                "duration": 5,
+            },
         },
     )
     assert accepted.json()["code"] == 200 and pipeline.paid_creates() == 1

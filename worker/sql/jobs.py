@@ -8,8 +8,8 @@ SELECT submit_jobs(%(request_id)s, %(user_id)s, %(chat_id)s, %(kind)s, %(step)s,
                    %(fingerprint)s, %(cloned_from)s, %(detail)s) AS answer"""
 
 INSERT_EVENT = """
-INSERT INTO job_events (job_id, event, detail, data)
-VALUES (%(job_id)s, %(event)s, %(detail)s, %(data)s)"""
+INSERT INTO job_events (job_id, code, event, detail, data)
+VALUES (%(job_id)s, %(code)s, %(event)s, %(detail)s, %(data)s)"""
 
 # --- reading ----------------------------------------------------------------------------------
 
@@ -38,11 +38,3 @@ LIMIT %(limit)s"""
 EVENTS = "SELECT at, event, detail, data FROM job_events WHERE job_id = %(id)s ORDER BY id"
 
 NOTIFICATIONS = "SELECT * FROM notifications WHERE job_id = %(id)s ORDER BY created_at"
-
-# --- operator actions -------------------------------------------------------------------------
-
-CANCEL_QUEUED = """
-UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(),
-       error = %(reason)s, next_run_at = now()
-WHERE id = %(id)s AND status = 'queued'
-RETURNING id"""

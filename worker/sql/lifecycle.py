@@ -25,8 +25,8 @@ UPDATE jobs
  WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
 RETURNING id
 ), event AS (
-    INSERT INTO job_events (job_id, event, detail, data)
-    SELECT id, %(event)s, %(detail)s, '{}' FROM kept WHERE %(event)s::text IS NOT NULL
+    INSERT INTO job_events (job_id, code, event, detail, data)
+    SELECT id, %(code)s, %(event)s, %(detail)s, '{}' FROM kept WHERE %(event)s::text IS NOT NULL
 )
 SELECT id FROM kept"""
 
@@ -46,8 +46,8 @@ UPDATE jobs
  WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
 RETURNING id, next_run_at, now() AS db_now
 ), event AS (
-    INSERT INTO job_events (job_id, event, detail, data)
-    SELECT id, %(event)s, %(detail)s, '{}' FROM moved WHERE %(event)s::text IS NOT NULL
+    INSERT INTO job_events (job_id, code, event, detail, data)
+    SELECT id, %(code)s, %(event)s, %(detail)s, '{}' FROM moved WHERE %(event)s::text IS NOT NULL
 )
 SELECT * FROM moved"""
 
@@ -67,16 +67,16 @@ UPDATE jobs
  WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
 RETURNING *, now() AS db_now
 ), event AS (
-    INSERT INTO job_events (job_id, event, detail, data)
-    SELECT id, %(event)s, %(detail)s, '{}' FROM moved WHERE %(event)s::text IS NOT NULL
+    INSERT INTO job_events (job_id, code, event, detail, data)
+    SELECT id, %(code)s, %(event)s, %(detail)s, '{}' FROM moved WHERE %(event)s::text IS NOT NULL
 )
 SELECT * FROM moved"""
 
-# A step's terminal transition, its capture or refund, its event and its outbox message in one
-# call (migrations/0003). False: the claim was lost and nothing changed. The CTE marks a message
-# the step itself sent just before (``sent_kind``; null: none) in the same statement; it stands
-# even if the claim was lost, since the message went out either way.
-FINISH = """
+# The one way a job ends (migrations/0005): with a claim token (a step) or without (the
+# maintenance loop, a cancel). The CTE marks a message the step itself sent just before
+# (``sent_kind``; null: none) in the same statement; it stands even if the claim was lost, since
+# the message went out either way.
+END = """
 WITH marked AS (
 UPDATE notifications
    SET status = 'sent', message_id = %(sent_message_id)s, detail = %(sent_detail)s,
@@ -84,21 +84,9 @@ UPDATE notifications
  WHERE job_id = %(id)s AND kind = %(sent_kind)s AND status = 'sending'
 RETURNING job_id
 )
-SELECT finish_job(%(id)s, %(claims)s, %(status)s, %(state)s, %(result)s, %(error_class)s,
-                  %(error)s, %(user_error)s, %(event)s, %(detail)s, %(notify_kind)s,
-                  %(notify_text)s) AS done"""
-
-# Terminal transitions made without a claim (maintenance, deadline, operator): only from an
-# active state, and never under a live lease unless the caller says so.
-FINISH_UNCLAIMED = """
-UPDATE jobs
-   SET status = %(status)s, finished_at = now(), updated_at = now(),
-       lease_owner = NULL, lease_expires_at = NULL,
-       error_class = %(error_class)s, error = %(error)s, user_error = %(user_error)s,
-       claims = claims + 1
- WHERE id = %(id)s AND status IN ('queued', 'running')
-   AND (status = 'queued' OR %(force)s OR lease_expires_at < now())
-RETURNING id"""
+SELECT end_job(%(id)s, %(claims)s, %(force)s, %(status)s, %(state)s, %(result)s,
+               %(error_class)s, %(error)s, %(user_error)s, %(code)s, %(event)s, %(detail)s,
+               %(data)s, %(notify_kind)s, %(notify_text)s) AS done"""
 
 TASK_OF = """
 SELECT provider_task_id FROM jobs WHERE id = %(id)s"""

@@ -38,7 +38,8 @@ SELECT id FROM jobs
  ORDER BY deadline_at LIMIT %(limit)s"""
 
 JOB_FOR_FAILURE = (
-    "SELECT id, kind, chat_id, price, payload, step, error_class, error FROM jobs WHERE id = %(id)s"
+    "SELECT id, kind, chat_id, price, payload, step, error_class, error, created_at, deadline_at"
+    " FROM jobs WHERE id = %(id)s"
 )
 
 # Terminal jobs whose hold is still open (only a bug or a hand edit can cause it).

@@ -24,8 +24,8 @@ WITH job AS (
        AND provider_task_id = %(task)s AND next_run_at > now()
     RETURNING id
 ), event AS (
-    INSERT INTO job_events (job_id, event, detail, data)
-    SELECT id, 'callback', %(detail)s, %(data)s FROM woken
+    INSERT INTO job_events (job_id, code, event, detail, data)
+    SELECT id, 'job.callback', 'callback', %(detail)s, %(data)s FROM woken
 )
 SELECT CASE
          WHEN job.id IS NULL THEN 'unknown'
