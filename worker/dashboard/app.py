@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ class Dashboard:
         self.templates.filters.update(views.FILTERS)
         self.templates.globals["static"] = _static_url
         self.runner: web.AppRunner | None = None
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache_lock = asyncio.Lock()
 
     def open(self) -> Dashboard:
         if self._owns_db:
@@ -115,6 +118,16 @@ class Dashboard:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run blocking database or Redis work off the event loop."""
         return await asyncio.to_thread(fn, *args)
+
+    async def cached(self, name: str, ttl: float, fn: Callable[[], Any]) -> Any:
+        """``fn()`` (blocking, run off the loop), reused for ``ttl`` seconds by every viewer."""
+        async with self._cache_lock:
+            hit = self._cache.get(name)
+            if hit is not None and time.monotonic() - hit[0] < ttl:
+                return hit[1]
+            value = await self.run(fn)
+            self._cache[name] = (time.monotonic(), value)
+            return value
 
     def render(self, request: web.Request, template: str, **context: Any) -> web.Response:
         session = request.get(SESSION)

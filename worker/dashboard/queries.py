@@ -307,21 +307,58 @@ def _series(conn: Connection, seconds: int, bucket: int) -> dict[str, Any]:
     return {"bars": out, "peak": peak, "bucket": bucket}
 
 
+#: ``grp`` of each grouping of :data:`worker.sql.dashboard.WINDOW_SUMMARY` (GROUPING bits:
+#: status, error class, provider, unit; a 1 is a column left out).
+_BY_STATUS, _BY_ERROR, _BY_SPEND = 0b0111, 0b0011, 0b1100
+
+#: Where a job's credits are, by its status.
+_CREDITS_OF = {
+    "queued": "held",
+    "running": "held",
+    "succeeded": "captured",
+    "failed": "refunded",
+    "cancelled": "refunded",
+}
+
+
 def _window(conn: Connection, seconds: int) -> dict[str, Any]:
     bound = conn.execute(stats_q.WINDOW_BOUNDARY, {"seconds": seconds}).fetchone()
     assert bound is not None
-    after = {"after_id": int(bound["after_id"])}
+    rows = conn.execute(q.WINDOW_SUMMARY, {"after_id": int(bound["after_id"])}).fetchall()
     by_status = dict.fromkeys(stats.STATUSES, 0)
-    for r in conn.execute(q.STATUS_SINCE, after):
-        by_status[str(r["status"])] = int(r["n"])
-    credits = conn.execute(stats_q.CREDITS_IN_WINDOW, after).fetchone()
-    assert credits is not None
+    credits = {"held": 0, "captured": 0, "refunded": 0, "refunds": 0}
+    errors: dict[str, dict[str, Any]] = {}
+    spend = []
+    for r in rows:
+        if r["grp"] == _BY_STATUS:
+            status = str(r["status"])
+            by_status[status] = int(r["n"])
+            credits[_CREDITS_OF[status]] += int(r["credits"])
+            if _CREDITS_OF[status] == "refunded":
+                credits["refunds"] += int(r["paid"])
+        elif r["grp"] == _BY_ERROR and r["error_class"] is not None:
+            e = errors.setdefault(
+                str(r["error_class"]), {"error_class": r["error_class"], "failed": 0, "active": 0}
+            )
+            if r["status"] == "failed":
+                e["failed"] += int(r["n"])
+            elif r["status"] in ("queued", "running"):
+                e["active"] += int(r["n"])
+        elif r["grp"] == _BY_SPEND and r["spent"] is not None:
+            spend.append(
+                {
+                    "provider": r["provider"],
+                    "unit": r["unit"] or "",
+                    "spent": r["spent"],
+                    "jobs": int(r["n"]),
+                }
+            )
     return {
         "jobs": sum(by_status.values()),
         "by_status": by_status,
-        "errors": conn.execute(q.ERROR_CLASSES_SINCE, after).fetchall(),
-        "credits": {k: int(credits[k]) for k in ("held", "captured", "refunded", "refunds")},
-        "spend": conn.execute(q.PROVIDER_SPEND_SINCE, after).fetchall(),
+        "errors": sorted(errors.values(), key=lambda e: (-e["failed"], e["error_class"])),
+        "credits": credits,
+        "spend": sorted(spend, key=lambda s: (str(s["provider"]), s["unit"])),
     }
 
 

@@ -31,6 +31,13 @@ from worker.models import ResourceStatus, ResourceSwitches
 
 log = logging.getLogger(__name__)
 
+#: The overview's figures are shared by every viewer for this long, and an open overview
+#: reloads itself at most this often (its statements cost a few hundred ms on a million jobs:
+#: docs/performance.md).
+OVERVIEW_SECONDS = 15.0
+#: An open job page reloads itself at most this often when the job changes.
+JOB_SECONDS = 3.0
+
 #: A failed login waits this long before answering (slows guessing; the hash costs more).
 LOGIN_FAILURE_DELAY = 1.0
 
@@ -189,9 +196,17 @@ async def overview(request: web.Request) -> web.Response:
         with dash.db.transaction() as conn:
             return dq.overview(conn)
 
-    data, redis = await asyncio.gather(dash.run(read), dash.run(_redis_view, dash))
+    data, redis = await asyncio.gather(
+        dash.cached("overview", OVERVIEW_SECONDS, read), dash.run(_redis_view, dash)
+    )
     return dash.render(
-        request, "overview.html", data=data, redis=redis, live="/live/overview", now=_now()
+        request,
+        "overview.html",
+        data=data,
+        redis=redis,
+        live="/live/overview",
+        live_every=OVERVIEW_SECONDS,
+        now=_now(),
     )
 
 
@@ -255,6 +270,7 @@ async def job(request: web.Request) -> web.Response:
         job=view,
         file=file,
         live=f"/live/jobs/{job_id}",
+        live_every=JOB_SECONDS,
         payload_json=json.dumps(view["payload"], indent=2, ensure_ascii=False, sort_keys=True),
         state_json=json.dumps(view["state"], indent=2, ensure_ascii=False, sort_keys=True),
     )

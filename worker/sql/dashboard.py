@@ -29,20 +29,26 @@ SELECT j.status, j.updated_at,
 
 # --- overview ---------------------------------------------------------------------------------
 
-# Jobs created since the boundary, by status (a primary-key range).
-STATUS_SINCE = """
-SELECT status, count(*) AS n FROM jobs WHERE id > %(after_id)s GROUP BY status"""
-
-# Last error class of jobs created since the boundary: final for failed jobs, the current
-# retry's or wait's for active ones.
-ERROR_CLASSES_SINCE = """
-SELECT error_class,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) FILTER (WHERE status IN ('queued', 'running')) AS active
+# Jobs created since the boundary, in one pass over the primary-key range: by status (with
+# their credits), by status and last error class, and what providers charged for them where a
+# kind records it in the job's state under the generic ``spend`` key (``{"provider", "amount",
+# "unit"}``, which `worker jobs stats` reads too). ``grp`` tells the three groupings apart.
+# Credits come from the jobs' prices by status: held while queued or running, captured when
+# succeeded, refunded when failed or cancelled, which `worker ledger check` verifies against
+# the transfers ("job status agrees with its hold"); a free job counts nothing.
+WINDOW_SUMMARY = """
+SELECT GROUPING(status, error_class, state->'spend'->>'provider', state->'spend'->>'unit') AS grp,
+       status, error_class,
+       state->'spend'->>'provider' AS provider, state->'spend'->>'unit' AS unit,
+       count(*) AS n,
+       coalesce(sum(price), 0)::bigint AS credits,
+       count(*) FILTER (WHERE price > 0) AS paid,
+       sum((state->'spend'->>'amount')::numeric)
+           FILTER (WHERE jsonb_typeof(state->'spend'->'amount') = 'number') AS spent
   FROM jobs
- WHERE id > %(after_id)s AND error_class IS NOT NULL
- GROUP BY error_class
- ORDER BY 2 DESC, 1"""
+ WHERE id > %(after_id)s
+ GROUP BY GROUPING SETS ((status), (status, error_class),
+                         (state->'spend'->>'provider', state->'spend'->>'unit'))"""
 
 # Finished jobs per bucket (``bucket`` seconds wide) over the last ``seconds``, through the
 # partial index jobs_finished: the throughput and failure charts.
@@ -57,19 +63,6 @@ SELECT floor(extract(epoch FROM finished_at) / %(bucket)s)::bigint AS slot,
 
 # The clock of the database, as a bucket number (the charts' right edge).
 NOW_SLOT = "SELECT floor(extract(epoch FROM now()) / %(bucket)s)::bigint AS slot, now() AS now"
-
-# What providers charged for the jobs created since the boundary, where a kind records it in
-# the job's state under the generic ``spend`` key: ``{"provider", "resource", "amount", "unit"}``
-# (the key `worker jobs stats` reads too).
-PROVIDER_SPEND_SINCE = """
-SELECT state->'spend'->>'provider' AS provider,
-       coalesce(state->'spend'->>'unit', '') AS unit,
-       sum((state->'spend'->>'amount')::numeric) AS spent,
-       count(*) AS jobs
-  FROM jobs
- WHERE id > %(after_id)s AND jsonb_typeof(state->'spend'->'amount') = 'number'
- GROUP BY 1, 2
- ORDER BY 1, 2"""
 
 # --- the jobs list ----------------------------------------------------------------------------
 

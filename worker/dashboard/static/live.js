@@ -1,7 +1,7 @@
 // Progressive enhancement only: every page works without this script.
 // 1. Buttons with data-confirm ask before their form is sent.
 // 2. A page with data-live subscribes to its server-sent events and, when the server says it
-//    changed, fetches itself again and swaps its <main> (at most every 5 s).
+//    changed, fetches itself again and swaps its <main> (at most every data-live-every ms).
 "use strict";
 
 document.addEventListener("submit", function (event) {
@@ -14,6 +14,7 @@ document.addEventListener("submit", function (event) {
 
 (function () {
   var url = document.body.getAttribute("data-live");
+  var every = parseInt(document.body.getAttribute("data-live-every"), 10) || 5000;
   if (!url || !window.EventSource || !window.fetch) return;
   var seen = null;
   var pending = false;
@@ -45,6 +46,6 @@ document.addEventListener("submit", function (event) {
     seen = event.data;
     if (pending) return;
     pending = true;
-    window.setTimeout(refresh, Math.max(0, 5000 - (Date.now() - last)));
+    window.setTimeout(refresh, Math.max(0, every - (Date.now() - last)));
   });
 })();
