@@ -92,6 +92,11 @@ def job_view(row: Mapping[str, Any], events: list[dict[str, Any]] | None = None)
         "deadline_at": _iso(row["deadline_at"]),
         "next_run_at": _iso(row["next_run_at"]) if row["status"] == "queued" else None,
         "payload": row["payload"],
+        # What was sold and what made it, where the kind records them: the tier (payload),
+        # the model its provider task ran on and what that task cost (state; see worker.models).
+        "tier": (row["payload"] or {}).get("tier"),
+        "model": (row.get("state") or {}).get("model"),
+        "spend": (row.get("state") or {}).get("spend"),
         "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),
@@ -152,13 +157,16 @@ class Client:
         product: Mapping[str, Any],
         count: int = 1,
         idempotency_key: str | None = None,
+        tier: str | None = None,
     ) -> SubmitResult:
-        """Submit ``count`` videos of one product; each is its own job with its own hold."""
+        """The bot's form of :meth:`submit` for ``count`` jobs of one product (the kind checks
+        the product); each is its own job with its own hold.
+        ``tier`` names what is sold (its price and models); ``None``: the default tier."""
         return self.submit(
             "video",
             user_id=user_id,
             chat_id=chat_id,
-            request=product,
+            request=product if tier is None else {**product, "tier": tier},
             count=count,
             idempotency_key=idempotency_key,
         )
@@ -234,7 +242,7 @@ class Client:
     ) -> SubmitResult:
         """One statement, one round trip: the ``submit_jobs`` function (migrations/0002) checks
         the key, locks and checks the balance, and writes the request, jobs, holds and events."""
-        price = kind.price(self.settings)
+        price = kind.price(self.settings, payload)
         request_id = uuid.uuid4()
         if cloned_from is not None:
             detail = f"clone of job {cloned_from}; {price} credit(s) held"

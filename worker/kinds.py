@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
     from worker.config import ApiKey, KindSettings, RateLimit, Settings
     from worker.db import Database
-    from worker.steps import StepHandler
+    from worker.models import ResourceGroup
+    from worker.outcomes import StepHandler
     from worker.webhooks import Webhook
 
 JOBS_PACKAGE = "jobs"
@@ -86,7 +87,8 @@ class JobKind:
     """Static description of a job kind.
 
     ``validate`` turns a caller's request into the stored payload or raises
-    :class:`worker.errors.InvalidRequest`; ``price`` is credits per job; ``deadline`` is the
+    :class:`worker.errors.InvalidRequest`; ``price`` is credits per job (it may depend on the
+    validated payload, e.g. the tier it names); ``deadline`` is the
     seconds a job may take end to end; ``handlers`` names the module whose ``HANDLERS`` maps each
     step to its function (imported only by workers).
     """
@@ -94,7 +96,7 @@ class JobKind:
     name: str
     steps: tuple[str, ...]
     validate: Callable[[Mapping[str, Any], Settings], dict[str, Any]]
-    price: Callable[[Settings], int]
+    price: Callable[[Settings, Mapping[str, Any]], int]
     deadline: Callable[[Settings, Mapping[str, Any]], float]
     handlers_module: str
     #: What the kind says to its users (the framework has no words of its own for them).
@@ -119,6 +121,9 @@ class JobKind:
     #: The request that makes a job like a stored one again (clone, retry): by default the
     #: payload itself, which ``validate`` must accept back.
     request_of: Callable[[Mapping[str, Any]], dict[str, Any]] = dict
+    #: The resources its steps choose among and pause (e.g. a provider's models), shared by
+    #: every worker (``worker.models``); `worker models` lists and switches them.
+    resources: ResourceGroup | None = None
     #: Module whose ``KEY_CHECKS`` maps a provider to the `worker doctor` check of one key.
     key_checks_module: str | None = None
     #: Module whose ``WEBHOOKS`` lists the kind's provider callbacks (``worker.webhooks``),

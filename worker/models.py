@@ -14,15 +14,18 @@ operator until enabled again. Every state change and the last error are kept per
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 
 from worker.redaction import redact
 
-__all__ = ["ResourceState", "ResourceStatus", "ResourceSwitches"]
+if TYPE_CHECKING:
+    from worker.config import Settings
+
+__all__ = ["ResourceGroup", "ResourceState", "ResourceStatus", "ResourceSwitches"]
 
 MAX_REASON_CHARS = 300
 
@@ -45,6 +48,19 @@ redis.call('HSET', KEYS[1], 'pause_reason', ARGV[1], 'last_error', ARGV[1],
            'last_error_at', tostring(now))
 return was_live
 """
+
+
+@dataclass(frozen=True)
+class ResourceGroup:
+    """What a kind declares (``JobKind.resources``): the group its switches are filed under,
+    what one resource is called (``model``), and the names there are."""
+
+    name: str
+    noun: str
+    names: Callable[[Settings], Sequence[str]]
+
+    def switches(self, redis: Redis, settings: Settings) -> ResourceSwitches:
+        return ResourceSwitches(redis, settings.redis_namespace, self.name)
 
 
 class ResourceState(enum.StrEnum):

@@ -245,6 +245,27 @@ def window(
     }
 
 
+def spend(conn: Connection, seconds: float) -> list[dict[str, Any]]:
+    """Provider spend of the jobs created in the last ``seconds``, by kind, tier and resource,
+    next to the credits sold for them (see ``SPEND_IN_WINDOW``)."""
+    bound = conn.execute(q.WINDOW_BOUNDARY, {"seconds": seconds}).fetchone()
+    assert bound is not None
+    rows = conn.execute(q.SPEND_IN_WINDOW, {"after_id": int(bound["after_id"])}).fetchall()
+    return [
+        {
+            "kind": r["kind"],
+            "tier": r["tier"],
+            "resource": r["resource"],
+            "unit": r["unit"],
+            "paid": int(r["paid"]),
+            "made": int(r["made"]),
+            "spent": round(float(r["spent"]), 2),
+            "sold": int(r["sold"]),
+        }
+        for r in rows
+    ]
+
+
 def collect(conn: Connection) -> dict[str, Any]:
     """The whole `worker jobs stats` document."""
     kinds = {k.name: k for k in all_kinds()}
@@ -264,6 +285,7 @@ def collect(conn: Connection) -> dict[str, Any]:
             "credits": ledger_totals(conn),
         },
         "stuck": stuck_jobs(conn).as_dict(),
+        "spend": {name: spend(conn, seconds) for name, seconds in WINDOWS.items()},
     }
 
 

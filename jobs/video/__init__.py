@@ -9,13 +9,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from jobs.video.availability import GROUP as MODELS_GROUP
+from jobs.video.availability import model_names
 from jobs.video.settings import VideoSettings, video_settings
 from jobs.video.texts import TEXTS
+from jobs.video.tiers import Tier
 from worker import validation as v
 from worker.config import Settings
+from worker.errors import InvalidRequest
 from worker.kinds import DoctorOption, JobKind, Provider
+from worker.models import ResourceGroup
 
-PRODUCT_FIELDS = ("title", "description", "image_url")
+PRODUCT_FIELDS = ("title", "description", "image_url", "tier")
+#: Payload fields the kind adds at submit (what was sold): not part of a clone's request.
+_SOLD_FIELDS = ("model", "chain")
+
+
+def tier_of(settings: Settings, name: Any) -> Tier:
+    """The tier a request names (``None``: the default), or :class:`InvalidRequest`."""
+    tiers = video_settings(settings).tiers
+    if name is not None and (not isinstance(name, str) or name not in tiers.names):
+        raise InvalidRequest("tier", f"must be one of {', '.join(tiers.names)}")
+    return tiers.get(name)
 
 
 def validate_product(product: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
@@ -30,8 +45,27 @@ def validate_product(product: Mapping[str, Any], settings: Settings) -> dict[str
     )
     if description is not None:
         payload["description"] = description
-    payload["model"] = video_settings(settings).kie_model
+    # What is sold: the tier and its chain of models with their options, fixed at submit so a
+    # change of configuration never changes a job already paid for.
+    tier = tier_of(settings, product.get("tier"))
+    payload["tier"] = tier.name
+    payload["chain"] = [e.as_dict() for e in tier.chain]
     return payload
+
+
+def price(settings: Settings, payload: Mapping[str, Any]) -> int:
+    """The tier's price in user credits."""
+    return tier_of(settings, payload.get("tier")).price
+
+
+def deadline(settings: Settings, payload: Mapping[str, Any]) -> float:
+    """The longest ``VIDEO_DEADLINES`` of the chain's models (else ``VIDEO_DEADLINE_SECONDS``):
+    a job may fall through to any of them."""
+    s = video_settings(settings)
+    models = [str(e["model"]) for e in payload.get("chain") or []]
+    if not models and payload.get("model"):  # a job stored before tiers existed
+        models = [str(payload["model"])]
+    return max((s.video_deadline_for(m) for m in models), default=s.video_deadline_seconds)
 
 
 KIE = Provider(
@@ -58,8 +92,8 @@ KIND = JobKind(
     name="video",
     steps=("prompt", "submit", "poll", "deliver"),
     validate=validate_product,
-    price=lambda s: video_settings(s).video_price_credits,
-    deadline=lambda s, payload: video_settings(s).video_deadline_for(payload.get("model")),
+    price=price,
+    deadline=deadline,
     handlers_module="jobs.video.steps",
     settings_model=VideoSettings,
     providers=(KIE, OPENAI),
@@ -73,8 +107,10 @@ KIND = JobKind(
         ),
     ),
     largest_file=lambda s: (video_settings(s).max_video_bytes, "one video"),
-    # The model is configuration at submit time, not part of what the user asked for.
-    request_of=lambda payload: {k: val for k, val in payload.items() if k != "model"},
+    # The models are configuration at submit time, not part of what the user asked for; the
+    # tier is, and a clone is sold the tier's models and price of the day.
+    request_of=lambda payload: {k: val for k, val in payload.items() if k not in _SOLD_FIELDS},
+    resources=ResourceGroup(MODELS_GROUP, "model", model_names),
     key_checks_module="jobs.video.health",
     webhooks_module="jobs.video.callbacks",
     demo_module="jobs.video.demo",

@@ -2,6 +2,9 @@
 
 Most orders succeed; one is refused by content policy; one is refused at submit for lack of
 credits; one KIE key has no credit, so it is quarantined and the other key carries the load.
+The first model of the default chain is paused in the simulator, as KIE pauses models: the
+first job to try it falls through to the next model (its timeline says ``model unavailable``),
+and every other job skips it without a call.
 Every video is found by KIE's callback (the simulator calls `worker webhooks` when it is done).
 Loaded only by `worker demo` (:mod:`worker.demo`).
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from jobs.video.models import DEFAULT_CHAIN
 from worker.client import Client
 from worker.demo import DemoPlace, DemoScenario
 from worker.errors import InsufficientCredits
@@ -50,6 +54,8 @@ def simulator(render_seconds: float) -> dict[str, Any]:
                 KIE_KEYS["demo-main"]: {"credits": 1000},
                 KIE_KEYS["demo-broke"]: {"credits": 0},
             },
+            # KIE pauses models without notice: the demo's jobs fall through to the next one.
+            "model_states": {DEFAULT_CHAIN[0]: "paused"},
         },
         "openai": {"refusal_mode": "refusal"},
     }

@@ -1,6 +1,7 @@
 """Health checks of the video kind's provider keys, for `worker doctor`.
 
-KIE: the account's credit balance (low warns, none fails). OpenAI: an authenticated, free
+KIE: the account's credit balance (low warns, none fails), and how many videos of each tier it
+pays for. OpenAI: an authenticated, free
 ``GET /models`` that also says whether the configured model exists.
 """
 
@@ -30,7 +31,7 @@ def kie_check(
         return provider_failure(name, err, KIE.label, KIE.keys_variable, key.name)
     finally:
         client.close()
-    detail = f"balance {balance:g} credits"
+    detail = f"balance {balance:g} credits; {videos_left(settings, balance)}"
     if balance < low_credits:
         return Check(
             name,
@@ -41,6 +42,16 @@ def kie_check(
             warning=True,
         )
     return Check(name, True, detail)
+
+
+def videos_left(settings: Settings, balance: float) -> str:
+    """``about 24 videos of tier standard (41 credits each)``, per tier: the balance over the
+    price of the tier's first model (where its videos are made while that model is live)."""
+    parts = []
+    for tier in video_settings(settings).tiers:
+        each = tier.chain[0].credits
+        parts.append(f"about {int(balance // each)} videos of tier {tier.name} ({each:g} each)")
+    return ", ".join(parts)
 
 
 def openai_check(settings: Settings, key: ApiKey, *, timeout: float, **_: Any) -> Check:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from jobs.video.catalog import Family, ModelSpec
 from jobs.video.settings import video_settings
 from worker import http as provider_http
 from worker.errors import ErrorClass, ProviderError
@@ -36,7 +38,7 @@ __all__ = [
     "KieTask",
     "TaskState",
     "classify_task_failure",
-    "transport_outcome",
+    "outcome_unknown",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,9 @@ PROVIDER = "kie"
 
 _CREATE_PATH = "/api/v1/jobs/createTask"
 _RECORD_PATH = "/api/v1/jobs/recordInfo"
+#: Veo 3.1 is not on the Market API: its own create and poll endpoints.
+_VEO_CREATE_PATH = "/api/v1/veo/generate"
+_VEO_RECORD_PATH = "/api/v1/veo/record-info"
 _CREDIT_PATH = "/api/v1/chat/credit"
 
 # What the user reads. Short and plain: the operator message carries the details.
@@ -60,6 +65,13 @@ _POLICY_RE = re.compile(
 )
 # "Internal error" / "try again" mean the provider's own trouble: worth another attempt.
 _INTERNAL_RE = re.compile(r"internal (server )?error|try again", re.IGNORECASE)
+# What KIE answers createTask for a model it will not run: paused (500), or a name it does not
+# (or no longer) support (422, 404 in a 2026-09 probe). Such an answer proves no task was made.
+_MODEL_GONE_RE = re.compile(
+    r"temporarily paused|model name you specified is not supported|model is not supported"
+    r"|unsupported model|unknown model|model not found|model does not exist",
+    re.IGNORECASE,
+)
 # Words that show a "does not exist" is about the caller's input, not a withdrawn model page.
 _INPUT_WORDS_RE = re.compile(r"image|url|file|task|record", re.IGNORECASE)
 
@@ -97,6 +109,8 @@ class KieTask:
     complete_time: int | None = None
     #: The key that queried the task; carried into :meth:`failure` for the timeline.
     key_name: str | None = None
+    #: What the task cost, in KIE credits (``creditsConsumed``), when KIE says.
+    credits: float | None = None
 
     def failure(self) -> ProviderError:
         """The classified error for a failed task (see :func:`classify_task_failure`)."""
@@ -139,14 +153,14 @@ def classify_task_failure(
     )
 
 
-def transport_outcome(exc: httpx.HTTPError) -> str:
-    """``"not_sent"`` when the request surely never arrived, else ``"outcome_unknown"``.
+def outcome_unknown(exc: httpx.HTTPError) -> bool:
+    """Whether a transport failure may have reached KIE (a read timeout) or surely did not.
 
     Both are TEMPORARY, but they differ for ``createTask``: after a read timeout KIE may well
     have created (and charged) the task, so the submit step must not treat a retry as free.
-    The error's ``code`` carries this.
+    The error's ``outcome_unknown`` carries this.
     """
-    return provider_http.transport_outcome(exc)
+    return provider_http.outcome_unknown(exc)
 
 
 def _is_withdrawal(message: str) -> bool:
@@ -174,6 +188,20 @@ def _as_int(value: Any) -> int | None:
             return int(value.strip())
         except ValueError:
             return None
+    return None
+
+
+def _as_credits(value: Any) -> float | None:
+    """``creditsConsumed``: a number or a numeric string, never negative; else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+        return float(value)
     return None
 
 
@@ -224,20 +252,10 @@ class KieClient:
         self,
         base_url: str,
         *,
-        model: str,
-        aspect_ratio: str,
-        n_frames: str,
-        remove_watermark: bool,
-        size: str | None,
         timeout: float,
         http: httpx.Client | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.aspect_ratio = aspect_ratio
-        self.n_frames = n_frames
-        self.remove_watermark = remove_watermark
-        self.size = size
         # Connect fails fast; read covers KIE's slow but successful answers.
         self.timeout = provider_http.timeout(timeout)
         self._owns_http = http is None
@@ -247,16 +265,12 @@ class KieClient:
     def from_settings(
         cls, settings: Settings, *, http: httpx.Client | None = None, timeout: float | None = None
     ) -> KieClient:
-        """A client configured from ``KIE_*`` settings (the model is configuration, never code);
-        ``timeout`` overrides ``KIE_TIMEOUT`` (e.g. the doctor's short time box)."""
+        """A client configured from ``KIE_*`` settings (each task names its model: see
+        :mod:`jobs.video.catalog`); ``timeout`` overrides ``KIE_TIMEOUT`` (e.g. the doctor's
+        short time box)."""
         s = video_settings(settings)
         return cls(
             s.kie_base_url,
-            model=s.kie_model,
-            aspect_ratio=s.kie_aspect_ratio,
-            n_frames=s.kie_n_frames,
-            remove_watermark=s.kie_remove_watermark,
-            size=s.kie_size,
             timeout=timeout if timeout is not None else s.kie_timeout,
             http=http,
         )
@@ -273,49 +287,65 @@ class KieClient:
         self.close()
 
     def __repr__(self) -> str:
-        return f"KieClient(base_url={self.base_url!r}, model={self.model!r})"
+        return f"KieClient(base_url={self.base_url!r})"
 
     # -- public calls ----------------------------------------------------------------------
 
     def create_task(
-        self, key: ApiKey, *, prompt: str, image_url: str, callback_url: str | None = None
+        self,
+        key: ApiKey,
+        model: ModelSpec,
+        inputs: dict[str, Any],
+        *,
+        callback_url: str | None = None,
     ) -> str:
-        """Create one image-to-video task and return its id (an opaque string).
+        """Create one image-to-video task of ``model`` and return its id (an opaque string).
 
-        A success only means KIE accepted the task; the caller must store the id and the key
-        name at once, so a redelivered step polls this task instead of paying for another.
-        ``callback_url`` (jobs.video.callbacks.callback_url: one per task) is where KIE calls
-        when the task ends; None asks for no callback.
+        ``inputs`` are the model's own fields (:meth:`ModelSpec.build`): Market models get them
+        as ``input``, Veo as its flat body. A success only means KIE accepted the task; the
+        caller must store the id and the key name at once, so a redelivered step polls this
+        task instead of paying for another. ``callback_url`` (jobs.video.callbacks.callback_url:
+        one per task) is where KIE calls when the task ends; None asks for no callback.
+
+        An UNAVAILABLE error from here proves KIE made no task (the model is paused, disabled
+        or unknown): the caller may try another model without paying twice.
         """
-        inputs: dict[str, Any] = {
-            "prompt": prompt,
-            "image_urls": [image_url],
-            "aspect_ratio": self.aspect_ratio,
-            "n_frames": self.n_frames,
-            "remove_watermark": self.remove_watermark,
-        }
-        if self.size:
-            inputs["size"] = self.size
-        payload: dict[str, Any] = {"model": self.model, "input": inputs}
-        if callback_url:
+        payload: dict[str, Any]
+        if model.family is Family.VEO:
+            payload = {**inputs, "model": model.model_value}
+            path, endpoint = _VEO_CREATE_PATH, "veo generate"
+        else:
+            payload = {"model": model.model_value, "input": inputs}
+            path, endpoint = _CREATE_PATH, "createTask"
+        if callback_url and model.accepts_callback:
             payload["callBackUrl"] = callback_url
         data = self._exchange(
-            key, "POST", _CREATE_PATH, endpoint="createTask", json_body=payload, not_found=None
+            key, "POST", path, endpoint=endpoint, json_body=payload, not_found=None, creates=True
         )
         task_id = data.get("taskId") if isinstance(data, dict) else None
         # Strictly a string: a number here is a malformed answer, not an id to poll later.
         if not isinstance(task_id, str) or not task_id.strip():
-            raise self._malformed(key, "createTask", "data.taskId is missing or not a string")
+            raise self._malformed(key, endpoint, "data.taskId is missing or not a string")
         log.debug("kie createTask accepted task %s with key %s", task_id, key.name)
         return task_id
 
-    def get_task(self, key: ApiKey, task_id: str, *, not_found_before: bool = False) -> KieTask:
+    def get_task(
+        self,
+        key: ApiKey,
+        task_id: str,
+        *,
+        family: Family = Family.MARKET,
+        not_found_before: bool = False,
+    ) -> KieTask:
         """Query one task; a failed task is returned (see :meth:`KieTask.failure`), not raised.
 
+        ``family`` says which endpoint made it (Market ``recordInfo`` or Veo ``record-info``).
         ``not_found_before`` says the previous poll already got a 404: a task KIE just created
         can be briefly unknown to ``recordInfo`` (TEMPORARY), but twice means our stored id or
         key is wrong (INTERNAL).
         """
+        if family is Family.VEO:
+            return self._get_veo_task(key, task_id, not_found_before=not_found_before)
         data = self._exchange(
             key,
             "GET",
@@ -357,6 +387,7 @@ class KieClient:
             create_time=_as_int(data.get("createTime")),
             complete_time=_as_int(data.get("completeTime")),
             key_name=key.name,
+            credits=_as_credits(data.get("creditsConsumed")),
         )
         if state is TaskState.SUCCESS and not urls:
             raise ProviderError(
@@ -367,6 +398,53 @@ class KieClient:
                 key_name=key.name,
             )
         return task
+
+    def _get_veo_task(self, key: ApiKey, task_id: str, *, not_found_before: bool) -> KieTask:
+        """Veo's ``record-info``: ``successFlag`` 0 generating, 1 success, 2 and 3 failed;
+        the videos in ``response.resultUrls``; a failure's ``errorCode``/``errorMessage``."""
+        data = self._exchange(
+            key,
+            "GET",
+            _VEO_RECORD_PATH,
+            endpoint="veo record-info",
+            params={"taskId": task_id},
+            not_found=ErrorClass.INTERNAL if not_found_before else ErrorClass.TEMPORARY,
+        )
+        if not isinstance(data, dict):
+            raise self._malformed(key, "veo record-info", "data is not an object")
+        flag = _as_int(data.get("successFlag"))
+        states = {0: TaskState.GENERATING, 1: TaskState.SUCCESS, 2: TaskState.FAIL}
+        state = TaskState.FAIL if flag == 3 else states.get(flag) if flag is not None else None
+        if state is None:
+            raise self._malformed(key, "veo record-info", "data.successFlag is not 0, 1, 2 or 3")
+        response = data.get("response")
+        urls: tuple[str, ...] = ()
+        if isinstance(response, dict):
+            raw = response.get("resultUrls")
+            if isinstance(raw, str):  # the callback's schema types it a string; accept one
+                raw = [raw]
+            if isinstance(raw, list):
+                urls = tuple(u for u in raw if isinstance(u, str) and u.strip())
+        if state is TaskState.SUCCESS and not urls:
+            raise ProviderError(
+                ErrorClass.TEMPORARY,
+                f"veo record-info: task {task_id} succeeded without a result URL",
+                provider=PROVIDER,
+                status=200,
+                key_name=key.name,
+            )
+        returned_id = data.get("taskId")
+        return KieTask(
+            task_id=returned_id if isinstance(returned_id, str) and returned_id else task_id,
+            state=state,
+            result_urls=urls,
+            fail_code=_as_text(data.get("errorCode")),
+            fail_msg=_as_text(data.get("errorMessage")),
+            create_time=_as_int(data.get("createTime")),
+            complete_time=_as_int(data.get("completeTime")),
+            key_name=key.name,
+            credits=_as_credits(data.get("creditsConsumed")),
+        )
 
     def credit_balance(self, key: ApiKey) -> float:
         """The account's remaining credits (for ``worker doctor`` and the key pool's alerts)."""
@@ -387,11 +465,13 @@ class KieClient:
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         not_found: ErrorClass | None,
+        creates: bool = False,
     ) -> Any:
         """Send one request and return the body's ``data``, or raise a classified error.
 
         ``not_found`` is the class of a 404 for this endpoint (``None``: the endpoint or model
-        is gone, UNAVAILABLE).
+        is gone, UNAVAILABLE). ``creates`` marks a create request, whose "model paused" or
+        "model not supported" answer is UNAVAILABLE.
         """
         headers = {
             "Authorization": f"Bearer {key.secret.get_secret_value()}",
@@ -411,7 +491,7 @@ class KieClient:
                 ErrorClass.TEMPORARY,
                 f"{endpoint}: timed out ({type(exc).__name__})",
                 provider=PROVIDER,
-                code=transport_outcome(exc),
+                outcome_unknown=outcome_unknown(exc),
                 key_name=key.name,
             ) from exc
         except httpx.HTTPError as exc:  # connection refused, reset, protocol error, ...
@@ -419,7 +499,7 @@ class KieClient:
                 ErrorClass.TEMPORARY,
                 f"{endpoint}: {type(exc).__name__}: {exc}",
                 provider=PROVIDER,
-                code=transport_outcome(exc),
+                outcome_unknown=outcome_unknown(exc),
                 key_name=key.name,
             ) from exc
 
@@ -445,7 +525,9 @@ class KieClient:
         else:
             code = 200
         if code != 200:
-            raise self._classify(key, endpoint, status, code, message, not_found, response)
+            raise self._classify(
+                key, endpoint, status, code, message, not_found, response, creates=creates
+            )
         if body.get("data") is None:
             raise self._malformed(key, endpoint, "data is missing", status)
         return body["data"]
@@ -459,6 +541,8 @@ class KieClient:
         message: str,
         not_found: ErrorClass | None,
         response: httpx.Response,
+        *,
+        creates: bool = False,
     ) -> ProviderError:
         """Map one KIE error code (body or HTTP) and its message to a ProviderError."""
         retry_after: float | None = None
@@ -473,6 +557,11 @@ class KieClient:
         elif code == 404 and not_found is not None and "not published" not in message.lower():
             cls = not_found
         elif code == 505 or code == 404 or _is_withdrawal(message):
+            cls, user = ErrorClass.UNAVAILABLE, _USER_UNAVAILABLE
+        elif creates and code in (422, 500) and _MODEL_GONE_RE.search(message):
+            # A paused model (500 "This interface is temporarily paused") or one KIE does not
+            # know (422 "The model name you specified is not supported"): no task was created.
+            # A content-policy 422 never matches these words.
             cls, user = ErrorClass.UNAVAILABLE, _USER_UNAVAILABLE
         elif code == 422:
             cls = ErrorClass.USER_ERROR

@@ -143,17 +143,24 @@ class PromptGenerator:
             self._clients[key.name] = (secret, client)
         return client
 
-    def system_prompt(self) -> str:
+    def system_prompt(self, max_chars: int | None = None) -> str:
         """:data:`SYSTEM_PROMPT` with this limit (``replace``, so other braces are harmless)."""
-        return SYSTEM_PROMPT.replace("{max_chars}", str(self.max_chars))
+        return SYSTEM_PROMPT.replace("{max_chars}", str(self._limit(max_chars)))
 
-    def generate(self, key: ApiKey, *, title: str, description: str | None) -> str:
-        """One chat completion: the prompt for the video model, at most ``max_chars`` long."""
+    def _limit(self, max_chars: int | None) -> int:
+        return self.max_chars if max_chars is None else max(1, min(self.max_chars, max_chars))
+
+    def generate(
+        self, key: ApiKey, *, title: str, description: str | None, max_chars: int | None = None
+    ) -> str:
+        """One chat completion: the prompt for the video model, at most ``max_chars`` long
+        (the video models' smallest prompt cap; never more than the generator's own limit)."""
+        limit = self._limit(max_chars)
         product = f"Product title: {title.strip()}"
         if description and description.strip():
             product += f"\nProduct description: {description.strip()}"
         messages: Any = [
-            {"role": "system", "content": self.system_prompt()},
+            {"role": "system", "content": self.system_prompt(limit)},
             {"role": "user", "content": product},
         ]
         body = {"model": self.model, "messages": messages}
@@ -212,7 +219,7 @@ class PromptGenerator:
         content = message.get("content")
         if not isinstance(content, str):
             raise self._temporary(key, "malformed response: no message content")
-        prompt = clean_prompt(content, self.max_chars)
+        prompt = clean_prompt(content, limit)
         if not prompt:
             raise self._temporary(key, "empty prompt")
         log.debug("prompt of %d characters generated with key %s", len(prompt), key.name)

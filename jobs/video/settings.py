@@ -7,11 +7,13 @@ gets them with :func:`video_settings` from the framework's :class:`~worker.confi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
+from jobs.video.tiers import Tiers, tiers_from_env, tiers_from_file
 from worker.config import (
     ApiKey,
     KindSettings,
@@ -36,11 +38,8 @@ class VideoSettings(KindSettings):
 
     kie_api_keys: SecretStr = SecretStr("")
     kie_base_url: str = "https://api.kie.ai"
-    kie_model: str = "sora-2-image-to-video"
-    kie_aspect_ratio: str = Field("portrait", pattern=r"^(portrait|landscape)$")
-    kie_n_frames: str = Field("10", pattern=r"^(10|15)$")
-    kie_remove_watermark: bool = True
-    kie_size: str | None = Field(None, pattern=r"^(standard|high)$")
+    #: The one-model alias of ``VIDEO_MODELS`` (a chain of one). Unset: the default chain.
+    kie_model: str = ""
     #: Where KIE is told to call when a task ends (``callBackUrl``): the public address of
     #: `worker webhooks`. Unset: no callbacks, KIE's polling schedule alone.
     kie_callback_url: str | None = None
@@ -60,6 +59,17 @@ class VideoSettings(KindSettings):
     openai_timeout: float = Field(30.0, gt=0)
 
     video_price_credits: int = Field(1, ge=0)
+    #: The ``standard`` tier's chain: model ids in fallback order (``jobs.video.tiers``).
+    video_models: str = ""
+    #: Its options in the catalog's vocabulary; unset: each model's catalog choice.
+    video_duration: str = ""
+    video_resolution: str = ""
+    video_orientation: str = ""
+    video_sound: str = ""
+    #: A TOML file of several tiers, instead of the ``VIDEO_*`` chain and options above.
+    video_tiers_file: str | None = None
+    #: How long every worker skips a model KIE answered "paused" or "not supported" for.
+    video_model_pause_seconds: float = Field(600.0, gt=0)
     video_counts: str = "1,3,5"
     video_deadline_seconds: float = Field(1800.0, gt=0)
     video_deadlines: str = ""
@@ -71,6 +81,7 @@ class VideoSettings(KindSettings):
     _kie_create_rate: RateLimit = PrivateAttr(default=RateLimit(20, 10))
     _kie_query_rate: RateLimit = PrivateAttr(default=RateLimit(10, 1))
     _deadlines: dict[str, float] = PrivateAttr(default_factory=dict)
+    _tiers: Tiers | None = PrivateAttr(default=None)
 
     @field_validator("kie_base_url", "openai_base_url")
     @classmethod
@@ -109,6 +120,7 @@ class VideoSettings(KindSettings):
         self._kie_create_rate = parse_rate("KIE_CREATE_LIMIT", self.kie_create_limit)
         self._kie_query_rate = parse_rate("KIE_QUERY_LIMIT", self.kie_query_limit)
         self._deadlines = _parse_deadlines(self.video_deadlines)
+        self._tiers = self._load_tiers()
         shortest = min([self.video_deadline_seconds, *self._deadlines.values()])
         if self.kie_first_poll_seconds >= shortest:
             raise ValueError(
@@ -138,9 +150,34 @@ class VideoSettings(KindSettings):
     def allowed_counts(self) -> tuple[int, ...]:
         return tuple(sorted({int(x) for x in self.video_counts.split(",") if x.strip()}))
 
+    @property
+    def tiers(self) -> Tiers:
+        """The tiers on sale (checked against the catalog when the settings were read)."""
+        assert self._tiers is not None
+        return self._tiers
+
+    def _load_tiers(self) -> Tiers:
+        if self.video_tiers_file:
+            if self.video_models.strip() or self.kie_model.strip():
+                raise ConfigError(
+                    "VIDEO_TIERS_FILE replaces VIDEO_MODELS and KIE_MODEL: set one or the other"
+                )
+            return tiers_from_file(Path(self.video_tiers_file))
+        return tiers_from_env(
+            video_models=self.video_models,
+            kie_model=self.kie_model,
+            price=self.video_price_credits,
+            duration=self.video_duration,
+            resolution=self.video_resolution,
+            orientation=self.video_orientation,
+            sound=self.video_sound,
+        )
+
     def video_deadline_for(self, model: str | None = None) -> float:
-        """Seconds a video job may take, per model (``VIDEO_DEADLINES``) or the default."""
-        return self._deadlines.get(model or self.kie_model, self.video_deadline_seconds)
+        """Seconds a video job may take on ``model`` (``VIDEO_DEADLINES``) or the default."""
+        if model is None:
+            return self.video_deadline_seconds
+        return self._deadlines.get(model, self.video_deadline_seconds)
 
     def secrets(self) -> list[str]:
         values = [k.secret.get_secret_value() for k in (*self.kie_keys, *self.openai_keys)]

@@ -1,9 +1,13 @@
 """The video job's four steps: prompt → submit → poll → deliver. Each does one exchange.
 
 * prompt: OpenAI turns the product into a video prompt (key from the pool).
-* submit: KIE createTask. The task id and key name are committed the moment KIE accepts, so a
-  redelivered submit finds them and polls instead of creating (and paying for) a second video.
-  A create whose outcome is unknown (a read timeout) is never retried for the same reason.
+* submit: KIE createTask for the first usable model of the job's tier chain (its request built
+  by the catalog, :mod:`jobs.video.catalog`). The task id and key name are committed the moment
+  KIE accepts, so a redelivered submit finds them and polls instead of creating (and paying for)
+  a second video. A create whose outcome is unknown (a read timeout) is never retried, on this
+  model or another, for the same reason. An answer that proves no task was made (a paused or
+  unknown model: UNAVAILABLE) pauses the model for every worker and moves to the next model in
+  the same step, using no attempt; with every model paused the job waits, to its deadline.
 * poll: KIE recordInfo with the key that created the task, rescheduled on the documented
   schedule; no thread waits while the video renders. With callbacks on (``KIE_CALLBACK_URL``),
   KIE's callback makes the poll run when the task ends (``worker.webhooks``), and the schedule
@@ -14,18 +18,28 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from typing import Any
 
+from jobs.video import availability
 from jobs.video.callbacks import callback_url
-from jobs.video.kie import KieClient, TaskState
+from jobs.video.catalog import Family, Options
+from jobs.video.kie import KieClient, KieTask, TaskState
+from jobs.video.models import get_model
 from jobs.video.prompt import PromptGenerator
 from jobs.video.settings import video_settings
-from worker.config import Settings
+from jobs.video.tiers import ChainEntry, chain_from_payload
+from worker.config import ApiKey, Settings
+from worker.context import StepContext
 from worker.errors import ErrorClass, ProviderError
 from worker.metrics import CALLBACKS_MISSED
-from worker.steps import Again, Fail, Next, Outcome, StepContext, Succeed
+from worker.models import ResourceState, ResourceStatus, ResourceSwitches
+from worker.outcomes import Again, Fail, Next, Outcome, Succeed
 from worker.telegram import Media
+
+log = logging.getLogger(__name__)
 
 VIDEO_TYPES = ("video/mp4", "application/octet-stream", "binary/octet-stream")
 #: How Telegram takes the result: a playable video.
@@ -39,6 +53,30 @@ def _kie(ctx: StepContext) -> KieClient:
 
 def _openai(ctx: StepContext) -> PromptGenerator:
     return ctx.services.extension("video.openai", PromptGenerator.from_settings)
+
+
+def _switches(ctx: StepContext) -> ResourceSwitches:
+    return ctx.services.extension("video.models", availability.switches)
+
+
+#: With every model of its chain paused, a job looks again this often (or when a pause ends).
+MODELS_RECHECK_SECONDS = 60.0
+#: What the user reads when no model of the tier could make the video before the deadline.
+_USER_NO_MODEL = "The video service is temporarily unavailable."
+
+
+def job_chain(ctx: StepContext) -> tuple[ChainEntry, ...]:
+    """The models the job was sold, in fallback order (stored in its payload at submit; a job
+    submitted before tiers existed gets the default tier's chain)."""
+    stored = ctx.payload.get("chain")
+    if stored:
+        return chain_from_payload(stored)
+    return video_settings(ctx.settings).tiers.get(None).chain
+
+
+def _prompt_cap(ctx: StepContext) -> int:
+    """The smallest prompt cap of the job's chain: a prompt that fits every model."""
+    return min(e.model.prompt_cap for e in job_chain(ctx))
 
 
 def poll_delay(elapsed: float, rng: random.Random | None = None) -> float:
@@ -91,7 +129,10 @@ def looks_like_mp4(head: bytes) -> bool:
 def prompt(ctx: StepContext) -> Outcome:
     key = ctx.acquire_key("openai")
     text = _openai(ctx).generate(
-        key, title=ctx.payload["title"], description=ctx.payload.get("description")
+        key,
+        title=ctx.payload["title"],
+        description=ctx.payload.get("description"),
+        max_chars=_prompt_cap(ctx),
     )
     ctx.services.keys.report_success(key)
     return Next(
@@ -103,12 +144,12 @@ def prompt(ctx: StepContext) -> Outcome:
 
 
 def submit(ctx: StepContext) -> Outcome:
-    task_id = ctx.row["provider_task_id"]
+    task_id = ctx.provider_task_id
     if task_id:  # a redelivered or rescued submit: the task exists, never create another
         return Next(
             "poll",
             event="task already created",
-            detail=f"task {task_id} (key {ctx.row['key_name']}) found; polling it",
+            detail=f"task {task_id} (key {ctx.key_name}) found; polling it",
         )
     if ctx.after_rescue:
         # The last run of this step died or stalled with no task recorded. It may have died
@@ -126,29 +167,12 @@ def submit(ctx: StepContext) -> Outcome:
         raise ProviderError(
             ErrorClass.INTERNAL, "submit step reached without a prompt", provider="worker"
         )
-    key = ctx.acquire_key("kie", "create")
     generation = int(ctx.state.get("generation", 0)) + 1
     callback = callback_url(ctx.settings, ctx.job_id)
-    try:
-        task_id = _kie(ctx).create_task(
-            key,
-            prompt=ctx.state["prompt"],
-            image_url=ctx.payload["image_url"],
-            callback_url=callback,
-        )
-    except ProviderError as err:
-        if err.code == "outcome_unknown":
-            # KIE may have created (and charged) the task; a retry could pay twice. Give up.
-            return Fail(
-                ProviderError(
-                    ErrorClass.TEMPORARY,
-                    f"createTask outcome unknown ({err.message}); not retried, so the video "
-                    "is never paid twice",
-                    provider=err.provider,
-                    key_name=err.key_name,
-                )
-            )
-        raise
+    created = _create_on_chain(ctx, callback)
+    if not isinstance(created, tuple):
+        return created
+    task_id, key, entry = created
     # The task id and its key are committed with the move to poll, in one fenced statement
     # right after KIE accepted: a later run of this step finds them and never creates another.
     # If the job was taken over meanwhile, the runtime records the task as orphaned. Nothing
@@ -160,19 +184,23 @@ def submit(ctx: StepContext) -> Outcome:
     learned = {
         "generation": generation,
         "task_created_at": ctx.now().timestamp(),
-        "callback_given": callback is not None,
+        "callback_given": callback is not None and entry.model.accepts_callback,
+        "model": entry.model.id,
+        "options": entry.options.as_dict(),
+        "waiting_for_model": None,
     }
     first_poll = video_settings(ctx.settings).kie_first_poll_seconds
     delay = max(next_poll_delay(ctx.settings, learned, 0), first_poll)
     when = (
         f"KIE calls back when it ends (safety-net poll in {delay:.1f} s)"
-        if callback
+        if learned["callback_given"]
         else f"first poll in {delay:.1f} s"
     )
     return Next(
         "poll",
         event="task created",
-        detail=f"KIE task {task_id} with key {key.name} (generation {generation}); {when}",
+        detail=f"KIE task {task_id} on {entry.model.id} ({entry.options.describe()}) with key "
+        f"{key.name} (generation {generation}); {when}",
         delay=delay,
         provider_task_id=task_id,
         key_name=key.name,
@@ -180,15 +208,111 @@ def submit(ctx: StepContext) -> Outcome:
     )
 
 
+def _create_on_chain(
+    ctx: StepContext, callback: str | None
+) -> tuple[str, ApiKey, ChainEntry] | Outcome:
+    """createTask on the first usable model of the job's chain: the task, its key and model;
+    or the outcome when none took it (every model paused: wait; outcome unknown: fail)."""
+    chain = job_chain(ctx)
+    switches = _switches(ctx)
+    blocked = switches.blocked(e.model.id for e in chain)
+    for i, entry in enumerate(chain):
+        model = entry.model
+        if model.id in blocked:
+            continue
+        key = ctx.acquire_key("kie", "create")
+        inputs = model.build(
+            entry.options, prompt=ctx.state["prompt"], image_url=ctx.payload["image_url"]
+        )
+        try:
+            return _kie(ctx).create_task(key, model, inputs, callback_url=callback), key, entry
+        except ProviderError as err:
+            if err.outcome_unknown:
+                # KIE may have created (and charged) the task; a retry, on this model or any
+                # other, could pay twice. Give up.
+                return Fail(
+                    ProviderError(
+                        ErrorClass.TEMPORARY,
+                        f"createTask outcome unknown on {model.id} ({err.message}); not "
+                        "retried, so the video is never paid twice",
+                        provider=err.provider,
+                        key_name=err.key_name,
+                    )
+                )
+            if err.error_class is not ErrorClass.UNAVAILABLE:
+                raise
+            # KIE proved no task was made: pause the model for every worker, try the next.
+            blocked[model.id] = _pause(ctx, switches, model.id, err)
+            after = next((e.model.id for e in chain[i + 1 :] if e.model.id not in blocked), None)
+            ctx.event(
+                "model unavailable",
+                f"{model.id}: {err.message}; "
+                + (f"trying {after} now (no attempt used)" if after else "no model left to try"),
+                data={"model": model.id},
+            )
+    return _no_model(ctx, chain, blocked)
+
+
+def _pause(
+    ctx: StepContext, switches: ResourceSwitches, model: str, err: ProviderError
+) -> ResourceStatus:
+    """Pause ``model`` for every worker; the worker that paused it logs a warning. Operators
+    are alerted by the metric (``worker_resource_state``) and, when a job has no model left, by
+    that job's UNAVAILABLE wait (one alert per job)."""
+    seconds = video_settings(ctx.settings).video_model_pause_seconds
+    if switches.pause(model, err.message, seconds):
+        log.warning(
+            "video model %s paused for every worker for %.0f s (job %s): %s",
+            model,
+            seconds,
+            ctx.job_id,
+            err.message,
+        )
+    return switches.status(model)
+
+
+def _no_model(
+    ctx: StepContext, chain: tuple[ChainEntry, ...], blocked: dict[str, ResourceStatus]
+) -> Outcome:
+    """Every model of the chain is paused or disabled: wait (to the deadline) until one is live.
+
+    The first time, the wait is an UNAVAILABLE failure (recorded on the job, one operator
+    alert; the policy waits as long as ``retry_after`` says); after that the job looks again
+    quietly, keeping that error, so a deadline failure is UNAVAILABLE with a refund."""
+    now = time.time()
+    ends = [s.until for s in blocked.values() if s.state is ResourceState.PAUSED and s.until]
+    wait = min([MODELS_RECHECK_SECONDS, *(max(1.0, u - now) for u in ends)])
+    names = ", ".join(
+        f"{m} ({blocked[e.model.id].state})" for e in chain if (m := e.model.id) in blocked
+    )
+    tier = ctx.payload.get("tier", "standard")
+    reason = f"every model of tier {tier} is unavailable: {names}"
+    if ctx.state.get("waiting_for_model") == reason:
+        return Again(delay=wait, detail=f"{reason}; looking again in {wait:.0f} s")
+    ctx.record(state={"waiting_for_model": reason})
+    raise ProviderError(
+        ErrorClass.UNAVAILABLE,
+        f"{reason}; waiting for one (to the job's deadline)",
+        provider="kie",
+        user_message=_USER_NO_MODEL,
+        retry_after=wait,
+    )
+
+
 def poll(ctx: StepContext) -> Outcome:
-    task_id, key_name = ctx.row["provider_task_id"], ctx.row["key_name"]
+    task_id, key_name = ctx.provider_task_id, ctx.key_name
     if not task_id or not key_name:
         raise ProviderError(
             ErrorClass.INTERNAL, "poll step reached without a task", provider="worker"
         )
     key = ctx.acquire_named_key("kie", key_name, "query")
     try:
-        task = _kie(ctx).get_task(key, task_id, not_found_before=bool(ctx.state.get("not_found")))
+        task = _kie(ctx).get_task(
+            key,
+            task_id,
+            family=_family(ctx),
+            not_found_before=bool(ctx.state.get("not_found")),
+        )
     except ProviderError as err:
         if err.status == 404 or err.code == "404":
             ctx.record(state={"not_found": True})
@@ -198,40 +322,24 @@ def poll(ctx: StepContext) -> Outcome:
     how = _how_found(ctx, task.state)
 
     if task.state is TaskState.SUCCESS:
+        spend = _spend(ctx, task.credits)
+        cost = f"{spend['spend']['amount']:g} KIE credits ({spend['spend']['source']})"
         return Next(
             "deliver",
             event="video ready",
-            detail=f"task {task_id} finished after {elapsed:.0f} s{how}",
-            state={"kie_state": str(task.state), "result_urls": list(task.result_urls)},
+            detail=f"task {task_id} finished after {elapsed:.0f} s{how}; {cost}",
+            state={
+                "kie_state": str(task.state),
+                "result_urls": list(task.result_urls),
+                **spend,
+            },
         )
 
     if task.state is TaskState.FAIL:
-        failure = task.failure()
-        generation = int(ctx.state.get("generation", 1))
-        if failure.error_class is ErrorClass.TEMPORARY and generation < ctx.settings.max_attempts:
-            return Next(
-                "submit",
-                event="generation failed",
-                detail=f"{failure.message}{how}; resubmitting as generation {generation + 1} "
-                f"of {ctx.settings.max_attempts}",
-                clear_task=True,
-                state={
-                    "kie_state": str(task.state),
-                    "failed_tasks": [*ctx.state.get("failed_tasks", []), task_id],
-                },
-            )
-        if failure.error_class is ErrorClass.TEMPORARY:
-            failure = ProviderError(
-                failure.error_class,
-                f"gave up after {generation} generations: {failure.message}",
-                provider=failure.provider,
-                code=failure.code,
-                key_name=failure.key_name,
-            )
-        return Fail(failure, state={"kie_state": str(task.state)})
+        return _failed(ctx, task, how)
 
     # Still rendering. One "still working" message once it takes long.
-    running_for = ctx.seconds_since(ctx.row["created_at"])
+    running_for = ctx.seconds_since(ctx.created_at)
     progress_after = video_settings(ctx.settings).progress_after_seconds
     if running_for > progress_after and not ctx.state.get("progress_sent"):
         ctx.notify("progress", PROGRESS_TEXT.format(title=ctx.payload["title"]))
@@ -256,6 +364,63 @@ def poll(ctx: StepContext) -> Outcome:
         detail=detail,
         state={"kie_state": str(task.state), **state_extra},
     )
+
+
+def _failed(ctx: StepContext, task: KieTask, how: str) -> Outcome:
+    """A task that ended in failure: resubmitted as a new generation when the failure is
+    worth another (TEMPORARY, generations left), else the job fails."""
+    task_id = ctx.provider_task_id or task.task_id
+    failure = task.failure()
+    generation = int(ctx.state.get("generation", 1))
+    if failure.error_class is ErrorClass.TEMPORARY and generation < ctx.settings.max_attempts:
+        return Next(
+            "submit",
+            event="generation failed",
+            detail=f"{failure.message}{how}; resubmitting as generation {generation + 1} "
+            f"of {ctx.settings.max_attempts}",
+            clear_task=True,
+            state={
+                "kie_state": str(task.state),
+                "failed_tasks": [*ctx.state.get("failed_tasks", []), task_id],
+            },
+        )
+    if failure.error_class is ErrorClass.TEMPORARY:
+        failure = ProviderError(
+            failure.error_class,
+            f"gave up after {generation} generations: {failure.message}",
+            provider=failure.provider,
+            code=failure.code,
+            key_name=failure.key_name,
+        )
+    return Fail(failure, state={"kie_state": str(task.state)})
+
+
+def _family(ctx: StepContext) -> Family:
+    """The endpoints of the model the job's task was created on (Market for older jobs)."""
+    model = ctx.state.get("model")
+    return get_model(model).family if model else Family.MARKET
+
+
+def _spend(ctx: StepContext, consumed: float | None) -> dict[str, Any]:
+    """What the task cost at KIE: ``creditsConsumed`` where KIE sent it, else the catalog's
+    price for the options used. Filed under the generic ``spend`` key (`worker jobs stats`)."""
+    model = ctx.state.get("model")
+    if consumed is not None:
+        amount, source = consumed, "creditsConsumed"
+    elif model:
+        options = ctx.state.get("options") or {}
+        amount, source = get_model(model).credits(Options.from_dict(options)), "catalog price"
+    else:
+        amount, source = 0.0, "unknown"
+    return {
+        "spend": {
+            "provider": "kie",
+            "resource": model,
+            "amount": amount,
+            "unit": "KIE credits",
+            "source": source,
+        }
+    }
 
 
 def _how_found(ctx: StepContext, state: TaskState) -> str:
@@ -294,11 +459,13 @@ def deliver(ctx: StepContext) -> Outcome:
         note = f"{stored.size:,} bytes at {stored.path}"
 
     caption = f"Your video of “{ctx.payload['title']}” is ready."
-    chat_id = int(ctx.row["chat_id"])
+    link = services.storage.safe_link(urls[0], provider="kie")
+    chat_id = ctx.chat_id
     detail = ctx.send_once(
         "result",
         caption,
-        lambda tg: tg.send_file(chat_id, stored.path, VIDEO, caption=caption, link=urls[0]),
+        # over 50 MB the user gets KIE's link instead: checked like the download (worker.storage)
+        lambda tg: tg.send_file(chat_id, stored.path, VIDEO, caption=caption, link=link),
         state=learned,
         event="stored" if learned else None,
         detail=note,

@@ -12,7 +12,7 @@ import sentry_sdk
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from jobs.video.settings import video_settings
+from jobs.video.models import DEFAULT_CHAIN
 from tests.pipeline.conftest import BOT_TOKEN, Pipeline
 from worker.alerts import alert
 from worker.config import load_settings
@@ -70,8 +70,9 @@ def test_one_event_per_failed_job_and_no_secrets(
     pipeline.db.fetchone(
         "UPDATE jobs SET payload = payload - 'title' WHERE id = %s RETURNING id", (internal,)
     )
-    # UNAVAILABLE: the KIE model was withdrawn; fails at once.
-    pipeline.sim.configure({"kie": {"withdrawn_models": [video_settings(pipeline.settings).kie_model]}})
+    # UNAVAILABLE: every model of the chain was withdrawn; the job waits to its deadline.
+    pipeline.reconfigure(video_deadline_seconds=6.0)
+    pipeline.sim.configure({"kie": {"withdrawn_models": list(DEFAULT_CHAIN)}})
     unavailable = pipeline.submit(31)[0]
 
     # Breadcrumbs, tags and contexts holding secrets, then an alert from this thread.

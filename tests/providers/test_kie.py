@@ -6,6 +6,7 @@ test says which gap it covers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from collections.abc import Iterator
@@ -15,10 +16,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from jobs.video.catalog import Family, ModelSpec, Options
 from jobs.video.kie import KieClient, KieTask, TaskState, classify_task_failure
+from jobs.video.models import get_model
 from jobs.video.settings import video_settings
 from simulator.testing import RunningSimulator
-from worker.config import Settings
+from worker.config import ApiKey, Settings
 from worker.errors import ErrorClass, ProviderError
 
 from .conftest import SHORT_TIMEOUT, Canned, Stub, make_key
@@ -28,16 +31,27 @@ KEY = make_key("kie", SECRET)
 IMAGE = "https://example.test/mug.jpg"
 
 
-def client(url: str, *, model: str = "sora-2-image-to-video", timeout: float = 5.0) -> KieClient:
-    return KieClient(
-        url,
-        model=model,
-        aspect_ratio="portrait",
-        n_frames="10",
-        remove_watermark=True,
-        size=None,
-        timeout=timeout,
-    )
+#: The model the tests create tasks of (the default chain's first).
+MODEL = "bytedance/seedance-2-mini"
+
+
+def client(url: str, *, timeout: float = 5.0) -> KieClient:
+    return KieClient(url, timeout=timeout)
+
+
+def create(
+    kie: KieClient,
+    key: ApiKey = KEY,
+    *,
+    model: str | ModelSpec = MODEL,
+    prompt: str = "p",
+    image_url: str = IMAGE,
+    callback_url: str | None = None,
+) -> str:
+    """createTask of ``model`` with the catalog's default options."""
+    spec = get_model(model) if isinstance(model, str) else model
+    inputs = spec.build(Options(), prompt=prompt, image_url=image_url)
+    return kie.create_task(key, spec, inputs, callback_url=callback_url)
 
 
 def raises(cls: ErrorClass, call: object, *args: object, **kwargs: object) -> ProviderError:
@@ -72,17 +86,18 @@ def kie(sim: RunningSimulator) -> Iterator[KieClient]:
 
 
 def test_create_and_poll_until_success(sim: RunningSimulator, kie: KieClient) -> None:
-    task_id = kie.create_task(KEY, prompt="A red mug on a table", image_url=IMAGE)
+    task_id = create(kie, KEY, prompt="A red mug on a table", image_url=IMAGE)
     assert isinstance(task_id, str) and task_id
     body = sent_body(sim, task_id)
     assert body == {
-        "model": "sora-2-image-to-video",
+        "model": MODEL,
         "input": {
             "prompt": "A red mug on a table",
-            "image_urls": [IMAGE],
-            "aspect_ratio": "portrait",
-            "n_frames": "10",
-            "remove_watermark": True,
+            "first_frame_url": IMAGE,
+            "duration": 5,
+            "resolution": "720p",
+            "aspect_ratio": "adaptive",
+            "generate_audio": False,
         },
     }
     running = kie.get_task(KEY, task_id)
@@ -97,30 +112,73 @@ def test_create_and_poll_until_success(sim: RunningSimulator, kie: KieClient) ->
     assert isinstance(done.complete_time, int)
 
 
-def test_optional_inputs_are_sent_only_when_set(sim: RunningSimulator) -> None:
+def test_callback_url_is_sent_only_when_given(sim: RunningSimulator, kie: KieClient) -> None:
     sim.configure({"kie": {"callbacks": False}})  # nobody listens at hooks.example.test
-    pro = KieClient(
-        sim.kie_url,
-        model="sora-2-pro-image-to-video",
-        aspect_ratio="landscape",
-        n_frames="15",
-        remove_watermark=False,
-        size="high",
-        timeout=5.0,
-    )
-    task_id = pro.create_task(
-        KEY, prompt="p", image_url=IMAGE, callback_url="https://hooks.example.test/kie"
-    )
-    body = sent_body(sim, task_id)
-    assert body["callBackUrl"] == "https://hooks.example.test/kie"
+    task_id = create(kie, callback_url="https://hooks.example.test/kie")
+    assert sent_body(sim, task_id)["callBackUrl"] == "https://hooks.example.test/kie"
     # Each task carries its own URL (jobs.video.callbacks.callback_url); none means none is sent.
-    task_id = pro.create_task(
-        KEY, prompt="p", image_url=IMAGE, callback_url="https://hooks.example.test/kie?job=7"
-    )
+    task_id = create(kie, callback_url="https://hooks.example.test/kie?job=7")
     assert sent_body(sim, task_id)["callBackUrl"] == "https://hooks.example.test/kie?job=7"
-    assert "callBackUrl" not in sent_body(sim, pro.create_task(KEY, prompt="p", image_url=IMAGE))
-    assert body["input"]["size"] == "high"
-    assert body["input"]["n_frames"] == "15" and body["input"]["remove_watermark"] is False
+    assert "callBackUrl" not in sent_body(sim, create(kie))
+    # A model whose schema does not list callBackUrl never gets one.
+    horse = create(kie, model="happyhorse-1-1/image-to-video", callback_url="https://h.test/k")
+    assert "callBackUrl" not in sent_body(sim, horse)
+
+
+def test_veo_has_its_own_endpoints_and_success_flag(sim: RunningSimulator, kie: KieClient) -> None:
+    sim.configure({"kie": {"callbacks": False}})
+    task_id = create(kie, model="veo3_fast", callback_url="https://hooks.example.test/kie")
+    (call,) = [c for c in sim.calls("kie") if c["task_id"] == task_id]
+    assert call["endpoint"] == "veoGenerate" and call["status"] == 200
+    running = kie.get_task(KEY, task_id, family=Family.VEO)
+    assert running.state is TaskState.GENERATING and running.result_urls == ()
+    sim.finish_task(task_id)
+    done = kie.get_task(KEY, task_id, family=Family.VEO)
+    assert done.state is TaskState.SUCCESS and len(done.result_urls) == 1
+    failed = create(kie, model="veo3_lite")
+    sim.fail_task(failed)
+    task = kie.get_task(KEY, failed, family=Family.VEO)
+    assert task.state is TaskState.FAIL and task.failure().error_class in (
+        ErrorClass.TEMPORARY,
+        ErrorClass.USER_ERROR,
+    )
+
+
+def test_credits_consumed_is_read(sim: RunningSimulator, kie: KieClient) -> None:
+    task_id = create(kie)
+    sim.finish_task(task_id)
+    assert kie.get_task(KEY, task_id).credits == 41.0
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # A paused model: no task was made (the fallback may try another model).
+        (Canned(200, {"code": 500, "msg": "This interface is temporarily paused"}), "UNAVAILABLE"),
+        (Canned(500, {"code": 500, "msg": "This interface is temporarily paused"}), "UNAVAILABLE"),
+        (
+            Canned(200, {"code": 422, "msg": "The model name you specified is not supported."}),
+            "UNAVAILABLE",
+        ),
+        (
+            Canned(404, {"code": 404, "msg": "The model name you specified is not supported"}),
+            "UNAVAILABLE",
+        ),
+        (Canned(200, {"code": 505, "msg": ""}), "UNAVAILABLE"),
+        # A content-policy 422 is the user's, never a reason to try another model.
+        (Canned(200, {"code": 422, "msg": "prompt contains prohibited content"}), "USER_ERROR"),
+        (Canned(200, {"code": 500, "msg": "internal error, please try again later"}), "TEMPORARY"),
+    ],
+)
+def test_what_proves_no_task_was_made(stub: Stub, answer: Canned, expected: str) -> None:
+    stub.answer(answer)
+    raises(ErrorClass(expected), create, client(stub.url))
+
+
+def test_a_paused_answer_on_record_info_is_not_unavailable(stub: Stub) -> None:
+    # Only a create answer proves no task: a poll of a task that exists stays TEMPORARY.
+    stub.answer(Canned(200, {"code": 500, "msg": "This interface is temporarily paused"}))
+    raises(ErrorClass.TEMPORARY, client(stub.url).get_task, KEY, "task_1")
 
 
 def test_credit_balance(sim: RunningSimulator, kie: KieClient) -> None:
@@ -147,7 +205,7 @@ def test_auth_401(
             }
         }
     )
-    err = raises(ErrorClass.AUTH, kie.create_task, KEY, prompt="p", image_url=IMAGE)
+    err = raises(ErrorClass.AUTH, create, kie, KEY, prompt="p", image_url=IMAGE)
     assert err.code == "401"
     assert err.status == (200 if code_in_body == "body" else 401)
     assert "access permissions" in err.message  # the message read from msg or message
@@ -157,7 +215,7 @@ def test_auth_401(
 
 def test_revoked_key_is_auth(sim: RunningSimulator, kie: KieClient) -> None:
     sim.configure({"kie": {"keys": {SECRET: {"revoked": True}}}})
-    raises(ErrorClass.AUTH, kie.create_task, KEY, prompt="p", image_url=IMAGE)
+    raises(ErrorClass.AUTH, create, kie, KEY, prompt="p", image_url=IMAGE)
 
 
 @pytest.mark.parametrize(("code_in_body", "message_key"), SHAPES[:2])
@@ -173,7 +231,7 @@ def test_billing_402(
             }
         }
     )
-    err = raises(ErrorClass.BILLING, kie.create_task, KEY, prompt="p", image_url=IMAGE)
+    err = raises(ErrorClass.BILLING, create, kie, KEY, prompt="p", image_url=IMAGE)
     assert err.code == "402" and "Credits insufficient" in err.message
 
 
@@ -182,15 +240,15 @@ def test_validation_422_is_user_error(
     sim: RunningSimulator, kie: KieClient, code_in_body: str
 ) -> None:
     sim.configure({"kie": {"code_in_body": code_in_body}})
-    err = raises(ErrorClass.USER_ERROR, kie.create_task, KEY, prompt="p", image_url="ftp://x/y.jpg")
-    assert err.code == "422" and "image_urls" in err.message
+    err = raises(ErrorClass.USER_ERROR, create, kie, KEY, prompt="p", image_url="ftp://x/y.jpg")
+    assert err.code == "422" and "first_frame_url" in err.message
     assert "could not accept" in err.user_message
 
 
 def test_rate_limit_429_without_retry_after(sim: RunningSimulator, kie: KieClient) -> None:
     sim.configure({"kie": {"create_limit": 1, "create_window_seconds": 30}})
-    kie.create_task(KEY, prompt="p", image_url=IMAGE)
-    err = raises(ErrorClass.RATE_LIMIT, kie.create_task, KEY, prompt="p", image_url=IMAGE)
+    create(kie, KEY, prompt="p", image_url=IMAGE)
+    err = raises(ErrorClass.RATE_LIMIT, create, kie, KEY, prompt="p", image_url=IMAGE)
     assert err.status == 429 and err.retry_after is None
 
 
@@ -202,9 +260,7 @@ def test_rate_limit_fault_on_query(sim: RunningSimulator, kie: KieClient) -> Non
 def test_rate_limit_retry_after_header(stub: Stub) -> None:
     # Gap: the simulator never sends Retry-After on a KIE 429 (none is documented).
     stub.answer(Canned(429, {"code": 429, "msg": "slow down"}, headers={"Retry-After": "7"}))
-    err = raises(
-        ErrorClass.RATE_LIMIT, client(stub.url).create_task, KEY, prompt="p", image_url=IMAGE
-    )
+    err = raises(ErrorClass.RATE_LIMIT, create, client(stub.url), KEY, prompt="p", image_url=IMAGE)
     assert err.retry_after == 7.0
 
 
@@ -213,7 +269,7 @@ def test_maintenance_455_is_temporary(
     sim: RunningSimulator, kie: KieClient, code_in_body: str
 ) -> None:
     sim.configure({"kie": {"rate_maintenance": 1.0, "code_in_body": code_in_body}})
-    err = raises(ErrorClass.TEMPORARY, kie.create_task, KEY, prompt="p", image_url=IMAGE)
+    err = raises(ErrorClass.TEMPORARY, create, kie, KEY, prompt="p", image_url=IMAGE)
     assert err.code == "455"
 
 
@@ -236,31 +292,22 @@ def test_withdrawn_model_is_unavailable(sim: RunningSimulator, code: int) -> Non
     sim.configure(
         {
             "kie": {
-                "withdrawn_models": ["sora-2-image-to-video"],
+                "withdrawn_models": [MODEL],
                 "unavailable_model_code": code,
                 "code_in_body": "status",
             }
         }
     )
     err = raises(
-        ErrorClass.UNAVAILABLE,
-        client(sim.kie_url).create_task,
-        KEY,
-        prompt="p",
-        image_url=IMAGE,
+        ErrorClass.UNAVAILABLE, create, client(sim.kie_url), KEY, prompt="p", image_url=IMAGE
     )
     assert err.code == str(code) and "not published" in err.message
     assert "unavailable" in err.user_message
 
 
 def test_unknown_model_is_unavailable(sim: RunningSimulator) -> None:
-    raises(
-        ErrorClass.UNAVAILABLE,
-        client(sim.kie_url, model="no-such-model").create_task,
-        KEY,
-        prompt="p",
-        image_url=IMAGE,
-    )
+    unknown = dataclasses.replace(get_model(MODEL), id="no-such-model")
+    raises(ErrorClass.UNAVAILABLE, create, client(sim.kie_url), model=unknown)
 
 
 @pytest.mark.parametrize("code_in_body", ["body", "status"])
@@ -278,9 +325,7 @@ def test_create_404_without_json_is_unavailable(stub: Stub) -> None:
     stub.answer(
         Canned(404, "<html><body>The page does not exist or is not published</body></html>")
     )
-    err = raises(
-        ErrorClass.UNAVAILABLE, client(stub.url).create_task, KEY, prompt="p", image_url=IMAGE
-    )
+    err = raises(ErrorClass.UNAVAILABLE, create, client(stub.url), KEY, prompt="p", image_url=IMAGE)
     assert err.status == 404
 
 
@@ -288,7 +333,7 @@ def test_not_published_message_under_any_code_is_unavailable(stub: Stub) -> None
     stub.answer(
         Canned(200, {"code": 500, "message": "The page does not exist or is not published"})
     )
-    raises(ErrorClass.UNAVAILABLE, client(stub.url).create_task, KEY, prompt="p", image_url=IMAGE)
+    raises(ErrorClass.UNAVAILABLE, create, client(stub.url), KEY, prompt="p", image_url=IMAGE)
     # ... but a 404 on recordInfo stays the "not found" rule unless it speaks of publishing.
     stub.answer(Canned(200, {"code": 404, "msg": "record does not exist"}))
     raises(ErrorClass.TEMPORARY, client(stub.url).get_task, KEY, "task_1")
@@ -320,7 +365,7 @@ def test_codes_the_simulator_does_not_send(
 ) -> None:
     # Gap: the simulator never answers 403, 501 or 400 on a request, nor a string code.
     stub.answer(answer)
-    raises(expected, client(stub.url).create_task, KEY, prompt="p", image_url=IMAGE)
+    raises(expected, create, client(stub.url))
 
 
 # --- malformed answers, timeouts, connection errors -------------------------------------------
@@ -332,7 +377,7 @@ def test_malformed_responses_are_temporary(
 ) -> None:
     sim.configure({"kie": {"rate_malformed": 1.0}})
     calls = {
-        "createTask": lambda: kie.create_task(KEY, prompt="p", image_url=IMAGE),
+        "createTask": lambda: create(kie, KEY, prompt="p", image_url=IMAGE),
         "recordInfo": lambda: kie.get_task(KEY, "task_x"),
         "credit": lambda: kie.credit_balance(KEY),
     }
@@ -363,14 +408,14 @@ def test_timeout_is_temporary(sim: RunningSimulator) -> None:
     sim.configure({"kie": {"rate_timeout": 1.0, "timeout_seconds": 2.0}})
     fast = client(sim.kie_url, timeout=SHORT_TIMEOUT)
     err = raises(ErrorClass.TEMPORARY, fast.get_task, KEY, "task_x")
-    assert "timed out" in err.message and err.code == "outcome_unknown"
+    assert "timed out" in err.message and err.outcome_unknown
 
 
 def test_create_timeout_says_the_task_may_exist(sim: RunningSimulator) -> None:
     sim.configure({"kie": {"rate_timeout": 1.0, "fault_endpoints": ["createTask"]}})
     fast = client(sim.kie_url, timeout=SHORT_TIMEOUT)
-    err = raises(ErrorClass.TEMPORARY, fast.create_task, KEY, prompt="p", image_url=IMAGE)
-    assert err.code == "outcome_unknown"
+    err = raises(ErrorClass.TEMPORARY, create, fast, KEY, prompt="p", image_url=IMAGE)
+    assert err.outcome_unknown
     assert len(sim.tasks()) == 1  # the simulator did create (and charge) it
 
 
@@ -379,12 +424,12 @@ def test_connection_refused_is_temporary() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     err = raises(ErrorClass.TEMPORARY, client(f"http://127.0.0.1:{port}").credit_balance, KEY)
-    assert "ConnectError" in err.message and err.code == "not_sent"
+    assert "ConnectError" in err.message and not err.outcome_unknown
 
 
 def test_no_hidden_retries(sim: RunningSimulator, kie: KieClient) -> None:
     sim.configure({"kie": {"rate_5xx": 1.0}})
-    raises(ErrorClass.TEMPORARY, kie.create_task, KEY, prompt="p", image_url=IMAGE)
+    raises(ErrorClass.TEMPORARY, create, kie, KEY, prompt="p", image_url=IMAGE)
     assert len(sim.calls("kie", "createTask")) == 1
 
 
@@ -393,7 +438,7 @@ def test_no_hidden_retries(sim: RunningSimulator, kie: KieClient) -> None:
 
 def test_policy_failure_is_returned_then_classified(sim: RunningSimulator, kie: KieClient) -> None:
     sim.configure({"kie": {"render_seconds": 0.0}})
-    task_id = kie.create_task(KEY, prompt="a FORBIDDEN thing", image_url=IMAGE)
+    task_id = create(kie, KEY, prompt="a FORBIDDEN thing", image_url=IMAGE)
     task = kie.get_task(KEY, task_id)
     assert task.state is TaskState.FAIL and task.state.finished
     assert task.fail_code == "422" and "prohibited" in (task.fail_msg or "")
@@ -407,7 +452,7 @@ def test_policy_failure_is_returned_then_classified(sim: RunningSimulator, kie: 
 
 def test_generation_failure_is_temporary(sim: RunningSimulator, kie: KieClient) -> None:
     sim.configure({"kie": {"render_seconds": 0.0, "rate_generation_fail": 1.0}})
-    task = kie.get_task(KEY, kie.create_task(KEY, prompt="p", image_url=IMAGE))
+    task = kie.get_task(KEY, create(kie, KEY, prompt="p", image_url=IMAGE))
     assert task.state is TaskState.FAIL
     assert task.failure().error_class is ErrorClass.TEMPORARY
 
@@ -427,7 +472,7 @@ def test_generation_failure_is_temporary(sim: RunningSimulator, kie: KieClient) 
 def test_forced_failures(
     sim: RunningSimulator, kie: KieClient, code: str, msg: str, expected: ErrorClass
 ) -> None:
-    task_id = kie.create_task(KEY, prompt="p", image_url=IMAGE)
+    task_id = create(kie, KEY, prompt="p", image_url=IMAGE)
     sim.fail_task(task_id, fail_code=code, fail_msg=msg)
     task = kie.get_task(KEY, task_id)
     assert task.state is TaskState.FAIL
@@ -513,17 +558,15 @@ def test_request_carries_bearer_key_and_explicit_timeout(stub: Stub) -> None:
 
 def test_from_settings(sim: RunningSimulator) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         kie_base_url=sim.kie_url,
         kie_api_keys=SecretStr(f"main={SECRET}"),
-        kie_model="sora-2-pro-image-to-video",
-        kie_size="standard",
         kie_timeout=4.0,
     )
     kie = KieClient.from_settings(settings)
-    task_id = kie.create_task(video_settings(settings).kie_keys[0], prompt="p", image_url=IMAGE)
+    task_id = create(kie, video_settings(settings).kie_keys[0], model="kling-2.6/image-to-video")
     body = sent_body(sim, task_id)
-    assert body["model"] == "sora-2-pro-image-to-video"
-    assert body["input"]["size"] == "standard" and "callBackUrl" not in body
+    assert body["model"] == "kling-2.6/image-to-video"
+    assert body["input"]["duration"] == "5" and "callBackUrl" not in body
     assert kie.timeout.read == 4.0
     kie.close()

@@ -14,7 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from jobs.video.catalog import Options
 from jobs.video.kie import KieClient
+from jobs.video.models import get_model
 from jobs.video.prompt import PromptGenerator
 from simulator.testing import RunningSimulator
 from worker.errors import ProviderError
@@ -58,17 +60,11 @@ def test_kie_key_echoed_by_the_provider(stub: Stub, logs: pytest.LogCaptureFixtu
     stub.answer(
         Canned(401, {"code": 401, "msg": f"Invalid API key {KIE_SECRET} (Bearer {KIE_SECRET})"})
     )
-    kie = KieClient(
-        stub.url,
-        model="m",
-        aspect_ratio="portrait",
-        n_frames="10",
-        remove_watermark=True,
-        size=None,
-        timeout=2.0,
-    )
+    kie = KieClient(stub.url, timeout=2.0)
     with pytest.raises(ProviderError) as info:
-        kie.create_task(make_key("kie", KIE_SECRET), prompt="p", image_url="https://x.test/a.jpg")
+        spec = get_model("bytedance/seedance-2-mini")
+        inputs = spec.build(Options(), prompt="p", image_url="https://x.test/a.jpg")
+        kie.create_task(make_key("kie", KIE_SECRET), spec, inputs)
     shown = visible(info.value, logs)
     assert KIE_SECRET not in shown and MASK in shown
     assert KIE_SECRET not in repr(kie)
@@ -78,15 +74,7 @@ def test_kie_timeout_and_auth_against_the_simulator(
     sim: RunningSimulator, logs: pytest.LogCaptureFixture
 ) -> None:
     key = make_key("kie", KIE_SECRET)
-    kie = KieClient(
-        sim.kie_url,
-        model="sora-2-image-to-video",
-        aspect_ratio="portrait",
-        n_frames="10",
-        remove_watermark=True,
-        size=None,
-        timeout=SHORT_TIMEOUT,
-    )
+    kie = KieClient(sim.kie_url, timeout=SHORT_TIMEOUT)
     sim.configure({"kie": {"keys": {KIE_SECRET: {"revoked": True}}}})
     with pytest.raises(ProviderError) as auth:
         kie.credit_balance(key)

@@ -61,6 +61,17 @@ def show(obj: CliContext, job_id: int, as_json: bool) -> None:
     output(as_json, job, lambda: _show(job))
 
 
+def _sold(job: dict[str, Any]) -> str:
+    """``standard / <model> (41 provider credits)``: what was sold, what made it, its cost."""
+    if not job.get("tier") and not job.get("model"):
+        return ""
+    text = f"{job.get('tier') or '-'} / {job.get('model') or '-'}"
+    spend = job.get("spend")
+    if isinstance(spend, dict) and spend.get("amount") is not None:
+        text += f" ({spend['amount']:g} {spend.get('unit') or 'provider credits'})"
+    return text
+
+
 def _show(job: dict[str, Any]) -> None:
     fields = [
         ("job", f"{job['id']} ({job['kind']})"),
@@ -72,6 +83,7 @@ def _show(job: dict[str, Any]) -> None:
         ("attempts", f"{job['attempts']} in this step, {job['rescues']} rescue(s)"),
         ("credits", f"{job['price']} {job['credits'] or 'free'}"),
         ("provider task", f"{job['provider_task_id'] or '-'} (key {job['key_name'] or '-'})"),
+        ("tier / model", _sold(job)),
         ("error", f"{job['error_class']}: {job['error']}" if job["error_class"] else job["error"]),
         ("result", job["result"]),
         ("created", short_time(job["created_at"])),

@@ -144,6 +144,28 @@ def _print(doc: dict[str, Any]) -> None:
         ],
     )
 
+    spend_day = doc.get("spend", {}).get("last_day") or []
+    if spend_day:
+        hour_rows = {(r["kind"], r["tier"], r["resource"]): r for r in doc["spend"]["last_hour"]}
+        console.print()
+        table(
+            "provider spend by tier and model (jobs created in the window) and credits sold",
+            ["kind", "tier", "model", "made 1h", "spent 1h", "made 24h", "spent 24h", "sold 24h"],
+            [
+                [
+                    r["kind"],
+                    r["tier"],
+                    r["resource"],
+                    hour_rows.get((r["kind"], r["tier"], r["resource"]), {}).get("made", 0),
+                    f"{hour_rows.get((r['kind'], r['tier'], r['resource']), {}).get('spent', 0):g}",
+                    r["made"],
+                    f"{r['spent']:g} {r['unit']}".strip(),
+                    r["sold"],
+                ]
+                for r in spend_day
+            ],
+        )
+
     stuck = doc["stuck"]
     console.print()
     if stuck["total"]:

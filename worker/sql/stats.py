@@ -46,6 +46,25 @@ SELECT m[2] AS provider, m[1] AS error_class, count(*) AS n
  GROUP BY 1, 2
  ORDER BY 3 DESC, 1, 2"""
 
+# What the providers charged for the jobs in the window, by kind, tier and resource (model),
+# next to the credits sold for them: a kind records a task's cost in its state as
+# ``spend = {resource, amount, unit}`` and the tier it sold in its payload. ``made`` counts the
+# jobs that succeeded; ``sold`` is their price (a job refunded after the provider charged it
+# costs without selling).
+SPEND_IN_WINDOW = """
+SELECT j.kind,
+       coalesce(j.payload->>'tier', '-') AS tier,
+       coalesce(j.state->'spend'->>'resource', '-') AS resource,
+       coalesce(j.state->'spend'->>'unit', '') AS unit,
+       count(*) AS paid,
+       count(*) FILTER (WHERE j.status = 'succeeded') AS made,
+       coalesce(sum((j.state->'spend'->>'amount')::numeric), 0)::float8 AS spent,
+       coalesce(sum(j.price) FILTER (WHERE j.status = 'succeeded'), 0)::bigint AS sold
+  FROM jobs j
+ WHERE j.id > %(after_id)s AND j.state->'spend' IS NOT NULL
+ GROUP BY 1, 2, 3, 4
+ ORDER BY 1, 2, 3"""
+
 # Holds of the jobs in the window and how they resolved.
 CREDITS_IN_WINDOW = """
 SELECT coalesce(sum(h.amount) FILTER (WHERE r.id IS NULL), 0)::bigint AS held,
