@@ -157,46 +157,8 @@ def run_demo(
     env = {**os.environ, **env_settings}
     env.pop("METRICS_PORT", None)  # two processes on one port would collide
     try:
-        console.print(f"[bold]1.[/bold] starting the simulator on {sim_url}")
-        config_file = logs / "simulator.json"
-        config_file.write_text(json.dumps(sim_config))
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "simulator",
-                    "--port",
-                    str(port),
-                    "--config",
-                    str(config_file),
-                ],
-                stdout=(logs / "simulator.log").open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-        _wait_http(f"{sim_url}/_sim/health")
-
-        console.print(
-            "[bold]2.[/bold] resetting and migrating the demo database "
-            f"({urlsplit(settings.database_url).path.lstrip('/')})"
-        )
-        _reset(settings)
-
         notes = "; ".join(play.callback_note for play in plays)
-        console.print(
-            f"[bold]3.[/bold] starting `worker webhooks` on 127.0.0.1:{webhook_port}: {notes}"
-        )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "worker.cli.main", "webhooks"],
-                env=env,
-                stdout=(logs / "webhooks.log").open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-        _wait_http(f"http://127.0.0.1:{webhook_port}/healthz")
-
+        _start_services(console, settings, place, port, sim_config, env, logs, procs, notes)
         console.print("[bold]4.[/bold] granting credits and submitting jobs")
         refused: list[str] = []
         with Client(settings) as client:
@@ -205,38 +167,10 @@ def run_demo(
 
             console.print("[bold]5.[/bold] starting two worker processes (4 threads each)")
             for instance in (1, 2):
-                procs.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "worker.cli.main",
-                            "run",
-                            "--threads",
-                            "4",
-                            "--instance",
-                            str(instance),
-                        ],
-                        env=env,
-                        stdout=(logs / f"worker-{instance}.log").open("wb"),
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-
+                run = ["worker.cli.main", "run", "--threads", "4", "--instance", str(instance)]
+                procs.append(_spawn(logs, f"worker-{instance}", run, env))
             jobs = _watch(client, console, timeout, procs, logs, describe)
-            users = [user for play in plays for user in play.users]
-            balances = [client.balance(user).as_dict() for user in users]
-            from worker import ledger
-
-            with client.db.transaction() as conn:
-                ledger_ok = all(c.ok for c in ledger.check(conn))
-            called_back = client.db.fetchone(
-                "SELECT count(DISTINCT job_id) AS n FROM job_events WHERE event = 'callback'"
-            )
-        keys = KeyPool.from_settings(settings, redis.Redis.from_url(settings.redis_url)).statuses()
-        elapsed = time.monotonic() - started
-        summary = _summary(jobs, balances, refused, keys, ledger_ok, elapsed)
-        summary["called_back"] = int(called_back["n"]) if called_back else 0
+            summary = _summary(client, jobs, plays, refused, time.monotonic() - started)
         _print_summary(console, summary, logs, settings.database_url)
         return summary
     finally:
@@ -299,14 +233,71 @@ def _progress_table(
     return t
 
 
+def _start_services(
+    console: Console,
+    settings: Settings,
+    place: DemoPlace,
+    port: int,
+    sim_config: dict[str, Any],
+    env: dict[str, str],
+    logs: Path,
+    procs: list[subprocess.Popen[bytes]],
+    notes: str,
+) -> None:
+    """Steps 1 to 3: the simulator, a fresh demo database, `worker webhooks` (in ``procs``)."""
+    console.print(f"[bold]1.[/bold] starting the simulator on {place.simulator_url}")
+    config_file = logs / "simulator.json"
+    config_file.write_text(json.dumps(sim_config))
+    command = ["simulator", "--port", str(port), "--config", str(config_file)]
+    procs.append(_spawn(logs, "simulator", command))
+    _wait_http(f"{place.simulator_url}/_sim/health")
+
+    console.print(
+        "[bold]2.[/bold] resetting and migrating the demo database "
+        f"({urlsplit(settings.database_url).path.lstrip('/')})"
+    )
+    _reset(settings)
+
+    webhooks = urlsplit(place.webhook_url).netloc
+    console.print(f"[bold]3.[/bold] starting `worker webhooks` on {webhooks}: {notes}")
+    procs.append(_spawn(logs, "webhooks", ["worker.cli.main", "webhooks"], env))
+    _wait_http(f"{place.webhook_url}/healthz")
+
+
+def _spawn(
+    logs: Path, name: str, module_args: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``python -m <module_args>``, its output in ``<logs>/<name>.log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", *module_args],
+        env=env,
+        stdout=(logs / f"{name}.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
 def _summary(
+    client: Client,
     jobs: list[dict[str, Any]],
-    balances: list[dict[str, int]],
+    plays: list[DemoScenario],
     refused: list[str],
-    keys: list[Any],
-    ledger_ok: bool,
     elapsed: float,
 ) -> dict[str, Any]:
+    """What the demo did: jobs by outcome, the credits, the keys' states, the ledger check."""
+    from worker import ledger
+
+    users = [user for play in plays for user in play.users]
+    balances = [client.balance(user).as_dict() for user in users]
+    with client.db.transaction() as conn:
+        ledger_ok = all(c.ok for c in ledger.check(conn))
+    called_back = client.db.fetchone(
+        "SELECT count(DISTINCT job_id) AS n FROM job_events WHERE event = 'callback'"
+    )
+    redis_client = redis.Redis.from_url(client.settings.redis_url)
+    try:
+        keys = KeyPool.from_settings(client.settings, redis_client).statuses()
+    finally:
+        redis_client.close()
     statuses = Counter(j["status"] for j in jobs)
     failed_by = Counter(j["error_class"] for j in jobs if j["status"] == "failed")
     return {
@@ -320,6 +311,7 @@ def _summary(
         "credits_available": sum(b["available"] for b in balances),
         "keys": {k.name: (str(k.state), k.reason) for k in keys},
         "ledger_ok": ledger_ok,
+        "called_back": int(called_back["n"]) if called_back else 0,
         "seconds": round(elapsed, 1),
     }
 
