@@ -174,3 +174,11 @@ def test_dashboard_fixture_serves_health(dashboard: RunningDashboard) -> None:
     import httpx
 
     assert httpx.get(dashboard.url + "/healthz").text == "ok\n"
+
+
+def test_redirects_after_login_and_actions_stay_on_this_site() -> None:
+    from worker.dashboard.views import local_path
+
+    assert local_path("/jobs?status=failed", "/") == "/jobs?status=failed"
+    for hostile in ("//evil.test", "/\\evil.test", "https://evil.test/", "evil.test", "/\x00x", ""):
+        assert local_path(hostile, "/") == "/", hostile

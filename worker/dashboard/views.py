@@ -62,13 +62,20 @@ def _require_admin(request: web.Request) -> auth.Session:
     return session
 
 
+def local_path(target: str | None, default: str) -> str:
+    """``target`` if it is a path on this site, else ``default`` (no open redirect: browsers
+    read ``//host`` and ``/\\host`` as another site)."""
+    if not target or not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
+        return default
+    return target
+
+
 def _back(request: web.Request, default: str) -> web.HTTPSeeOther:
     """Redirect to the page the form was on (same site only)."""
-    target = _form(request).get("back") or default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        target = default
-    return web.HTTPSeeOther(target)
+    return web.HTTPSeeOther(local_path(_form(request).get("back"), default))
 
 
 def _error_page(request: web.Request, status: int, message: str) -> web.Response:
@@ -122,10 +129,7 @@ async def login(request: web.Request) -> web.Response:
         return response
     session = dash.sessions.create(user)
     log.info("dashboard: %s logged in (%s)", user.name, user.role)
-    target = form.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    response = web.HTTPSeeOther(target)
+    response = web.HTTPSeeOther(local_path(form.get("next"), "/"))
     response.set_cookie(
         SESSION_COOKIE,
         session.token,
