@@ -24,7 +24,8 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # Wipe every table but keep the schema: far faster than a fresh database per test.
 _RESET = """
-TRUNCATE job_events, notifications, transfers, jobs, requests, accounts RESTART IDENTITY CASCADE;
+TRUNCATE job_events, notifications, transfers, jobs, requests, accounts, leaders
+    RESTART IDENTITY CASCADE;
 INSERT INTO accounts (code, no_overdraft) VALUES ('system:issuance', false), ('system:revenue', false);
 """
 

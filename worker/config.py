@@ -166,7 +166,9 @@ class Settings(EnvSettings):
     db_pool_min: int = Field(2, ge=1)
     #: Server connections one process may hold, whatever its thread count: 20 instances at 3
     #: fit a stock max_connections = 100 with 37 to spare (docs/deploy.md, connection budget).
-    db_pool_max: int = Field(10, ge=1)
+    db_pool_max: int = Field(3, ge=1)
+    #: auto (detect a pooler on each new connection), pgbouncer, or none.
+    database_pooler: str = Field("auto", pattern=r"^(auto|pgbouncer|none)$")
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_namespace: str = Field("worker", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 

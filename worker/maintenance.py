@@ -1,8 +1,8 @@
 """The maintenance loop, run by exactly one worker process at a time.
 
-Every worker process runs this loop; a session-level PostgreSQL advisory lock elects the one that
-acts. When the leader dies its connection closes, the lock is released, and another process
-takes over at its next tick. Each tick:
+Every worker process runs this loop; a lease row elects the one that acts (worker/leader.py,
+River's design): the leader renews it at every tick on a pooled connection, and when the leader
+dies the lease expires and another process takes over at its next tick. Each tick:
 
 1. re-dispatches queued jobs whose wake-up message was lost (Redis restarted or was down);
 2. rescues running jobs whose lease expired (their worker died or stalled), at most
@@ -16,7 +16,6 @@ Every action leaves an event in the job's timeline.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Mapping
@@ -26,18 +25,17 @@ import psycopg
 
 from worker import ledger, lifecycle
 from worker.config import Settings
-from worker.db import Database, connect
+from worker.db import Database
 from worker.dispatch import Dispatcher
 from worker.errors import ErrorClass
 from worker.kinds import JobKind
+from worker.leader import LeaderElector, lease_seconds
 from worker.metrics import MAINTENANCE
 from worker.notifications import Notifications
 from worker.sql import maintenance as q
 
 log = logging.getLogger(__name__)
 
-#: The advisory lock that elects the maintenance leader.
-LEADER_LOCK_ID = 7_420_611_002
 BATCH = 500
 
 
@@ -70,13 +68,17 @@ class Maintenance:
         dispatcher: Dispatcher,
         kinds: Mapping[str, JobKind],
         notifications: Notifications,
+        *,
+        holder: str | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.dispatcher = dispatcher
         self.kinds = dict(kinds)
         self.notifications = notifications
-        self._leader_conn: psycopg.Connection[dict[str, object]] | None = None
+        self.leader = LeaderElector(
+            db, ttl=lease_seconds(settings.maintenance_interval_seconds), holder=holder
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -84,34 +86,14 @@ class Maintenance:
 
     @property
     def is_leader(self) -> bool:
-        return self._leader_conn is not None
+        return self.leader.is_leader
 
     def elect(self) -> bool:
-        """Hold the leader lock if we can; True while we are the leader."""
-        if self._leader_conn is not None:
-            try:
-                self._leader_conn.execute("SELECT 1")
-                return True
-            except psycopg.Error:
-                self._drop_leadership()
-        try:
-            conn = connect(self.settings.database_url, autocommit=True)
-        except psycopg.Error as exc:
-            log.warning("maintenance: cannot connect to elect a leader: %s", exc)
-            return False
-        row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (LEADER_LOCK_ID,)).fetchone()
-        if row and row["ok"]:
-            self._leader_conn = conn
-            log.info("maintenance: this process is the leader")
-            return True
-        conn.close()
-        return False
+        """Take or renew the leader's lease; True while we are the leader."""
+        return self.leader.elect()
 
     def _drop_leadership(self) -> None:
-        if self._leader_conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._leader_conn.close()
-            self._leader_conn = None
+        self.leader.resign()
 
     # -- one tick --------------------------------------------------------------------------
 

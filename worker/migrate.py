@@ -1,7 +1,8 @@
 """A tiny migration runner: ordered SQL files, applied once, safe from N hosts at once.
 
-``migrations/NNNN_name.sql`` files are applied in order, each in its own transaction, under a
-session-level advisory lock so concurrent runs queue up instead of racing. Applied versions are
+``migrations/NNNN_name.sql`` files are applied in order, in one transaction that holds a
+transaction-level advisory lock, so concurrent runs queue up instead of racing (and PgBouncer in
+transaction mode is no obstacle). Applied versions are
 recorded with a checksum; editing an applied file is refused rather than silently ignored.
 """
 
@@ -109,36 +110,38 @@ def pending(url: str) -> list[Migration]:
 
 
 def migrate(url: str, *, create_database: bool = True) -> list[Migration]:
-    """Apply every pending migration; return the ones this call applied."""
+    """Apply every pending migration; return the ones this call applied.
+
+    One transaction applies them all, after a transaction-level advisory lock (released by its
+    COMMIT or ROLLBACK, so it works through PgBouncer in transaction mode too): a second
+    `worker migrate` running at the same time waits for the lock, then finds nothing to do. A
+    migration that fails rolls back the whole run: the schema is never left half-way."""
     if create_database:
         ensure_database(url)
     applied: list[Migration] = []
-    with connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
-        try:
-            conn.execute(_CREATE_TABLE)
-            done = applied_versions(conn)
-            for migration in discover():
-                if migration.version in done:
-                    if done[migration.version] != migration.checksum:
-                        raise MigrationError(
-                            f"migration {migration.path.name} was changed after it was applied; "
-                            "add a new migration instead"
-                        )
-                    continue
-                try:
-                    with conn.transaction():
-                        conn.execute(migration.sql.encode())
-                        conn.execute(
-                            "INSERT INTO schema_migrations (version, name, checksum) "
-                            "VALUES (%s, %s, %s)",
-                            (migration.version, migration.name, migration.checksum),
-                        )
-                except psycopg.Error as exc:
+    with connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+        conn.execute(_CREATE_TABLE)
+        done = applied_versions(conn)
+        for migration in discover():
+            if migration.version in done:
+                if done[migration.version] != migration.checksum:
                     raise MigrationError(
-                        f"migration {migration.path.name} failed: {exc.diag.message_primary or exc}"
-                    ) from exc
-                applied.append(migration)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+                        f"migration {migration.path.name} was changed after it was applied; "
+                        "add a new migration instead"
+                    )
+                continue
+            try:
+                with conn.transaction():  # a savepoint, so the error names the migration
+                    conn.execute(migration.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum) "
+                        "VALUES (%s, %s, %s)",
+                        (migration.version, migration.name, migration.checksum),
+                    )
+            except psycopg.Error as exc:
+                raise MigrationError(
+                    f"migration {migration.path.name} failed: {exc.diag.message_primary or exc}"
+                ) from exc
+            applied.append(migration)
     return applied

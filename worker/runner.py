@@ -27,7 +27,7 @@ import dramatiq
 import redis
 from dramatiq.middleware import Middleware
 
-from worker import sdnotify
+from worker import leader, sdnotify
 from worker.actors import declare_actors
 from worker.broker import make_broker, redis_client
 from worker.config import Settings
@@ -44,7 +44,8 @@ from worker.telegram import TelegramNotifier
 log = logging.getLogger("worker.run")
 
 
-#: How long start-up waits for PostgreSQL, then for Redis, before giving up.
+#: How long start-up waits for Redis before giving up (PostgreSQL it waits for as long as it
+#: takes: worker.db.Database.wait_reachable).
 STARTUP_WAIT = 30.0
 #: How long start-up waits for the Dramatiq consumer threads before saying READY=1.
 CONSUMERS_TIMEOUT = 10.0
@@ -84,11 +85,14 @@ class WorkerProcess:
         init_sentry(settings)  # before the broker: the Dramatiq integration patches it
         self.broker = make_broker(settings, extra_middleware or [])
         dramatiq.set_broker(self.broker)
+        # At most DB_POOL_MAX server connections, whatever the thread count: the threads, the
+        # lease keeper, the maintenance leader and the health check all share them.
         self.db = Database(
             settings.database_url,
             min_size=min(2, settings.db_pool_min),
-            max_size=max(settings.db_pool_max, threads + 3),
+            max_size=settings.db_pool_max,
             name=f"worker{instance}",
+            pooler=settings.database_pooler,
         )
         self.redis = redis_client(settings)
         self.dispatcher = Dispatcher(self.broker, backoff_seconds=2.0)
@@ -106,7 +110,12 @@ class WorkerProcess:
         self.runtime = Runtime(self.services, kinds, self.leases)
         self.queues = declare_actors(self.broker, self.runtime)
         self.maintenance = Maintenance(
-            settings, self.db, self.dispatcher, kinds, self.services.notifications
+            settings,
+            self.db,
+            self.dispatcher,
+            kinds,
+            self.services.notifications,
+            holder=leader.holder_id(instance),
         )
         self.retention = RetentionLoop(
             settings.storage_dir, self.db, settings.storage_retention_days * 86400
@@ -114,7 +123,14 @@ class WorkerProcess:
         self.worker: dramatiq.Worker | None = None
 
     def start(self) -> None:
-        self.db.open(wait=True, timeout=STARTUP_WAIT)
+        # PostgreSQL down or full: wait (with backoff, saying so once a minute), never exit.
+        reachable = self.db.wait_reachable(
+            self.stopping, on_wait=lambda why: sdnotify.waiting("PostgreSQL", why)
+        )
+        if not reachable:  # SIGTERM while waiting: nothing started, nothing to drain
+            log.info("worker %s stopped while waiting for PostgreSQL", self.instance)
+            raise SystemExit(0)
+        self.db.open(wait=False)
         self.broker.emit_after("process_boot")
         self.worker = dramatiq.Worker(
             self.broker, worker_threads=self.threads, worker_timeout=self.settings.idle_poll_ms
@@ -137,7 +153,7 @@ class WorkerProcess:
     def _wait_consuming(self) -> None:
         """Return once Redis answers and every consumer thread runs.
 
-        Like the database pool, wait up to ``STARTUP_WAIT`` seconds for Redis, then raise: a
+        Wait up to ``STARTUP_WAIT`` seconds for Redis, then raise: a
         start that fails slowly during an outage is retried by systemd without ever reaching
         its start limit, which is there for processes that crash at once.
         """
@@ -185,7 +201,7 @@ class WorkerProcess:
                 health.problems.append(f"{dead} of {len(threads)} Dramatiq threads died")
         maintenance = self.maintenance._thread  # not exposed otherwise
         if maintenance is not None and not maintenance.is_alive():
-            # Its leader connection (and advisory lock) may outlive it: restart to release it.
+            # Its leader lease would only expire: restart to run the loop again.
             health.problems.append("maintenance loop died")
         return health
 

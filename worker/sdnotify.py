@@ -34,3 +34,18 @@ def watchdog_interval() -> float | None:
     if not usec or not usec.isdigit() or (pid and pid.isdigit() and int(pid) != os.getpid()):
         return None
     return int(usec) / 1_000_000 / 2
+
+
+#: How far each :func:`waiting` pushes systemd's start timeout back; it is sent at least once
+#: a minute while the wait lasts.
+WAIT_EXTEND_SECONDS = 120.0
+
+
+def waiting(what: str, reason: str) -> bool:
+    """During start-up, before ``READY=1``: say what the process waits for and why, and push
+    systemd's start timeout (``TimeoutStartSec``) back, so a process waiting for PostgreSQL is
+    neither killed nor restarted while it waits. Call it at least once a minute."""
+    return notify(
+        f"STATUS=waiting for {what}: {reason}",
+        f"EXTEND_TIMEOUT_USEC={int(WAIT_EXTEND_SECONDS * 1_000_000)}",
+    )
