@@ -214,7 +214,7 @@ def _progress_table(
     jobs: list[dict[str, Any]], describe: Mapping[str, Callable[[Mapping[str, Any]], str]]
 ) -> Table:
     t = Table(title="jobs", title_justify="left", show_edge=False)
-    for col in ("id", "user", "kind", "job", "status", "step", "key", "credits", "error"):
+    for col in ("id", "user", "kind", "job", "model", "status", "step", "key", "credits", "error"):
         t.add_column(col)
     colours = {"succeeded": "green", "failed": "red", "running": "yellow"}
     for j in jobs:
@@ -224,6 +224,7 @@ def _progress_table(
             str(j["user_id"]),
             j["kind"],
             describe[j["kind"]](j["payload"])[:28] if j["kind"] in describe else "",
+            str(j.get("model") or ""),
             f"[{colours.get(status, 'white')}]{status}[/]",
             j["step"],
             j["key_name"] or "",
@@ -312,6 +313,8 @@ def _summary(
         "keys": {k.name: (str(k.state), k.reason) for k in keys},
         "ledger_ok": ledger_ok,
         "called_back": int(called_back["n"]) if called_back else 0,
+        # Which model made each job (the kinds that choose among models record it).
+        "models": dict(Counter(str(j["model"]) for j in jobs if j.get("model"))),
         "seconds": round(elapsed, 1),
     }
 
@@ -332,6 +335,8 @@ def _print_summary(console: Console, s: dict[str, Any], logs: Path, database_url
     )
     for name, (state, reason) in s["keys"].items():
         t.add_row(f"key {name}", state + (f" ({reason})" if reason else ""))
+    models = ", ".join(f"{m} ({n})" for m, n in s.get("models", {}).items())
+    t.add_row("models used", models or "none recorded")
     t.add_row("ledger check", "ok" if s["ledger_ok"] else "FAILED")
     t.add_row("callbacks", f"{s.get('called_back', 0)} job(s) woken by a provider's callback")
     t.add_row("time", f"{s['seconds']} s")
