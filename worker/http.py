@@ -54,9 +54,9 @@ def retry_after(headers: Mapping[str, str] | None, *, body_seconds: object = Non
 
     ``body_seconds`` is a number some APIs put in the body (Telegram's
     ``parameters.retry_after``); it wins when it is a finite number. Otherwise the headers:
-    ``retry-after-ms`` (milliseconds, OpenAI) before ``retry-after`` (delta-seconds or an HTTP
+    ``retry-after-ms`` (milliseconds) before ``retry-after`` (delta-seconds or an HTTP
     date). None when nothing usable was sent; a negative wait (a date in the past) is 0.
-    ``headers`` is looked up by lower-case name: httpx's headers (and the OpenAI SDK's) match
+    ``headers`` is looked up by lower-case name: httpx's headers (and a provider SDK's) match
     any case.
     """
     candidates: list[float] = []

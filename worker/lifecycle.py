@@ -161,8 +161,8 @@ def claim(
 
 
 def record(conn: Connection, c: Claim, change: Change) -> bool:
-    """Store what a step learned while keeping the lease (e.g. the task id the moment KIE
-    accepted it), with its event (if any) in the same statement. False: the lease was lost
+    """Store what a step learned while keeping the lease (e.g. the task id the moment the
+    provider accepted it), with its event (if any) in the same statement. False: the lease was lost
     and nothing was written."""
     return conn.execute(q.RECORD, {**c._fence(), **change.params()}).fetchone() is not None
 

@@ -99,7 +99,7 @@ class ResourceStatus:
 
 
 class ResourceSwitches:
-    """The shared switches of one group of resources (``group``: e.g. ``video-models``)."""
+    """The shared switches of one group of resources (``group``: e.g. ``<kind>-models``)."""
 
     def __init__(self, redis: Redis, namespace: str, group: str) -> None:
         self._redis = redis

@@ -82,7 +82,7 @@ class Notifications:
             self.wake(job_id, kind, int(result.delay * 1000))
         return result
 
-    # -- sending under a claim (the result video, sent by the step itself) -----------------
+    # -- sending under a claim (the result file, sent by the step itself) -----------------
 
     def claim(
         self,

@@ -2,7 +2,7 @@
 
 A job's files live at ``<STORAGE_DIR>/<kind>/<bucket>/<job id><suffix>``, a file or a folder
 (:meth:`worker.storage.Storage.path_for`). Once a job has been finished for longer than
-``STORAGE_RETENTION_DAYS``, nothing reads its file again: the user has the video, and a clone is
+``STORAGE_RETENTION_DAYS``, nothing reads its file again: the user has the result, and a clone is
 a new job. A pass removes those files and puts a "file removed" event on each job's timeline. The
 job table decides, not the file's age: a file whose job is unfinished, finished recently, or
 unknown to this database is kept. Leftovers of downloads cut short (``.<name>.<pid>.part``) go

@@ -6,7 +6,7 @@ and its event in one statement fenced by the claim token, and only after the com
 next wake-up. A step that goes on at once (a :class:`~worker.outcomes.Next` due now) runs on
 this thread under a fresh claim, up to :data:`MAX_CHAINED_STEPS` steps per message. Failures
 are classified exceptions; :mod:`worker.failures` applies the policy table to them. This module
-knows nothing about videos: handlers come from the job kinds.
+knows nothing about any kind's work: handlers come from the job kinds.
 """
 
 from __future__ import annotations

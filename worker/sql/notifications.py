@@ -6,7 +6,7 @@ VALUES (%(job_id)s, %(kind)s, %(chat_id)s, 'pending', %(text)s, true)
 ON CONFLICT (job_id, kind) DO NOTHING
 RETURNING job_id"""
 
-# A step claims the row of a message it sends itself (the result video), creating it the first
+# A step claims the row of a message it sends itself (the result file), creating it the first
 # time. Such rows are not in the outbox: only the step that owns them retries them. The claim is
 # made under the job's claim token, with what the step learned (state and an event) in the same
 # statement: once the job was taken over, nothing is written or claimed (no row returned). The
