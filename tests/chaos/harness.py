@@ -5,6 +5,10 @@ KIE calls back for the tasks that most workers create (`worker webhooks` runs to
 killed and restarted once): callbacks are lost, duplicated and forged, so both ways of finding a
 finished video, the callback and the poll, run under the same faults.
 
+KIE pauses the default chain's first model for about 20 s mid-run (workers skip it for
+`VIDEO_MODEL_PAUSE_SECONDS=5` at a time), so jobs fall through to the next model while workers
+die, stall and restart around them.
+
 It runs on a private PostgreSQL cluster and a private Redis (started here, on free ports), so
 restarting them disturbs nothing else on the machine. Run it from pytest (tests/chaos) or alone:
 
@@ -34,6 +38,7 @@ from typing import Any
 import psycopg
 import redis
 
+from jobs.video.models import DEFAULT_CHAIN
 from simulator.testing import RunningSimulator
 from worker.client import Client
 from worker.config import load_settings
@@ -75,6 +80,9 @@ class ChaosConfig:
     #: Workers whose index is not a multiple of 3 give KIE a callback URL; the others poll.
     callbacks: bool = True
     webhook_kills: int = 1
+    #: The default chain's first model is paused at KIE mid-run, then resumed: jobs fall
+    #: through to the next model without paying twice.
+    model_pauses: int = 1
 
     @classmethod
     def full(cls) -> ChaosConfig:
@@ -116,6 +124,12 @@ class ChaosReport:
     callbacks_sent: int = 0
     callbacks_woke: int = 0
     webhook_kills: int = 0
+    model_pauses: int = 0
+    model_resumes: int = 0
+    #: Jobs that fell through from the paused model to the next one, and the create calls the
+    #: paused model answered "paused" (what the pause cost in calls, all workers together).
+    fallbacks: int = 0
+    paused_creates: int = 0
     events: list[str] = field(default_factory=list)
 
 
@@ -283,6 +297,8 @@ class ChaosRun:
             "DB_POOL_MAX": "10",
             "WEBHOOK_PORT": str(self.webhook_port),
             "KIE_WEBHOOK_HMAC_KEY": WEBHOOK_HMAC_KEY,
+            # A paused model is skipped this long by every worker, then tried again.
+            "VIDEO_MODEL_PAUSE_SECONDS": "5",
         }
 
     def env(self) -> dict[str, str]:
@@ -473,6 +489,9 @@ class ChaosRun:
         if self.cfg.callbacks:
             kills = self.cfg.webhook_kills
             actions += [(3 + self.rng.uniform(0, span), "kill-webhooks") for _ in range(kills)]
+        for _ in range(self.cfg.model_pauses):
+            paused_at = self.rng.uniform(4, 12)
+            actions += [(paused_at, "pause-model"), (paused_at + 20, "resume-model")]
         return sorted(actions)
 
     def _act(self, action: str) -> None:
@@ -504,6 +523,15 @@ class ChaosRun:
             self.webhooks = self.start_webhooks()
             self.report.webhook_kills += 1
             self.report.events.append(f"{stamp:.1f} SIGKILL worker webhooks pid {victim.pid}")
+        elif action in ("pause-model", "resume-model"):
+            model = DEFAULT_CHAIN[0]
+            if action == "pause-model":
+                self.sim.pause_model(model)
+                self.report.model_pauses += 1
+            else:
+                self.sim.resume_model(model)
+                self.report.model_resumes += 1
+            self.report.events.append(f"{stamp:.1f} KIE {action.split('-')[0]}d {model}")
         elif action == "restart-redis":
             self.redis.restart()
             self.report.redis_restarts += 1
@@ -564,6 +592,12 @@ class ChaosRun:
         r.cut_off_creates = sum(1 for j in jobs if "died or stalled" in (j["error"] or ""))
         r.callbacks_woke = len({e["job_id"] for e in events if e["event"] == "callback"})
         r.callbacks_sent = int(self.sim.stats()["callbacks"]["attempts"])
+        r.fallbacks = len({e["job_id"] for e in events if e["event"] == "model unavailable"})
+        r.paused_creates = sum(
+            1
+            for c in self.sim.calls_for_model(DEFAULT_CHAIN[0], endpoint="createTask")
+            if c["code"] == 500
+        )
 
         r.failed_generations = sum(len(j["state"].get("failed_tasks", [])) for j in jobs)
         tasks = self.sim.tasks()

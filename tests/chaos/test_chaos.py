@@ -37,6 +37,10 @@ def test_the_two_promises_hold_under_chaos(request: pytest.FixtureRequest) -> No
     # KIE called back, `worker webhooks` was killed once, and callbacks woke jobs.
     assert report.webhook_kills == cfg.webhook_kills
     assert report.callbacks_sent > 0 and report.callbacks_woke > 0
+    # KIE paused the first model of the chain mid-run, then resumed it: jobs fell through to
+    # the next model (no attempt used), and the pause cost few create calls.
+    assert report.model_pauses == report.model_resumes == cfg.model_pauses
+    assert report.fallbacks > 0 and report.paused_creates >= report.fallbacks
     # Never lose a user's credits.
     assert report.ledger_ok, report.ledger_checks
     # Never pay twice: every paid creation belongs to a job, and no job paid for more than
