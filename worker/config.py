@@ -143,6 +143,10 @@ class EnvSettings(BaseSettings):
     #: Variables whose value may instead come from a file in ``$CREDENTIALS_DIRECTORY``.
     credential_variables: ClassVar[tuple[str, ...]] = ()
 
+    def result_host_names(self) -> list[str]:
+        """``RESULT_HOSTS`` as lower-case host names."""
+        return [h.strip().lower().rstrip(".") for h in self.result_hosts.split(",") if h.strip()]
+
     def secrets(self) -> list[str]:
         """Every configured secret value, for the redaction filter."""
         return []
@@ -184,6 +188,17 @@ class Settings(EnvSettings):
     storage_retention_days: float = Field(14.0, ge=0)
     sentry_dsn: SecretStr = SecretStr("")
     metrics_port: int | None = Field(None, ge=1, le=65535)
+    #: Where /metrics listens: loopback, unless the scraper runs on another host.
+    metrics_host: str = "127.0.0.1"
+
+    #: Result downloads (worker.storage): host names a result URL may name even though they
+    #: resolve to a private address (the simulator's), comma-separated; other hosts must be
+    #: public. http:// only with RESULT_ALLOW_HTTP (the simulator); a budget for the whole
+    #: download, and a minimum average rate after a short grace.
+    result_hosts: str = ""
+    result_allow_http: bool = False
+    result_download_seconds: float = Field(300.0, gt=0)
+    result_min_bytes_per_second: float = Field(50_000.0, ge=0)
 
     worker_threads: int = Field(8, ge=1, le=256)
     idle_poll_ms: int = Field(50, ge=10, le=5000)
@@ -214,6 +229,17 @@ class Settings(EnvSettings):
     @classmethod
     def _redis_url(cls, v: str) -> str:
         return check_url("REDIS_URL", v, ("redis", "rediss", "unix"))
+
+    @field_validator("result_hosts")
+    @classmethod
+    def _result_hosts(cls, v: str) -> str:
+        for host in (h.strip() for h in v.split(",")):
+            if host and not re.fullmatch(r"[A-Za-z0-9.:\[\]_-]{1,253}", host):
+                raise ValueError(
+                    "RESULT_HOSTS must list host names separated by commas, e.g. "
+                    "cdn.example.com,127.0.0.1"
+                )
+        return v
 
     @field_validator("telegram_api_url")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from worker.cli.context import CliContext
-from worker.cli.output import console, output, short_time, table
+from worker.cli.output import console, field, output, short_time, table
 from worker.cli.stats_cmd import stats
 
 STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
@@ -96,7 +96,7 @@ def _show(job: dict[str, Any]) -> None:
     ]
     for name, value in fields:
         if value:
-            console.print(f"[bold]{name:>14}[/bold]  {value}")
+            field(name, value)
     console.print()
     table(
         "timeline",
