@@ -58,9 +58,8 @@ def test_the_pooler_is_detected_and_prepared_statements_are_off(
         assert not behind_pooler(conn) and conn.prepare_threshold == 5
     with connect(clean_db, autocommit=True, pooler="pgbouncer") as conn:
         assert conn.prepare_threshold is None  # DATABASE_POOLER=pgbouncer: no detection needed
-    with Database(via_bouncer, min_size=1, max_size=2) as db:
-        with db.connection() as conn:
-            assert conn.prepare_threshold is None
+    with Database(via_bouncer, min_size=1, max_size=2) as db, db.connection() as conn:
+        assert conn.prepare_threshold is None
     with pytest.raises(ValueError, match="DATABASE_POOLER"):
         Database(via_bouncer, pooler="pgbouncr")
 
@@ -181,7 +180,16 @@ def test_videos_from_submit_to_delivery_through_pgbouncer(
     (tmp_path / "storage").mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "worker.cli.main", "run", "--threads", "4", "--instance", str(i)],
+            [
+                sys.executable,
+                "-m",
+                "worker.cli.main",
+                "run",
+                "--threads",
+                "4",
+                "--instance",
+                str(i),
+            ],
             env=env,
             stdout=(tmp_path / f"worker-{i}.log").open("wb"),
             stderr=subprocess.STDOUT,
@@ -227,9 +235,9 @@ def test_videos_from_submit_to_delivery_through_pgbouncer(
         assert (balance.available, balance.held, balance.spent) == (0, 0, 6)  # six captured
         # The maintenance leader elected itself through PgBouncer too.
         who = current(db)
-        assert who is not None and who.live and who.holder.split(":")[1] in {
-            str(p.pid) for p in procs
-        }
+        assert (
+            who is not None and who.live and who.holder.split(":")[1] in {str(p.pid) for p in procs}
+        )
         assert bouncer.servers() <= 4
         logs = "".join((tmp_path / f"worker-{i}.log").read_text() for i in (1, 2))
         assert "prepared statement" not in logs, logs
