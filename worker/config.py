@@ -143,10 +143,6 @@ class EnvSettings(BaseSettings):
     #: Variables whose value may instead come from a file in ``$CREDENTIALS_DIRECTORY``.
     credential_variables: ClassVar[tuple[str, ...]] = ()
 
-    def result_host_names(self) -> list[str]:
-        """``RESULT_HOSTS`` as lower-case host names."""
-        return [h.strip().lower().rstrip(".") for h in self.result_hosts.split(",") if h.strip()]
-
     def secrets(self) -> list[str]:
         """Every configured secret value, for the redaction filter."""
         return []
@@ -249,6 +245,10 @@ class Settings(EnvSettings):
     def model_post_init(self, _context: Any) -> None:
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+
+    def result_host_names(self) -> list[str]:
+        """``RESULT_HOSTS`` as lower-case host names."""
+        return [h.strip().lower().rstrip(".") for h in self.result_hosts.split(",") if h.strip()]
 
     def secrets(self) -> list[str]:
         """Every configured secret value (the kinds' too), for the redaction filter."""
