@@ -19,6 +19,7 @@ from worker.cli.output import submit_result
 @click.option("--description", help="Product description (up to 2,000 characters).")
 @click.option("--count", type=int, default=1, show_default=True, help="Number of videos.")
 @click.option("--idempotency-key", help="Same key + same request returns the first result.")
+@click.option("--tier", help="The tier sold (its price and models); default: the default tier.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def submit(
@@ -30,6 +31,7 @@ def submit(
     description: str | None,
     count: int,
     idempotency_key: str | None,
+    tier: str | None,
     as_json: bool,
 ) -> None:
     """Submit COUNT videos of one product for USER, holding their credits."""
@@ -42,6 +44,7 @@ def submit(
         product=product,
         count=count,
         idempotency_key=idempotency_key,
+        tier=tier,
     )
     submit_result(result, as_json)
 

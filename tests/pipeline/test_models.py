@@ -4,15 +4,15 @@ a tier with every model paused waits, then fails UNAVAILABLE with a refund; tier
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from jobs.video.models import DEFAULT_CHAIN, live_models
 from tests.pipeline.conftest import Pipeline, wait_for
+from worker import stats
 from worker.config import load_settings
-from worker.errors import ConfigError
+from worker.errors import ConfigError, InvalidRequest
 
 LIVE = sorted(m.id for m in live_models())
 
@@ -146,7 +146,18 @@ def test_a_tier_sets_the_price_and_the_models(pipeline: Pipeline, tmp_path: Path
     (veo,) = _creates(pipeline, "veo3_fast")
     assert veo["endpoint"] == "veoGenerate"  # Veo's own endpoint
     assert len(_creates(pipeline, "bytedance/seedance-2-mini")) == 1
-    from worker.errors import InvalidRequest
+    # The job names its tier, the model that made it and what KIE charged for it.
+    shown = [(j["tier"], j["model"], j["spend"]["amount"]) for j in done]
+    assert shown == [
+        ("premium", "veo3_fast", 65.0),
+        ("standard", "bytedance/seedance-2-mini", 41.0),
+    ]
+    with pipeline.db.transaction() as conn:
+        spend = stats.collect(conn)["spend"]["last_hour"]
+    assert [(r["tier"], r["resource"], r["made"], r["spent"], r["sold"]) for r in spend] == [
+        ("premium", "veo3_fast", 1, 65.0, 4),
+        ("standard", "bytedance/seedance-2-mini", 1, 41.0, 1),
+    ]
 
     with pytest.raises(InvalidRequest, match="tier must be one of standard, premium"):
         pipeline.client.submit_video(
@@ -165,4 +176,3 @@ def test_the_prompt_fits_the_smallest_cap_of_the_chain(pipeline: Pipeline) -> No
     (task,) = pipeline.sim.tasks()
     assert len(task["prompt"]) <= 1000  # Kling 2.6's cap, the smallest of the chain
     assert call["status"] == 200
-    _ = time
