@@ -54,7 +54,7 @@ _CONNECT_KWARGS: dict[str, Any] = {
     "row_factory": dict_row,
     "autocommit": True,
     "connect_timeout": 5,
-    "application_name": "video-worker",
+    "application_name": "worker",  # as `worker doctor` is "worker-doctor"
     # Fail fast instead of hanging on a half-open connection after a network blip.
     "keepalives": 1,
     "keepalives_idle": 10,
