@@ -6,8 +6,10 @@ job holds (``worker.webhooks.wake`` checks): a callback of an earlier generation
 job id was guessed, wakes nothing.
 
 KIE POSTs the body of ``recordInfo`` (``{"code", "msg", "data": {"taskId", "state", ...}}``)
-when the task ends, possibly more than once. Only the task id and state are read here: the poll
-step asks ``recordInfo`` itself, which stays the authority.
+when the task ends, possibly more than once; for Veo 3.1, ``{"code", "msg", "data": {"taskId",
+"info": {"resultUrls"}}}``, with ``code`` 200 on success and 400, 422, 500 or 501 on failure.
+Only the task id and state (Veo: its code) are read here: the poll step asks ``recordInfo``
+(Veo: ``record-info``) itself, which stays the authority.
 
 Signature, as KIE documents it: ``X-Webhook-Timestamp`` (Unix seconds) and
 ``X-Webhook-Signature = base64(HMAC-SHA256(taskId + "." + timestamp, webhookHmacKey))``. With
@@ -73,6 +75,10 @@ def read(request: WebhookRequest, settings: Settings) -> Wake:
     task_id = task_id.strip()
     _verify(request, settings, task_id)
     state = data.get("state")
+    if state is None and type(body.get("code")) is int:
+        # Veo's callback has no state: its code says (200 made, 400/422/500/501 failed), and
+        # the videos are in data.info.resultUrls. Only the task id and the outcome are read.
+        state = "success" if body["code"] == 200 else "fail"
     said = state.strip().lower()[:20] if isinstance(state, str) and state.strip() else "ended"
     return Wake(
         job_id=job_id,
