@@ -40,6 +40,7 @@ import redis
 
 from jobs.video.models import DEFAULT_CHAIN
 from simulator.testing import RunningSimulator
+from tests.pgbouncer import PgBouncer, pgbouncer_binary
 from worker.client import Client
 from worker.config import load_settings
 from worker.db import Database
@@ -83,6 +84,9 @@ class ChaosConfig:
     #: The default chain's first model is paused at KIE mid-run, then resumed: jobs fall
     #: through to the next model without paying twice.
     model_pauses: int = 1
+    #: Workers, `worker webhooks` and the bot reach PostgreSQL through a PgBouncer in
+    #: transaction mode (when Debian's pgbouncer is installed); its server restarts behind it.
+    pgbouncer: bool = field(default_factory=lambda: pgbouncer_binary() is not None)
 
     @classmethod
     def full(cls) -> ChaosConfig:
@@ -255,6 +259,7 @@ class ChaosRun:
         workdir.chmod(0o755)  # initdb runs as the postgres user and must reach its folder
         self.rng = random.Random(cfg.seed)
         self.pg = PrivatePostgres(workdir / "pg")
+        self.bouncer: PgBouncer | None = None
         self.redis = PrivateRedis(workdir / "redis")
         self.sim_port = free_port()
         self.sim_proc: subprocess.Popen[bytes] | None = None
@@ -270,7 +275,7 @@ class ChaosRun:
         """The workers' configuration (environment variables)."""
         sim = f"http://127.0.0.1:{self.sim_port}"
         return {
-            "DATABASE_URL": self.pg.url,
+            "DATABASE_URL": self.bouncer.url_for(self.pg.url) if self.bouncer else self.pg.url,
             "REDIS_URL": self.redis.url,
             "REDIS_NAMESPACE": "chaos",
             "KIE_API_KEYS": ",".join(f"{k}={v}" for k, v in KIE_KEYS.items()),
@@ -294,7 +299,7 @@ class ChaosRun:
             "VIDEO_DEADLINE_SECONDS": str(self.cfg.timeout),
             "PROGRESS_AFTER_SECONDS": "3600",
             "DRAIN_SECONDS": "5",
-            "DB_POOL_MAX": "10",
+            "DB_POOL_MAX": "3",  # the default: threads wait for one of 3 connections
             "WEBHOOK_PORT": str(self.webhook_port),
             "KIE_WEBHOOK_HMAC_KEY": WEBHOOK_HMAC_KEY,
             # A paused model is skipped this long by every worker, then tried again.
@@ -388,6 +393,10 @@ class ChaosRun:
         self.pg.start()
         self.redis.start()
         try:
+            if self.cfg.pgbouncer:
+                self.bouncer = PgBouncer(self.pg.url, pool_size=20, root=self.dir / "pgbouncer")
+                self.bouncer.start()
+                self.report.events.append(f"through PgBouncer on port {self.bouncer.port}")
             migrate(self.pg.url)
             self._start_simulator()
             if self.cfg.callbacks:
@@ -438,6 +447,8 @@ class ChaosRun:
             if self.sim_proc:
                 self.sim_proc.terminate()
                 self.sim_proc.wait(10)
+            if self.bouncer is not None:
+                self.bouncer.stop()
             self.redis.stop()
             self.pg.stop()
         self.report.seconds = round(time.monotonic() - started, 1)
