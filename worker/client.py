@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from jobs._client import AsyncKindSubmits, KindSubmits
 from worker import ledger
 from worker import validation as v
 from worker.config import Settings, load_settings
@@ -112,8 +112,11 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-class Client:
-    """Synchronous client. Thread-safe; share one per process."""
+class Client(KindSubmits):
+    """Synchronous client. Thread-safe; share one per process.
+
+    Jobs of any kind are submitted with :meth:`submit`; the bot's named forms of it
+    (``submit_video``, ``submit_report``) come with the kinds (:mod:`jobs._client`)."""
 
     def __init__(
         self, settings: Settings, db: Database | None = None, dispatcher: Dispatcher | None = None
@@ -148,46 +151,6 @@ class Client:
         self.close()
 
     # -- submitting ------------------------------------------------------------------------
-
-    def submit_video(
-        self,
-        *,
-        user_id: int,
-        chat_id: int | None = None,
-        product: Mapping[str, Any],
-        count: int = 1,
-        idempotency_key: str | None = None,
-        tier: str | None = None,
-    ) -> SubmitResult:
-        """The bot's form of :meth:`submit` for ``count`` jobs of one product (the kind checks
-        the product); each is its own job with its own hold.
-        ``tier`` names what is sold (its price and models); ``None``: the default tier."""
-        return self.submit(
-            "video",
-            user_id=user_id,
-            chat_id=chat_id,
-            request=product if tier is None else {**product, "tier": tier},
-            count=count,
-            idempotency_key=idempotency_key,
-        )
-
-    def submit_report(
-        self,
-        user_id: int,
-        chat_id: int | None,
-        csv_path: str | os.PathLike[str],
-        period: str = "30d",
-        content_type: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> SubmitResult:
-        """Submit a sales report of one CSV export (copied into storage first; see jobs.report)."""
-        return self.submit(
-            "report",
-            user_id=user_id,
-            chat_id=chat_id,
-            request={"csv": csv_path, "period": period, "content_type": content_type},
-            idempotency_key=idempotency_key,
-        )
 
     def submit(
         self,
@@ -396,7 +359,7 @@ class Client:
             return ledger.balance(conn, user_id)
 
 
-class AsyncClient:
+class AsyncClient(AsyncKindSubmits):
     """The same API as coroutines, for an asyncio bot.
 
     Each call runs the synchronous client's code in a worker thread: the transactions are
@@ -416,28 +379,6 @@ class AsyncClient:
 
     async def submit(self, kind_name: str, **kwargs: Any) -> SubmitResult:
         return await asyncio.to_thread(lambda: self._client.submit(kind_name, **kwargs))
-
-    async def submit_video(self, **kwargs: Any) -> SubmitResult:
-        return await asyncio.to_thread(lambda: self._client.submit_video(**kwargs))
-
-    async def submit_report(
-        self,
-        user_id: int,
-        chat_id: int | None,
-        csv_path: str | os.PathLike[str],
-        period: str = "30d",
-        content_type: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> SubmitResult:
-        return await asyncio.to_thread(
-            self._client.submit_report,
-            user_id,
-            chat_id,
-            csv_path,
-            period,
-            content_type,
-            idempotency_key,
-        )
 
     async def clone(self, job_id: int, **kwargs: Any) -> SubmitResult:
         return await asyncio.to_thread(lambda: self._client.clone(job_id, **kwargs))
