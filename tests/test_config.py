@@ -12,7 +12,7 @@ from jobs.video.settings import video_settings
 from worker.config import key_name_for, load_settings
 from worker.errors import ConfigError
 from worker.kinds import get_kind
-from worker.redaction import RedactingFilter, redact
+from worker.redaction import RedactingFilter, install_logging, redact
 
 
 @pytest.mark.parametrize(
@@ -115,6 +115,18 @@ def test_secrets_never_in_repr(caplog: pytest.LogCaptureFixture) -> None:
         logger.info("calling with %s and %s", "kie-secret-value-1", "Bearer abcdefgh12345")
     assert "kie-secret-value-1" not in caplog.text and "abcdefgh12345" not in caplog.text
     assert "sk-unregistered-abcdef" not in redact("key sk-unregistered-abcdef leaked")
+
+
+def test_a_providers_client_library_is_kept_at_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The video kind declares OpenAI's logger (``Provider.loggers``): its request lines, which
+    may carry URLs and headers, stay out of the logs whatever the log level."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # restored after the test
+    monkeypatch.setattr(root, "level", root.level)
+    quiet = logging.getLogger("openai")
+    monkeypatch.setattr(quiet, "level", logging.DEBUG)
+    install_logging(logging.DEBUG)
+    assert quiet.level == logging.WARNING
 
 
 def test_dotenv_and_credentials_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
