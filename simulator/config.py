@@ -17,12 +17,6 @@ model answers createTask according to its state (``live``, ``paused``, ``unknown
 in a running simulator: ``POST /_sim/models/<model>`` ``{"state": "paused"}`` (or patch
 ``{"kie": {"model_states": {"<model>": "paused"}}}``); ``null`` in ``model_states`` drops the
 override. ``GET /_sim/models`` lists every model with its state, price and createTask counts.
-
-Transition switch ``kie.legacy_sora`` (default true, TEMPORARY): while the video client still
-sends Sora 2 bodies, it keeps ``sora-2-image-to-video`` and ``sora-2-pro-image-to-video`` live with
-their last documented schema (1 credit a task) and answers an unknown model as withdrawn (505 "not
-published"), as the simulator did before. It goes away in the same change that switches the client
-to the model catalog; until then every test that means KIE as it is today sets it to false.
 """
 
 from __future__ import annotations
@@ -93,8 +87,6 @@ class KieConfig:
     render_jitter: float = 0.0
     #: Per-model render time, overriding ``render_seconds`` (jitter still applies).
     model_render_seconds: dict[str, float] = field(default_factory=dict)
-    #: TEMPORARY transition switch, see the module docstring: Sora 2 live, unknown = withdrawn.
-    legacy_sora: bool = True
     #: Model state overrides, model -> live | paused | unknown | withdrawn (see the docstring).
     model_states: dict[str, str] = field(default_factory=dict)
     #: Models answered like a withdrawn page (see ``unavailable_model_code``).

@@ -233,8 +233,7 @@ def model_state(cfg: KieConfig, model: str) -> str:
     """How KIE answers ``model`` now: ``model_states``, then ``withdrawn_models``, then the catalog.
 
     A name outside the catalog is unknown, except any other ``sora-2*`` slug, paused as every
-    Sora 2 slug is at KIE (and, while ``legacy_sora`` is on, an unknown name is withdrawn, as the
-    simulator answered before the model catalog).
+    Sora 2 slug is at KIE.
     """
     if model in cfg.model_states:
         return cfg.model_states[model]
@@ -244,9 +243,7 @@ def model_state(cfg: KieConfig, model: str) -> str:
     if spec is None:
         if model.startswith("sora-2"):
             return PAUSED
-        return WITHDRAWN if cfg.legacy_sora else UNKNOWN
-    if spec.legacy and cfg.legacy_sora:
-        return LIVE
+        return UNKNOWN
     return spec.default_state
 
 

@@ -24,7 +24,7 @@ and the measured charges give them; ``typical_render_seconds`` is how long a ren
 ``kie.render_seconds`` unless configured otherwise (see ``simulator.config.KieConfig``).
 
 Sora 2 (``sora-2-*``) is here too, as KIE answers it since June 2026: paused. Its last documented
-schema is kept only for the ``legacy_sora`` transition switch of ``simulator.config``.
+schema is kept, so a test can make it live again (``POST /_sim/models/<model>``).
 """
 
 from __future__ import annotations
@@ -453,7 +453,6 @@ def _sora(name: str) -> ModelSpec:
         typical_render_seconds=180,
         image_fields=("image_urls",),
         default_state=PAUSED,
-        legacy=True,
         note="paused at KIE since 2026-06; OpenAI closed Sora's API on 2026-09-24",
     )
 

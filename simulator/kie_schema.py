@@ -178,8 +178,6 @@ class ModelSpec:
     aliases: Mapping[str, str] = field(default_factory=dict)
     #: The state KIE serves it in today.
     default_state: str = LIVE
-    #: Only the ``legacy_sora`` transition switch makes it live.
-    legacy: bool = False
     note: str = ""
     #: A valid request as KIE's page gives it (Market: the createTask body without
     #: ``callBackUrl``; Veo: the generate body); ``None`` for a model without one.
@@ -249,7 +247,6 @@ class ModelSpec:
             "family": self.family,
             "endpoint": "/api/v1/veo/generate" if self.family == VEO else "/api/v1/jobs/createTask",
             "default_state": self.default_state,
-            "legacy": self.legacy,
             "typical_render_seconds": self.typical_render_seconds,
             "prompt_max": self.prompt_max,
             "image_fields": list(self.image_fields),

@@ -1,8 +1,7 @@
 """What the simulator's test modules share: the KIE key they use and a client carrying it.
 
-Each module starts its own simulator (``sim``, module-scoped, configured for what it tests, KIE
-as it answers today: ``legacy_sora`` off); the ``kie`` client below talks to whichever one the
-module provides. ``MODEL`` is a live model and ``VALID_INPUT`` the rest of a valid ``input`` for it
+Each module starts its own simulator (``sim``, module-scoped, configured for what it tests);
+the ``kie`` client below talks to whichever one the module provides. ``MODEL`` is a live model and ``VALID_INPUT`` the rest of a valid ``input`` for it
 besides the prompt."""
 
 from __future__ import annotations

@@ -34,7 +34,6 @@ def sim() -> Iterator[RunningSimulator]:
         {
             "seed": 7,
             "kie": {
-                "legacy_sora": False,
                 "render_seconds": 0.3,
                 "code_in_body": "status",
                 "message_key": "msg",
@@ -907,9 +906,7 @@ def test_config_file_and_deep_merge(tmp_path: Path) -> None:
     assert config.seed == 1 and config.telegram.blocked_chats == [1, "@chan"]
     assert config.kie.render_seconds == 3.0
     assert SimConfig.from_dict(config.to_dict()) == config
-    kie = SimConfig().to_dict()["kie"]
-    # TEMPORARY: Sora 2 stays live by default until the video client speaks the catalog.
-    assert kie["legacy_sora"] is True and kie["model_states"] == {}
+    assert SimConfig().to_dict()["kie"]["model_states"] == {}
 
 
 json_values = st.recursive(

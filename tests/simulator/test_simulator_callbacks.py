@@ -129,7 +129,6 @@ def sim() -> Iterator[RunningSimulator]:
         {
             "seed": 7,
             "kie": {
-                "legacy_sora": False,
                 "render_seconds": 0.3,
                 "code_in_body": "status",
                 "message_key": "msg",

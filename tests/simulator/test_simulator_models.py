@@ -107,7 +107,6 @@ def sim() -> Iterator[RunningSimulator]:
         {
             "seed": 11,
             "kie": {
-                "legacy_sora": False,
                 "render_seconds": 0.2,
                 "code_in_body": "status",
                 "message_key": "msg",
@@ -348,11 +347,14 @@ def test_every_sora_2_model_is_paused(sim: RunningSimulator, kie: httpx.Client, 
     assert sim.create_calls(model) == 2
 
 
-def test_legacy_sora_switch_serves_the_old_schema(sim: RunningSimulator, kie: httpx.Client) -> None:
-    sim.configure({"kie": {"legacy_sora": True}})
+def test_sora_can_be_made_live_again(sim: RunningSimulator, kie: httpx.Client) -> None:
+    # Its last documented schema is kept, for the day KIE resumes it.
+    sim.resume_model("sora-2-image-to-video")
     sora = {"prompt": "A mug", "image_urls": [IMAGE], "aspect_ratio": "portrait", "n_frames": "10"}
     task_id_of(kie.post(CREATE, json={"model": "sora-2-image-to-video", "input": sora}))
-    assert answer(kie.post(CREATE, json={"model": "nope", "input": {}}))[0] == 505
+    sora["n_frames"] = 10
+    body = {"model": "sora-2-image-to-video", "input": sora}
+    assert answer(kie.post(CREATE, json=body))[0] == 422
 
 
 def test_pause_and_resume_a_model_at_run_time(
