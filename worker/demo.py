@@ -69,6 +69,8 @@ class DemoScenario:
     describe: Callable[[Mapping[str, Any]], str]
     #: What `worker webhooks` is for in this scenario (shown when it starts).
     callback_note: str = "providers call back when their work is done"
+    #: Rows the kind adds to the summary, from the finished jobs: ``[(label, text), ...]``.
+    notes: Callable[[Client, list[dict[str, Any]]], list[tuple[str, str]]] | None = None
 
 
 def scenarios() -> list[DemoScenario]:
@@ -315,6 +317,7 @@ def _summary(
         "called_back": int(called_back["n"]) if called_back else 0,
         # Which model made each job (the kinds that choose among models record it).
         "models": dict(Counter(str(j["model"]) for j in jobs if j.get("model"))),
+        "notes": [row for play in plays if play.notes for row in play.notes(client, jobs)],
         "seconds": round(elapsed, 1),
     }
 
@@ -337,6 +340,8 @@ def _print_summary(console: Console, s: dict[str, Any], logs: Path, database_url
         t.add_row(f"key {name}", state + (f" ({reason})" if reason else ""))
     models = ", ".join(f"{m} ({n})" for m, n in s.get("models", {}).items())
     t.add_row("models used", models or "none recorded")
+    for label, text in s.get("notes", []):
+        t.add_row(label, text)
     t.add_row("ledger check", "ok" if s["ledger_ok"] else "FAILED")
     t.add_row("callbacks", f"{s.get('called_back', 0)} job(s) woken by a provider's callback")
     t.add_row("time", f"{s['seconds']} s")

@@ -11,6 +11,7 @@ Loaded only by `worker demo` (:mod:`worker.demo`).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,6 +83,21 @@ def describe(payload: Mapping[str, Any]) -> str:
     return str(payload.get("title", ""))
 
 
+def notes(client: Client, jobs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The fallbacks: jobs that found a model paused and went on to the next one (the jobs
+    creating at the same moment each find it; the pause then reaches every worker)."""
+    fell: Counter[tuple[str, str]] = Counter()
+    for j in jobs:
+        for e in client.job(j["id"])["events"]:
+            if e["event"] == "model unavailable":
+                fell[(e["detail"].split(":", 1)[0], str(j.get("model")))] += 1
+    rows = [
+        ("fallback", f"{paused} paused at KIE: {n} job(s) went on to {model} at once")
+        for (paused, model), n in fell.items()
+    ]
+    return rows or [("fallback", "none")]
+
+
 SCENARIO = DemoScenario(
     kind="video",
     environment=environment,
@@ -90,4 +106,5 @@ SCENARIO = DemoScenario(
     users=tuple(user for user, *_ in ORDERS),
     describe=describe,
     callback_note="the simulator calls back when a video is done, as KIE does",
+    notes=notes,
 )
