@@ -27,6 +27,7 @@ import dramatiq
 import redis
 from dramatiq.middleware import Middleware
 
+from worker import dramatiq_internals as internals
 from worker import leader, sdnotify
 from worker.actors import declare_actors
 from worker.broker import make_broker, redis_client
@@ -35,10 +36,12 @@ from worker.db import Database
 from worker.dispatch import Dispatcher
 from worker.keys import KeyPool
 from worker.kinds import all_kinds
+from worker.lease_keeper import LeaseKeeper
 from worker.maintenance import Maintenance
 from worker.redaction import install_logging, redact
 from worker.retention import RetentionLoop
-from worker.steps import LeaseKeeper, Runtime, Services
+from worker.runtime import Runtime
+from worker.services import Services
 from worker.telegram import TelegramNotifier
 
 log = logging.getLogger("worker.run")
@@ -169,7 +172,7 @@ class WorkerProcess:
                 log.warning("waiting for Redis: %s", exc)
                 time.sleep(1.0)
         deadline = time.monotonic() + CONSUMERS_TIMEOUT
-        consumers = list(self.worker.consumers.values())
+        consumers = internals.consumer_threads(self.worker)
         while not all(c.running for c in consumers) and time.monotonic() < deadline:
             time.sleep(0.05)
 
@@ -195,7 +198,7 @@ class WorkerProcess:
         if beat_age > max(self.settings.lease_seconds, 2.0):
             health.problems.append(f"lease keeper silent for {beat_age:.0f} s")
         if self.worker is not None:
-            threads = [*self.worker.workers, *self.worker.consumers.values()]
+            threads = internals.all_threads(self.worker)
             dead = sum(1 for t in threads if not t.is_alive())
             if dead:
                 health.problems.append(f"{dead} of {len(threads)} Dramatiq threads died")
@@ -284,25 +287,13 @@ class WorkerProcess:
         return clean
 
     def _requeue_fetched(self) -> None:
-        """Put back what the Redis consumers fetched but never handed to a thread.
-
-        ``Worker.stop`` requeues the messages in its work queue, but a consumer stopped in the
-        middle of a prefetched batch keeps the rest in ``message_cache``: they would wait in
-        this process's ack set until its Redis heartbeat expired.
-        """
+        """Put back what the Redis consumers fetched but never handed to a thread
+        (``worker.dramatiq_internals.take_prefetched`` says why)."""
         assert self.worker is not None
-        for thread in self.worker.consumers.values():
-            consumer = thread.consumer
-            cached = getattr(consumer, "message_cache", None)
-            if consumer is None or not cached:
-                continue
-            messages = [dramatiq.MessageProxy(dramatiq.Message.decode(d)) for d in cached if d]
-            consumer.message_cache = []  # type: ignore[attr-defined]
+        for queue_name, consumer, messages in internals.take_prefetched(self.worker):
             try:
                 consumer.requeue(messages)
-                log.info(
-                    "requeued %d prefetched message(s) on %s", len(messages), thread.queue_name
-                )
+                log.info("requeued %d prefetched message(s) on %s", len(messages), queue_name)
             except Exception as exc:
                 log.warning("could not requeue %d prefetched message(s): %s", len(messages), exc)
 
