@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from worker.config import Settings
@@ -116,11 +116,18 @@ def check(
             f"{settings.db_pool_max}), raise max_connections in postgresql.conf, or put "
             "PgBouncer in transaction mode in front (docs/deploy.md, More than one machine).",
         )
-    return _pgbouncer_check(settings.database_url, plan, allowed, pg, timeout)
+    # PgBouncer's admin console: the same address and user, database "pgbouncer".
+    admin = make_conninfo(
+        settings.database_url,
+        host=conn.info.host,
+        port=str(conn.info.port),
+        user=conn.info.user,
+        dbname="pgbouncer",
+    )
+    return _pgbouncer_check(admin, plan, allowed, pg, timeout)
 
 
-def _pgbouncer_check(url: str, plan: Budget, allowed: int, pg: str, timeout: float) -> Check:
-    admin = urlunsplit(urlsplit(url)._replace(path="/pgbouncer", query=""))
+def _pgbouncer_check(admin: str, plan: Budget, allowed: int, pg: str, timeout: float) -> Check:
     try:
         with psycopg.connect(
             admin, autocommit=True, connect_timeout=max(1, round(timeout))

@@ -122,8 +122,8 @@ def test_connection_budget(env: dict[str, str]) -> None:
     code, report, _ = run(env, "--instances", "500")
     connections = checks(report)["connections"]
     assert code == 1 and not connections["ok"]
-    assert "500 instance(s) × 12" in connections["detail"]  # max(10, 8 + 3) + 1
-    assert "max_connections" in connections["fix"]
+    assert "(500 instance(s) × 3 + 6 webhooks and CLI)" in connections["detail"]  # DB_POOL_MAX
+    assert "max_connections" in connections["fix"] and "PgBouncer" in connections["fix"]
 
 
 def test_configuration_error_is_a_finding(env: dict[str, str]) -> None:

@@ -23,7 +23,14 @@ _MARKS = {"ok": "[green]ok  [/green]", "warn": "[yellow]warn[/yellow]", "fail": 
     type=click.IntRange(1, 10_000),
     default=checks_.DEFAULT_INSTANCES,
     show_default=True,
-    help="Worker processes to plan PostgreSQL connections for.",
+    help="Worker processes per host to plan PostgreSQL connections for.",
+)
+@click.option(
+    "--hosts",
+    type=click.IntRange(1, 1_000),
+    default=1,
+    show_default=True,
+    help="Hosts running that many worker processes each (and one `worker webhooks`).",
 )
 @click.option(
     "--timeout",
@@ -32,7 +39,7 @@ _MARKS = {"ok": "[green]ok  [/green]", "warn": "[yellow]warn[/yellow]", "fail": 
     show_default=True,
     help="Seconds each network check may take.",
 )
-def doctor(as_json: bool, instances: int, timeout: float, **options: float) -> None:
+def doctor(as_json: bool, instances: int, hosts: int, timeout: float, **options: float) -> None:
     """Check configuration, services, provider keys, storage and stuck work; exit 1 on a failure."""
     try:
         settings = load_settings()
@@ -47,7 +54,9 @@ def doctor(as_json: bool, instances: int, timeout: float, **options: float) -> N
             )
         ]
     else:
-        found = checks_.run_checks(settings, instances=instances, timeout=timeout, options=options)
+        found = checks_.run_checks(
+            settings, instances=instances, timeout=timeout, options=options, hosts=hosts
+        )
     ok = all(c.ok for c in found)
     if as_json:
         emit_json({"ok": ok, "checks": [c.as_dict() for c in found]})

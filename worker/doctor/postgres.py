@@ -3,35 +3,31 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
+from worker import connection_budget as budget_
 from worker import stats
 from worker.config import Settings
 from worker.doctor.check import Check, first_line, not_checked
 from worker.sql import stats as q
-
-#: Connections kept for everything that is not a worker: the bot, the CLI, migrations, backups.
-RESERVED_CONNECTIONS = 5
 
 #: The checks :func:`postgres_checks` reports, in order (the rest are "not checked" when
 #: PostgreSQL cannot be reached).
 NAMES = ("postgres", "migrations", "connections", "stuck jobs")
 
 
-def connection_budget(settings: Settings, instances: int) -> tuple[int, int]:
-    """Connections one worker process may open, and what ``instances`` of them plus the rest need.
-
-    A process's pool grows to ``max(DB_POOL_MAX, WORKER_THREADS + 3)`` (see worker.runner), and
-    every process opens one more to try for the maintenance leader's lock.
-    """
-    per_instance = max(settings.db_pool_max, settings.worker_threads + 3) + 1
-    return per_instance, per_instance * instances + RESERVED_CONNECTIONS
+def connection_budget(settings: Settings, instances: int, hosts: int = 1) -> tuple[int, int]:
+    """Connections one worker process may open (``DB_POOL_MAX``), and what the deployment
+    needs (worker.connection_budget has the formula)."""
+    plan = budget_.budget(settings, instances=instances, hosts=hosts)
+    return plan.per_instance, plan.needed
 
 
-def postgres_checks(settings: Settings, *, instances: int, timeout: float) -> list[Check]:
+def postgres_checks(
+    settings: Settings, *, instances: int, timeout: float, hosts: int = 1
+) -> list[Check]:
     url = settings.database_url
     fix_reach = (
         "Check DATABASE_URL and that PostgreSQL is running and accepts connections from this host."
@@ -90,7 +86,9 @@ def postgres_checks(settings: Settings, *, instances: int, timeout: float) -> li
             else:
                 checks.append(Check("migrations", True, "schema is current"))
 
-        checks.append(_connections_check(settings, instances, limits))
+        checks.append(
+            budget_.check(settings, conn, instances=instances, hosts=hosts, timeout=timeout)
+        )
 
         if not schema_ok:
             checks.append(
@@ -99,26 +97,6 @@ def postgres_checks(settings: Settings, *, instances: int, timeout: float) -> li
         else:
             checks.append(_stuck_check(stats.stuck_jobs(conn)))
     return checks
-
-
-def _connections_check(settings: Settings, instances: int, limits: dict[str, Any]) -> Check:
-    per_instance, needed = connection_budget(settings, instances)
-    reserved = int(limits["superuser_reserved"]) + int(limits["reserved"])
-    allowed = int(limits["max_connections"]) - reserved
-    detail = (
-        f"{instances} instance(s) × {per_instance} + {RESERVED_CONNECTIONS} spare = {needed} "
-        f"needed; PostgreSQL allows {allowed} (max_connections {limits['max_connections']} − "
-        f"{reserved} reserved), {limits['in_use']} in use now"
-    )
-    if needed <= allowed:
-        return Check("connections", True, detail)
-    return Check(
-        "connections",
-        False,
-        detail,
-        "Run fewer instances, lower DB_POOL_MAX or WORKER_THREADS (each instance takes "
-        "max(DB_POOL_MAX, WORKER_THREADS + 3) + 1), or raise max_connections in postgresql.conf.",
-    )
 
 
 def _stuck_check(stuck: stats.Stuck) -> Check:

@@ -80,6 +80,7 @@ def run_checks(
     instances: int = DEFAULT_INSTANCES,
     timeout: float = DEFAULT_TIMEOUT,
     options: Mapping[str, float] | None = None,
+    hosts: int = 1,
 ) -> list[Check]:
     """Every check, in a stable order; network checks in parallel, each time-boxed.
 
@@ -90,7 +91,9 @@ def run_checks(
     tasks: list[_Task] = [
         _Task(
             POSTGRES_NAMES,
-            lambda: postgres_checks(settings, instances=instances, timeout=timeout),
+            lambda: postgres_checks(
+                settings, instances=instances, timeout=timeout, hosts=hosts
+            ),
             "Check DATABASE_URL and that PostgreSQL answers.",
         ),
         _Task(
