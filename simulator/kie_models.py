@@ -23,6 +23,11 @@ and the measured charges give them; ``typical_render_seconds`` is how long a ren
 (most pages say nothing, so it is an estimate from measured runs). The simulator renders in
 ``kie.render_seconds`` unless configured otherwise (see ``simulator.config.KieConfig``).
 
+Adding a model: its ``ModelSpec`` here (fields, rules, price, render time), its documented
+example in ``EXAMPLES``, and its expected price in ``tests/simulator/test_simulator_models.py``;
+``tests/simulator/test_catalog_against_simulator.py`` then checks the client's catalog entry
+against it.
+
 Sora 2 (``sora-2-*``) is here too, as KIE answers it since June 2026: paused. Its last documented
 schema is kept, so a test can make it live again (``POST /_sim/models/<model>``).
 """
