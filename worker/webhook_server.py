@@ -84,6 +84,41 @@ _BUSY = (
 )
 
 
+class _ProtocolLog(logging.Filter):
+    """aiohttp's own log of requests that are not valid HTTP (a control character in a header,
+    a broken request line): it logs each at ERROR with a traceback. Our handler never raises,
+    so those are all the client's doing: one WARNING line, without the traceback, every
+    :data:`WARN_EVERY_SECONDS`, saying how many were left out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = -WARN_EVERY_SECONDS
+        self._skipped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        now = time.monotonic()
+        if now - self._last < WARN_EVERY_SECONDS:
+            self._skipped += 1
+            return False
+        more = f" ({self._skipped:,} more like it not shown)" if self._skipped else ""
+        self._last, self._skipped = now, 0
+        error = record.exc_info[1] if record.exc_info else None
+        what = redact((str(error).splitlines() or [""])[0])[:200] if error is not None else ""
+        record.msg = f"a request that is not valid HTTP was answered 400: {what}{more}"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+#: aiohttp's request-handling logger for this server (see :class:`_ProtocolLog`).
+http_log = logging.getLogger("worker.webhooks.http")
+http_log.addFilter(_ProtocolLog())
+
+
 class _Busy(asyncio.Protocol):
     """A connection over the cap: answered 503 and closed, nothing read."""
 
@@ -270,6 +305,7 @@ class WebhookServer:
             keepalive_timeout=self.header_timeout,
             # after an early answer (408, 413) aiohttp reads what is left of the body this long
             lingering_time=1.0,
+            logger=http_log,
         )
         await self.runner.setup()
         handlers = self.runner.server
