@@ -27,7 +27,7 @@ does not take stops it, naming the variable (or the file, tier and model) and th
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,7 @@ class Tiers:
             raise KeyError(f"there is no tier {name!r} (tiers: {', '.join(self.by_name)})")
         return tier
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Tier]:
         return iter(self.by_name.values())
 
     @property
