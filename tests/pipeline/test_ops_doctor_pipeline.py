@@ -60,6 +60,8 @@ def test_healthy_setup(pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.M
     }
     assert all(c["ok"] and not c["warning"] for c in report["checks"]), report
     assert "balance 1000 credits" in checks["kie key k1"]["detail"]
+    # The balance in videos: 1000 // 41 (Seedance 2 Mini, the default chain's first model).
+    assert "about 24 videos of tier standard" in checks["kie key k1"]["detail"]
     assert "gpt-4o-mini among them" in checks["openai key o1"]["detail"]
     assert checks["telegram bot"]["detail"].startswith("getMe answered: @")
     assert "2 instance(s)" in checks["connections"]["detail"]
