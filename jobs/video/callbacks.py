@@ -25,6 +25,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jobs.video.settings import video_settings
@@ -63,7 +64,7 @@ def read(request: WebhookRequest, settings: Settings) -> Wake:
     job_id = _job_id(request.query.get(JOB_PARAM))
     try:
         body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise WebhookRejected(400, "the body is not JSON") from None
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
@@ -73,13 +74,16 @@ def read(request: WebhookRequest, settings: Settings) -> Wake:
     if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > 200:
         raise WebhookRejected(400, "data.taskId is missing or not a string")
     task_id = task_id.strip()
+    if not task_id.isprintable():  # a NUL, a lone surrogate, a bidi override...
+        raise WebhookRejected(400, "data.taskId holds characters that are not printable")
     _verify(request, settings, task_id)
     state = data.get("state")
     if state is None and type(body.get("code")) is int:
         # Veo's callback has no state: its code says (200 made, 400/422/500/501 failed), and
         # the videos are in data.info.resultUrls. Only the task id and the outcome are read.
         state = "success" if body["code"] == 200 else "fail"
-    said = state.strip().lower()[:20] if isinstance(state, str) and state.strip() else "ended"
+    shown = "".join(c for c in state if c.isprintable()) if isinstance(state, str) else ""
+    said = shown.strip().lower()[:20] or "ended"
     return Wake(
         job_id=job_id,
         step=WAITING_STEP,
@@ -96,7 +100,9 @@ def _signed(settings: Settings) -> bool:
 def _job_id(raw: str | None) -> int:
     if raw is None:
         raise WebhookRejected(400, f"the URL has no {JOB_PARAM}= parameter")
-    if not raw.isdigit() or not 0 < int(raw) <= _MAX_JOB_ID:
+    # isascii: '²'.isdigit() is True and int('²') fails; 19 digits: int() of thousands of
+    # digits is slow, then refused (and a bigint has at most 19)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19) or not 0 < int(raw) <= _MAX_JOB_ID:
         raise WebhookRejected(400, f"{JOB_PARAM}= is not a job id")
     return int(raw)
 
@@ -114,6 +120,8 @@ def _verify(request: WebhookRequest, settings: Settings, task_id: str) -> None:
         base64.b64decode(given, validate=True)
     except (ValueError, binascii.Error):
         raise WebhookRejected(401, "the signature headers are malformed") from None
+    if not math.isfinite(sent_at):  # nan passes any "too far from our clock" comparison
+        raise WebhookRejected(401, "the signature's timestamp is not a finite number")
     if abs(request.received_at - sent_at) > SIGNATURE_TOLERANCE_SECONDS:
         raise WebhookRejected(
             401,
