@@ -10,6 +10,10 @@ value; the machine's own server may be larger, or busy with other work), then in
    (zero-latency simulator), as ``benchmarks.pipeline`` does;
 2. ``--workers`` processes drain a fresh backlog of the same size.
 
+In each phase the workers start first (all at once, as ``systemctl start worker@{1..20}``
+does) and the backlog is submitted once every one of them is ready, so jobs per second measure
+the work, not 20 interpreters starting on two cores; the start-up is still watched.
+
 Through both it samples ``pg_stat_activity`` every 50 ms (peak of server connections: all client
 backends, and the workers' own), and a separate client connects and runs ``SELECT 1`` every
 100 ms (the longest wait, and any failure). It reports jobs per second of each phase, the
@@ -47,6 +51,7 @@ from benchmarks.common import (
     submit_backlog,
     wait_until,
 )
+from worker.db import APPLICATION_NAME
 
 #: The stock ``max_connections`` the targets are stated for.
 STOCK_MAX_CONNECTIONS = 100
@@ -119,9 +124,9 @@ class Watch:
             while not self.stop.is_set():
                 row = conn.execute(
                     "SELECT count(*) FILTER (WHERE backend_type = 'client backend'),"
-                    " count(*) FILTER (WHERE application_name = 'video-worker'"
-                    "  AND datname = %s) FROM pg_stat_activity",
-                    (self.database,),
+                    " count(*) FILTER (WHERE application_name = %s AND datname = %s)"
+                    " FROM pg_stat_activity",
+                    (APPLICATION_NAME, self.database),
                     prepare=False,
                 ).fetchone()
                 assert row is not None
@@ -157,18 +162,29 @@ class Watch:
 
 
 def _phase(
-    workers: int, jobs: int, timeout: float, progress: Progress, name: str
+    workers: int, jobs: int, timeout: float, progress: Progress, name: str, nice: int = 0
 ) -> dict[str, Any]:
-    """``workers`` processes at default settings drain a backlog of ``jobs``."""
+    """``workers`` processes at default settings start (watched from the first), say they are
+    ready, and drain a backlog of ``jobs`` submitted at once."""
     with stack(f"wbench_scale{workers}", fast_simulator(0.0)) as s:
         database = s.settings.database_url.rsplit("/", 1)[1]
-        progress(f"{name}: submitting {jobs:,} jobs")
-        submit_backlog(s.client, jobs)
         watch = Watch(common.ADMIN_URL, database).start()
         exits: list[str] = []
         try:
+            started = time.monotonic()
             s.start_workers(workers)  # default WORKER_THREADS and DB_POOL_MAX
+            if nice:  # before they start their threads, which inherit it (as systemd's Nice=)
+                for w in s.workers:
+                    os.setpriority(os.PRIO_PROCESS, w.pid, nice)
             watch.worker_pids = {w.pid for w in s.workers}
+            logs = [s.logs / f"worker-{i}.log" for i in range(workers)]
+            progress(f"{name}: starting {workers} workers")
+            ready = wait_until(
+                lambda: all(" ready: " in f.read_text(errors="replace") for f in logs), 300, 0.2
+            )
+            start_up = time.monotonic() - started
+            progress(f"{name}: submitting {jobs:,} jobs")
+            submit_backlog(s.client, jobs)
 
             def finished() -> bool:
                 for i, w in enumerate(s.workers):
@@ -184,10 +200,14 @@ def _phase(
             watch.finish()
         row = s.db.fetchone(
             "SELECT min(started_at) AS first, max(finished_at) AS last,"
-            " count(*) FILTER (WHERE status = 'succeeded') AS ok FROM jobs"
+            " count(*) FILTER (WHERE status = 'succeeded') AS ok,"
+            " percentile_cont(0.1) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at)) AS p10,"
+            " percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at)) AS p90"
+            " FROM jobs"
         )
         assert row is not None
         span = (row["last"] - row["first"]).total_seconds() if row["last"] else float("nan")
+        middle = float(row["p90"] - row["p10"]) if row["p90"] is not None else 0.0
         return {
             "workers": workers,
             "threads": s.settings.worker_threads,
@@ -196,6 +216,10 @@ def _phase(
             "finished": done,
             "succeeded": int(row["ok"]),
             "jobs_per_s": round(jobs / span, 1) if span == span and span > 0 else 0.0,
+            # the middle 80 % of the jobs, without the first claims and the last stragglers
+            "steady_jobs_per_s": round(0.8 * jobs / middle, 1) if middle > 0 else 0.0,
+            "all_ready": ready,
+            "start_up_seconds": round(start_up, 1),
             "exits": exits,
             "workers_rss_mb": round(rss, 1),
             "workers_peak_rss_mb": round(watch.peak_rss_mb, 1),
@@ -211,6 +235,7 @@ def run(
     max_connections: int = STOCK_MAX_CONNECTIONS,
     timeout: float = 900.0,
     progress: Progress = quiet,
+    nice: int = 0,
 ) -> dict[str, Any]:
     with psycopg.connect(common.ADMIN_URL, autocommit=True) as conn:
         row = conn.execute("SHOW max_connections").fetchone()
@@ -224,8 +249,10 @@ def run(
             with psycopg.connect(common.ADMIN_URL, autocommit=True) as conn:
                 row = conn.execute("SHOW max_connections").fetchone()
             used_max = int(row[0]) if row else 0
-            two = _phase(baseline_workers, jobs, timeout, progress, f"{baseline_workers} workers")
-            many = _phase(workers, jobs, timeout, progress, f"{workers} workers")
+            two = _phase(
+                baseline_workers, jobs, timeout, progress, f"{baseline_workers} workers", nice
+            )
+            many = _phase(workers, jobs, timeout, progress, f"{workers} workers", nice)
         finally:
             common.ADMIN_URL = admin_before
     targets = {
@@ -243,6 +270,7 @@ def run(
         "server": server,
         "local_max_connections": local_max,
         "max_connections": used_max,
+        "workers_nice": nice,
         "jobs_per_s": many["jobs_per_s"],
         "two_process_jobs_per_s": two["jobs_per_s"],
         "peak_server_connections": many["peak_server_connections"],
@@ -262,7 +290,8 @@ def _print_text(result: dict[str, Any]) -> None:
     )
     for label, p in ((f"{two['workers']} processes", two), (f"{many['workers']} processes", many)):
         print(
-            f"{label:>13}: {p['jobs_per_s']} jobs/s, {p['succeeded']}/{p['jobs']} succeeded, "
+            f"{label:>13}: {p['jobs_per_s']} jobs/s (steady {p['steady_jobs_per_s']}), "
+            f"{p['succeeded']}/{p['jobs']} succeeded, start-up {p['start_up_seconds']} s, "
             f"peak {p['peak_server_connections']} server connections "
             f"({p['peak_worker_connections']} the workers'), probe max {p['probe_max_ms']} ms "
             f"(p99 {p['probe_p99_ms']}, {p['probe_failures']} failed of {p['probes']}), "
@@ -281,6 +310,13 @@ def main() -> None:
     p.add_argument("--server", choices=("private", "local"), default="private")
     p.add_argument("--max-connections", type=int, default=STOCK_MAX_CONNECTIONS)
     p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the workers at this niceness (as Nice= in a worker@ drop-in): PostgreSQL and "
+        "other clients then get the CPU first",
+    )
     args = p.parse_args()
 
     def go(progress: Progress) -> dict[str, Any]:
@@ -292,6 +328,7 @@ def main() -> None:
             args.max_connections,
             args.timeout,
             progress,
+            args.nice,
         )
 
     if args.json:

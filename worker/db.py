@@ -50,11 +50,15 @@ POOLERS: tuple[Pooler, ...] = ("auto", "pgbouncer", "none")
 
 log = logging.getLogger(__name__)
 
+#: How PostgreSQL's pg_stat_activity names the workers' connections (`worker doctor` is
+#: "worker-doctor").
+APPLICATION_NAME = "worker"
+
 _CONNECT_KWARGS: dict[str, Any] = {
     "row_factory": dict_row,
     "autocommit": True,
     "connect_timeout": 5,
-    "application_name": "worker",  # as `worker doctor` is "worker-doctor"
+    "application_name": APPLICATION_NAME,
     # Fail fast instead of hanging on a half-open connection after a network blip.
     "keepalives": 1,
     "keepalives_idle": 10,
