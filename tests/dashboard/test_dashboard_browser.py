@@ -164,10 +164,17 @@ def test_retry_a_failed_job_and_see_it_run(
     flash = wait_for(lambda: text_of(browser, ".flash"), 10, "the flash")
     assert f"job {failed} retried as job" in flash
     new = int(flash.rsplit(" ", 1)[1])
-    timeline = text_of(browser, "table.timeline")
+    timeline = wait_for(lambda: text_of(browser, "table.timeline"), 10, "the timeline")
     assert "retried" in timeline and "by ada" in timeline
 
-    browser.find_element(By.LINK_TEXT, f"job {new}").click()
+    def follow(text: str) -> bool:
+        try:
+            browser.find_element(By.LINK_TEXT, text).click()
+            return True
+        except StaleElementReferenceException:  # the live page was swapped meanwhile
+            return False
+
+    wait_for(lambda: follow(f"job {new}"), 10, "the link to the new job")
     wait_for(lambda: f"/jobs/{new}" in browser.current_url, 10, "the new job's page")
     # No reload from here on: the page follows the job by itself (server-sent events).
     wait_for(
