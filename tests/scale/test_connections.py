@@ -152,3 +152,20 @@ def test_a_role_at_its_connection_limit_is_waited_for(
     wait_for(lambda: proc.poll() is None, 1, "the worker alive")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
+
+
+def test_no_step_holds_its_connection_across_an_http_call(pipeline: Pipeline) -> None:
+    """One pooled connection, four threads, OpenAI answering after 2 s: the four prompt calls
+    overlap. A step that kept its connection through its HTTP exchange would make the others
+    wait for it (they claim their job first), so the calls would come 2 s apart."""
+    pipeline.reconfigure(db_pool_max=1, db_pool_min=1, openai_timeout=6.0)
+    pipeline.sim.configure({"openai": {"rate_timeout": 1.0, "timeout_seconds": 2.0}})
+    worker = pipeline.start_worker(threads=4)
+    assert worker.db.pool.max_size == 1
+    jobs = [job for user in range(4) for job in pipeline.submit(500 + user, credits=1)]
+    wait_for(lambda: len(pipeline.sim.calls("openai")) >= 4, 30, "four prompt calls")
+    starts = sorted(c["at"] for c in pipeline.sim.calls("openai"))[:4]
+    assert starts[3] - starts[0] < 1.5, starts  # all four in flight together
+    pipeline.sim.configure({"openai": {"rate_timeout": 0.0}})
+    done = pipeline.wait(jobs, timeout=60)
+    assert [j["status"] for j in done] == ["succeeded"] * 4
