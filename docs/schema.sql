@@ -87,6 +87,7 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_active_deadline ON public.jobs USING btree (deadline_at) WHERE (status = ANY (ARRAY['queued'::text, 'running'::text]));
 CREATE INDEX jobs_chat ON public.jobs USING btree (chat_id, id DESC);
+CREATE INDEX jobs_cloned_from ON public.jobs USING btree (cloned_from) WHERE (cloned_from IS NOT NULL);
 CREATE INDEX jobs_created_at ON public.jobs USING btree (created_at);
 CREATE INDEX jobs_error_class ON public.jobs USING btree (error_class, id DESC) WHERE (error_class IS NOT NULL);
 CREATE INDEX jobs_finished ON public.jobs USING btree (finished_at) WHERE (finished_at IS NOT NULL);
