@@ -32,6 +32,10 @@ BEST_DAYS = 5
 #: The month table and chart show at most this many months, the newest; the totals still count
 #: every sale. (Dates are bounded to years 1970-2100, so days and months are bounded anyway.)
 MAX_MONTHS_SHOWN = 240
+#: Distinct titles and content types a report keeps a bucket for: what its memory grows with.
+#: A file with more is refused at the line of the first one over (split it, or filter by type).
+MAX_TITLES = 200_000
+MAX_TYPES = 1_000
 DEFAULT_CURRENCY = "$"
 
 
@@ -142,6 +146,8 @@ class Aggregate:
         key = type_key(sale.content_type)
         bucket = self.types.get(key)
         if bucket is None:
+            if len(self.types) >= MAX_TYPES:
+                raise _too_many(sale.line, "content types", MAX_TYPES)
             bucket = self.types[key] = Bucket()
             self.type_names[key] = sale.content_type
         bucket.add(amount)
@@ -152,6 +158,8 @@ class Aggregate:
         bucket.add(amount)
         bucket = self.assets.get(sale.title)
         if bucket is None:
+            if len(self.assets) >= MAX_TITLES:
+                raise _too_many(sale.line, "titles", MAX_TITLES)
             bucket = self.assets[sale.title] = Bucket()
             self.asset_types[sale.title] = sale.content_type
         bucket.add(amount)
@@ -235,6 +243,14 @@ class Aggregate:
             source=source,
             months_hidden=months_hidden,
         )
+
+
+def _too_many(line: int, what: str, limit: int) -> ReportError:
+    return ReportError(
+        f"line {line:,}: the file has more than {limit:,} different {what}; split it into "
+        "smaller files",
+        line=line,
+    )
 
 
 def aggregate(

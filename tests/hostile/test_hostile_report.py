@@ -237,3 +237,22 @@ def test_a_csv_without_usable_columns_is_refused_at_submit(
     assert reason in str(err.value) and "Foo" not in str(err.value)
     assert _counts(db) == before and client.balance(7).available == 5
     assert _stored(settings) == []
+
+
+def test_distinct_titles_and_types_are_capped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs.report.analyse as analyse
+
+    monkeypatch.setattr(analyse, "MAX_TITLES", 50)
+    monkeypatch.setattr(analyse, "MAX_TYPES", 5)
+    titles = tmp_path / "titles.csv"
+    titles.write_text(HEADER + "".join(f"2024-03-01,T{i},photo,1\r\n" for i in range(60)))
+    with pytest.raises(ReportError) as err:
+        analyse_file(titles, file_name="titles.csv", period="all")
+    assert err.value.line == 52 and "50" in str(err.value)
+    types = tmp_path / "types.csv"
+    types.write_text(HEADER + "".join(f"2024-03-01,T,type{i},1\r\n" for i in range(9)))
+    with pytest.raises(ReportError) as err:
+        analyse_file(types, file_name="types.csv", period="all")
+    assert err.value.line == 7
