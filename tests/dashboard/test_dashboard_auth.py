@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -182,3 +183,16 @@ def test_redirects_after_login_and_actions_stay_on_this_site() -> None:
     assert local_path("/jobs?status=failed", "/") == "/jobs?status=failed"
     for hostile in ("//evil.test", "/\\evil.test", "https://evil.test/", "evil.test", "/\x00x", ""):
         assert local_path(hostile, "/") == "/", hostile
+
+
+def test_users_come_from_the_environment_or_a_credential_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    good = auth.hash_password("long-enough", log2_n=10)
+    monkeypatch.delenv("DASHBOARD_USERS", raising=False)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert auth.load_users(env_file=None) == {}
+    (tmp_path / "dashboard_users").write_text(f"ops:admin:{good}\n")
+    assert list(auth.load_users(env_file=None)) == ["ops"]
+    monkeypatch.setenv("DASHBOARD_USERS", f"sup:viewer:{good}")  # the environment wins
+    assert list(auth.load_users(env_file=None)) == ["sup"]
