@@ -87,6 +87,12 @@ def _error_page(request: web.Request, status: int, message: str) -> web.Response
 # --- login ------------------------------------------------------------------------------------
 
 
+def _https(request: web.Request) -> bool:
+    """Whether the browser speaks HTTPS (to us, or to the proxy in front): cookies are then
+    marked Secure. The header only ever adds that restriction, so trusting it is safe."""
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
 async def login_form(request: web.Request) -> web.Response:
     token = request.cookies.get(csrf.LOGIN_COOKIE)
     if not token:
@@ -102,7 +108,7 @@ async def login_form(request: web.Request) -> web.Response:
         no_users=not _dash(request).users,
     )
     response.set_cookie(
-        csrf.LOGIN_COOKIE, token, httponly=True, samesite="Strict", secure=request.secure
+        csrf.LOGIN_COOKIE, token, httponly=True, samesite="Strict", secure=_https(request)
     )
     return response
 
@@ -135,7 +141,7 @@ async def login(request: web.Request) -> web.Response:
         session.token,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=_https(request),
         max_age=int(auth.SESSION_SECONDS),
     )
     response.del_cookie(csrf.LOGIN_COOKIE)
