@@ -18,21 +18,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
-from worker import ledger, lifecycle
+from worker import ledger, ledger_audit, lifecycle
 from worker.config import Settings
 from worker.db import Database
 from worker.dispatch import Dispatcher
-from worker.errors import ErrorClass
+from worker.errors import ErrorClass, ProviderError
+from worker.events import EventCode
 from worker.kinds import JobKind
 from worker.leader import LeaderElector, lease_seconds
 from worker.metrics import MAINTENANCE
 from worker.notifications import Notifications
 from worker.sql import maintenance as q
+from worker.status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,7 @@ class Maintenance:
         self._fail_past_deadline(report)
         self._resolve_open_holds(report)
         self._redispatch_notifications(report)
+        ledger_audit.after_tick(self.db)  # hourly `worker ledger check`, exported as metrics
         for name in (
             "redispatched",
             "rescued",
@@ -130,6 +134,7 @@ class Maintenance:
                     r["id"],
                     "redispatched",
                     f"no worker took step {r['step']}; wake-up message sent again",
+                    code=EventCode.REDISPATCHED,
                 )
         for r in rows:
             self._wake(r["kind"], r["step"], r["id"])
@@ -147,6 +152,7 @@ class Maintenance:
                     "rescued",
                     f"lease of {r['lease_owner']} expired during step {r['step']} "
                     f"(rescue {r['rescues']} of {self.settings.max_rescues})",
+                    code=EventCode.RESCUED,
                 )
         for r in rows:
             self._wake(r["kind"], r["step"], r["id"])
@@ -161,65 +167,44 @@ class Maintenance:
                 ).fetchall()
             ]
         for job_id in ids:
-            if self._fail(
-                job_id,
-                ErrorClass.INTERNAL,
-                f"its worker died or stalled {self.settings.max_rescues + 1} times; "
-                "given up as a poison job",
-                "Something went wrong on our side while making this.",
-                event="poison",
-            ):
+            if self._fail(job_id, "poison", self._poison_error):
                 report.poisoned += 1
 
     def _fail_past_deadline(self, report: TickReport) -> None:
         with self.db.transaction() as conn:
             ids = [r["id"] for r in conn.execute(q.PAST_DEADLINE, {"limit": BATCH}).fetchall()]
         for job_id in ids:
-            if self._fail(
-                job_id,
-                None,
-                "took too long: not finished within its deadline",
-                "This took too long to make, so we stopped.",
-                event="deadline",
-            ):
+            if self._fail(job_id, "deadline", _deadline_error):
                 report.expired += 1
 
+    def _poison_error(self, row: dict[str, Any]) -> ProviderError:
+        return ProviderError(
+            ErrorClass.INTERNAL,
+            f"its worker died or stalled {self.settings.max_rescues + 1} times; "
+            "given up as a poison job",
+            provider="worker",
+            user_message="Something went wrong on our side while making this.",
+        )
+
     def _fail(
-        self,
-        job_id: int,
-        error_class: ErrorClass | None,
-        error: str,
-        user_error: str,
-        *,
-        event: str,
+        self, job_id: int, why: str, error_of: Callable[[dict[str, Any]], ProviderError]
     ) -> bool:
+        """End a job nobody holds as failed (``lifecycle.end``, the one way a job ends)."""
         with self.db.transaction() as conn:
             row = conn.execute(q.JOB_FOR_FAILURE, {"id": job_id}).fetchone()
             if row is None:
                 return False
-            cls = error_class or (
-                ErrorClass(row["error_class"]) if row["error_class"] else ErrorClass.TEMPORARY
-            )
-            if row["error"] and error_class is None:
-                error = f"{error} (last error: {row['error_class']}: {row['error']})"
-            if not lifecycle.fail_unclaimed(
-                conn, job_id, error_class=cls, error=error, user_error=user_error
-            ):
-                return False
-            refunded = f"; {row['price']} credit(s) refunded" if row["price"] else ""
-            lifecycle.add_event(
-                conn, job_id, "failed", f"{cls}: {error}{refunded}", {"by": f"maintenance/{event}"}
-            )
+            err = error_of(row)
             kind = self.kinds.get(row["kind"])
-            if kind is not None:
-                Notifications.enqueue(
-                    conn,
-                    job_id=job_id,
-                    kind="failure",
-                    chat_id=int(row["chat_id"]),
-                    text=kind.failure_text(row["payload"], user_error, int(row["price"])),
-                )
-        self.notifications.wake(job_id, "failure")
+            price = int(row["price"])
+            text = kind.failure_text(row["payload"], err.user_message, price) if kind else None
+            ending = lifecycle.failure(
+                err, price=price, notify_text=text, data={"by": f"maintenance/{why}"}
+            )
+            if not lifecycle.end(conn, job_id, ending):
+                return False
+        if kind is not None:
+            self.notifications.wake(job_id, "failure")
         return True
 
     def _resolve_open_holds(self, report: TickReport) -> None:
@@ -228,16 +213,17 @@ class Maintenance:
             for r in rows:
                 moved = (
                     ledger.capture(conn, r["id"])
-                    if r["status"] == "succeeded"
+                    if r["status"] == JobStatus.SUCCEEDED
                     else ledger.refund(conn, r["id"])
                 )
                 if moved:
-                    what = "captured" if r["status"] == "succeeded" else "refunded"
+                    what = "captured" if r["status"] == JobStatus.SUCCEEDED else "refunded"
                     lifecycle.add_event(
                         conn,
                         r["id"],
                         "hold resolved",
                         f"the {r['status']} job's open hold was {what}",
+                        code=EventCode.HOLD_RESOLVED,
                     )
                     report.holds_resolved += 1
 
@@ -281,3 +267,8 @@ class Maintenance:
         if self._thread is not None:
             self._thread.join(timeout)
         self._drop_leadership()
+
+
+def _deadline_error(row: dict[str, Any]) -> ProviderError:
+    last = ErrorClass(row["error_class"]) if row["error_class"] else None
+    return lifecycle.deadline_error(row["created_at"], row["deadline_at"], last, row["error"])
