@@ -67,6 +67,8 @@ from redis import Redis, RedisError
 
 from worker.config import ApiKey, RateLimit
 from worker.errors import ErrorClass, NoKeyAvailable, ProviderError, WorkerError
+from worker.http import MAX_RETRY_AFTER_SECONDS
+from worker.policy import KeyAction, KeyFate, key_fate
 from worker.redaction import MASK, redact
 
 log = logging.getLogger(__name__)
@@ -83,9 +85,6 @@ MAX_ERROR_CHARS = 200
 
 #: ``last_success`` is written at most this often per key by one process.
 SUCCESS_STAMP_SECONDS = 1.0
-
-_QUARANTINING = (ErrorClass.AUTH, ErrorClass.BILLING)
-
 
 class KeyState(StrEnum):
     """What a key can do now, as operators read it (``worker keys ls``)."""
@@ -407,22 +406,27 @@ class KeyPool:
             self._stamped.pop(ident, None)
             log.warning("could not stamp key %s/%s as working: %s", key.provider, key.name, exc)
 
-    def report_failure(self, key: ApiKey, error: ProviderError, *, backoff: float = 5.0) -> None:
-        """Apply the key column of the error-class table to ``key``.
-
-        RATE_LIMIT: cool down for ``error.retry_after`` (or ``backoff``) seconds, extend-only.
-        AUTH, BILLING: quarantine until an operator calls :meth:`enable`. Every class counts as
-        an error and becomes ``last_error``; the other classes leave the key's state alone.
-        """
+    def report_failure(
+        self,
+        key: ApiKey,
+        error: ProviderError,
+        *,
+        backoff: float = 5.0,
+        fate: KeyFate | None = None,
+    ) -> None:
+        """Do to ``key`` what the policy table's key column says (``fate``, the runtime's
+        decision; else :func:`worker.policy.key_fate` with ``backoff`` as the cooldown when the
+        provider named none): cool it down (extend-only) or quarantine it until an operator
+        calls :meth:`enable`. Every class counts as an error and becomes ``last_error``."""
         self._stamped.pop((key.provider, key.name), None)
         message = _truncate(self._scrub(error.message))
         cls = ErrorClass(error.error_class)
-        cooldown = ""
-        if cls is ErrorClass.RATE_LIMIT:
-            wait = error.retry_after if error.retry_after is not None else backoff
-            wait = float(wait) if math.isfinite(wait) else backoff
-            cooldown = repr(max(0.0, wait))
-        reason = f"{cls}: {message}" if cls in _QUARANTINING else ""
+        fate = fate or key_fate(cls, error.retry_after, backoff)
+        cooldown = repr(fate.seconds) if fate.action is KeyAction.COOLDOWN else ""
+        if error.retry_after is not None and error.retry_after >= MAX_RETRY_AFTER_SECONDS:
+            # worker.http caps what a provider asks: the key's status says it was capped
+            message += f" (Retry-After capped at {MAX_RETRY_AFTER_SECONDS:g} s)"
+        reason = f"{cls}: {message}" if fate.action is KeyAction.QUARANTINE else ""
         self._failure(
             keys=[self._hash(key.provider, key.name)],
             args=[self._now_arg(), f"{cls}: {message}", cooldown, reason],
