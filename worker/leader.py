@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import socket
 import time
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: The election the maintenance loop runs.
 MAINTENANCE = "maintenance"
+#: What the table's CHECK constraints accept (migrations/0006).
+_NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
+_HOLDER_MAX = 200
 
 
 def holder_id(instance: int | str = 0) -> str:
@@ -66,6 +70,10 @@ class LeaderElector:
     ) -> None:
         if ttl <= 0:
             raise ValueError(f"a lease must last some time, got ttl={ttl!r}")
+        if not _NAME.match(name):
+            raise ValueError(f"an election's name is 1-64 of a-z 0-9 _ . -, got {name!r}")
+        if holder is not None and not 0 < len(holder) <= _HOLDER_MAX:
+            raise ValueError(f"a holder is 1-{_HOLDER_MAX} characters, got {len(holder)}")
         self.db = db
         self.name = name
         self.ttl = ttl
@@ -78,14 +86,14 @@ class LeaderElector:
         return time.monotonic() < self._valid_until
 
     def elect(self) -> bool:
-        """Take or renew the lease; True while this process leads. A database error counts as
-        not leading (after logging it), never as an exception."""
+        """Take or renew the lease; True while this process leads. The database being out of
+        reach counts as not leading (after logging it), not as an exception."""
         sent = time.monotonic()
         try:
             row = self.db.fetchone(
                 q.ELECT, {"name": self.name, "holder": self.holder, "ttl": self.ttl}
             )
-        except psycopg.Error as exc:
+        except psycopg.OperationalError as exc:
             if self.is_leader:
                 log.warning("leader %s: cannot renew the lease (%s)", self.name, exc)
             self._valid_until = 0.0
@@ -115,7 +123,7 @@ class LeaderElector:
         try:
             with self.db.connection() as conn:
                 conn.execute(q.RESIGN, {"name": self.name, "holder": self.holder})
-        except psycopg.Error as exc:
+        except psycopg.OperationalError as exc:
             log.warning("leader %s: could not resign (%s); the lease will expire", self.name, exc)
 
 
