@@ -15,6 +15,7 @@ import redis
 from worker.client import Client
 from worker.config import Settings, load_settings
 from worker.db import Database
+from worker.embedded import EmbeddedServers
 from worker.migrate import migrate
 
 ADMIN_URL = os.environ.get(
@@ -28,6 +29,41 @@ TRUNCATE job_events, notifications, transfers, jobs, requests, accounts, leaders
     RESTART IDENTITY CASCADE;
 INSERT INTO accounts (code, no_overdraft) VALUES ('system:issuance', false), ('system:revenue', false);
 """
+
+
+#: The embedded PostgreSQL and Redis this session started (worker/embedded.py), if any.
+EMBEDDED: EmbeddedServers | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On a machine where nothing answers at 127.0.0.1 (and TEST_DATABASE_ADMIN_URL and
+    TEST_REDIS_URL are unset), start an embedded PostgreSQL and Redis for the whole session and
+    point both variables at them. It runs before any test module is imported: several read the
+    variables at import. They are real servers, so nothing here mocks PostgreSQL or Redis."""
+    global ADMIN_URL, EMBEDDED, REDIS_URL
+    if {"TEST_DATABASE_ADMIN_URL", "TEST_REDIS_URL"} & os.environ.keys():
+        return
+    from worker.embedded import answers, start
+
+    if answers(ADMIN_URL) and answers(REDIS_URL):
+        return
+    EMBEDDED = start()
+    ADMIN_URL = os.environ["TEST_DATABASE_ADMIN_URL"] = EMBEDDED.database_url
+    REDIS_URL = os.environ["TEST_REDIS_URL"] = EMBEDDED.redis_url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if EMBEDDED is not None:
+        EMBEDDED.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if EMBEDDED is None:
+        return None
+    return (
+        "nothing answered at 127.0.0.1: embedded PostgreSQL at "
+        f"{EMBEDDED.database_url} and Redis at {EMBEDDED.redis_url} ({EMBEDDED.seconds:g} s)"
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

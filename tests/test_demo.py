@@ -8,13 +8,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tests.conftest import _db_url, drop_database
+from tests.conftest import ADMIN_URL, REDIS_URL, _db_url, drop_database
 from worker.config import load_settings
 from worker.demo import run_demo
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
-    settings = load_settings(_env_file=None, storage_dir=str(tmp_path))
+    settings = load_settings(
+        _env_file=None, storage_dir=str(tmp_path), database_url=ADMIN_URL, redis_url=REDIS_URL
+    )
     out = io.StringIO()
     suffix = uuid.uuid4().hex[:8]
     summary = run_demo(

@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -156,19 +157,20 @@ def _is_postgres(process: subprocess.Popen[bytes]) -> bool:
     return Path(str(first)).name == "postgres"
 
 
-def start(directory: Path | None = None) -> EmbeddedServers:
-    """Start an embedded PostgreSQL and Redis in ``directory`` (a new temporary one by default).
+def start() -> EmbeddedServers:
+    """Start an embedded PostgreSQL and Redis in a new temporary directory.
 
     Raises :class:`EmbeddedUnavailable` with the reason when either cannot start; nothing is
     left running then.
     """
     began = time.monotonic()
     pg_bin, redis_bin = postgres_bin(), redis_server()
-    root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="worker-embedded-"))
-    root.mkdir(parents=True, exist_ok=True)
     as_user = _unprivileged_user()
+    root = Path(tempfile.mkdtemp(prefix="worker-embedded-"))
     servers = EmbeddedServers(root, "", "", 0.0)
     try:
+        if as_user is not None:
+            _check_passable(root.parent, as_user)
         servers.database_url = _start_postgres(pg_bin, root, as_user, servers._processes)
         servers.redis_url = _start_redis(redis_bin, root, servers._processes)
     except BaseException:
@@ -179,13 +181,23 @@ def start(directory: Path | None = None) -> EmbeddedServers:
 
 
 @contextlib.contextmanager
-def running(directory: Path | None = None) -> Iterator[EmbeddedServers]:
+def running() -> Iterator[EmbeddedServers]:
     """:func:`start`, stopped and removed on leaving the block."""
-    servers = start(directory)
+    servers = start()
     try:
         yield servers
     finally:
         servers.stop()
+
+
+def _check_passable(directory: Path, user: pwd.struct_passwd) -> None:
+    """PostgreSQL runs as ``user``: every directory above its data must let others pass."""
+    for path in (directory, *directory.parents):
+        if not path.stat().st_mode & 0o001:
+            raise EmbeddedUnavailable(
+                f"PostgreSQL runs as {user.pw_name!r} (not as root), which cannot pass through "
+                f"{path}; set TMPDIR to a directory others may pass through, such as /tmp"
+            )
 
 
 def _unprivileged_user() -> pwd.struct_passwd | None:
@@ -255,11 +267,29 @@ def _start_postgres(
                 user=uid,
                 group=gid,
                 extra_groups=groups,
+                preexec_fn=_die_with_parent(signal.SIGINT),  # PostgreSQL's fast shutdown
             )
         )
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     _wait(processes[-1], log, "PostgreSQL", lambda: _postgres_ready(url))
     return url
+
+
+def _die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """On Linux, a child that gets ``sig`` when the process that started it dies (even by
+    SIGKILL), so no server outlives the demo or the test session; its files may stay in the
+    temporary directory then. Run after the child changed user (the setting survives that)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+
+    def arm() -> None:
+        libc.prctl(pr_set_pdeathsig, int(sig), 0, 0, 0)
+
+    return arm
 
 
 def _postgres_ready(url: str) -> bool:
@@ -282,7 +312,13 @@ def _start_redis(binary: Path, root: Path, processes: list[subprocess.Popen[byte
     ]  # fmt: skip
     with log.open("ab") as out:
         processes.append(
-            subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(signal.SIGTERM),
+            )
         )
     url = f"redis://127.0.0.1:{port}/0"
     _wait(processes[-1], log, "Redis", lambda: _redis_ready(url))
