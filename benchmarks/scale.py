@@ -102,6 +102,8 @@ class Watch:
     peak_all: int = 0
     peak_workers: int = 0
     probes_ms: list[float] = field(default_factory=list)
+    #: (monotonic time, ms) of each probe, to tell the start-up from the work
+    probe_times: list[tuple[float, float]] = field(default_factory=list)
     probe_failures: list[str] = field(default_factory=list)
     worker_pids: set[int] = field(default_factory=set)
     peak_rss_mb: float = 0.0
@@ -142,14 +144,23 @@ class Watch:
             try:
                 with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute("SELECT 1").fetchone()
-                self.probes_ms.append((time.perf_counter() - t0) * 1000)
+                took = (time.perf_counter() - t0) * 1000
+                self.probes_ms.append(took)
+                self.probe_times.append((time.monotonic(), took))
             except psycopg.Error as exc:
                 self.probe_failures.append(str(exc).strip().splitlines()[0])
             self.stop.wait(max(0.0, 0.1 - (time.perf_counter() - t0)))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, ready_at: float) -> dict[str, Any]:
         ms = sorted(self.probes_ms)
+        start_up = [m for t, m in self.probe_times if t < ready_at]
+        working = sorted(m for t, m in self.probe_times if t >= ready_at)
         return {
+            "probe_max_ms_start_up": round(max(start_up), 1) if start_up else None,
+            "probe_max_ms_working": round(working[-1], 1) if working else None,
+            "probe_p99_ms_working": (
+                round(working[int(len(working) * 0.99) - 1], 1) if len(working) >= 100 else None
+            ),
             "peak_server_connections": self.peak_all,
             "peak_worker_connections": self.peak_workers,
             "probes": len(ms) + len(self.probe_failures),
@@ -182,7 +193,8 @@ def _phase(
             ready = wait_until(
                 lambda: all(" ready: " in f.read_text(errors="replace") for f in logs), 300, 0.2
             )
-            start_up = time.monotonic() - started
+            ready_at = time.monotonic()
+            start_up = ready_at - started
             progress(f"{name}: submitting {jobs:,} jobs")
             submit_backlog(s.client, jobs)
 
@@ -223,7 +235,7 @@ def _phase(
             "exits": exits,
             "workers_rss_mb": round(rss, 1),
             "workers_peak_rss_mb": round(watch.peak_rss_mb, 1),
-            **watch.summary(),
+            **watch.summary(ready_at),
         }
 
 
