@@ -91,19 +91,34 @@ COMMANDS.extend([run_cmd, fake_provider])
 @click.command("demo")
 @click.option("--render-seconds", type=float, default=3.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="Run on an embedded PostgreSQL and Redis in a temporary directory (the default when "
+    "DATABASE_URL and REDIS_URL are unset and nothing answers at 127.0.0.1).",
+)
+@click.option(
+    "--keep", is_flag=True, help="Keep the embedded servers up until Ctrl-C, printing their URLs."
+)
 @click.pass_obj
-def demo(obj: CliContext, render_seconds: float, as_json: bool) -> None:
+def demo(obj: CliContext, render_seconds: float, as_json: bool, embedded: bool, keep: bool) -> None:
     """Run the whole pipeline on local services and the simulator, with a summary."""
     import sys
 
     from rich.console import Console
 
     from worker.demo import run_demo
+    from worker.embedded import for_demo, hold
 
     console = Console(stderr=True) if as_json else Console()
-    summary = run_demo(obj.settings, render_seconds=render_seconds, console=console)
-    if as_json:
-        emit_json(summary)
+    with for_demo(obj.settings, force=embedded, say=console.print) as place:
+        summary = run_demo(place.settings, render_seconds=render_seconds, console=console)
+        if as_json:
+            emit_json(summary)
+        if place.servers is not None and keep:
+            hold(place.servers, "worker_demo", "worker-demo", console.print)
+        elif place.servers is not None:
+            console.print("The embedded servers are removed now (--keep keeps them up).")
     ok = summary["ledger_ok"] and summary["unfinished"] == 0
     sys.exit(0 if ok else 1)
 
