@@ -169,3 +169,21 @@ def test_no_step_holds_its_connection_across_an_http_call(pipeline: Pipeline) ->
     pipeline.sim.configure({"openai": {"rate_timeout": 0.0}})
     done = pipeline.wait(jobs, timeout=60)
     assert [j["status"] for j in done] == ["succeeded"] * 4
+
+
+def test_a_pool_that_cannot_connect_says_so_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """psycopg_pool retries a failed connection with a growing pause and warns each time; the
+    worker lets one warning through a minute, saying how many it held back."""
+    from worker.db import Database
+
+    caplog.set_level("WARNING", logger="psycopg.pool")
+    db = Database("postgresql://postgres@127.0.0.1:1/nowhere", min_size=2, max_size=2, name="h1")
+    db.open(wait=False)
+    try:
+        time.sleep(4)  # attempts at about 0, 1, 2 and 4 s for each of the two connections
+    finally:
+        db.close()
+    said = [r.getMessage() for r in caplog.records if "error connecting" in r.getMessage()]
+    assert len(said) == 1, said
