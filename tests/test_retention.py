@@ -108,7 +108,7 @@ def test_report_folders_and_the_uploads_no_job_needs_go(
 ) -> None:
     def report(user: int, rows: str) -> tuple[int, Path]:
         csv = tmp_path / f"sales-{user}.csv"
-        csv.write_text(f"date,title,price\n{rows}\n")
+        csv.write_text(f"date,title,earnings\n{rows}\n")
         (job,) = client.submit_report(user, None, csv).job_ids
         return job, settings.storage_dir / client.job(job)["payload"]["csv"]
 

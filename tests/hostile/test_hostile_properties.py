@@ -380,6 +380,7 @@ def test_the_download_only_raises_provider_errors(
     )
     storage = Storage(tmp_path, timeout=2.0, policy=policy)
     dest = tmp_path / "v" / "1.mp4"
+    dest.unlink(missing_ok=True)  # tmp_path is shared by the examples
     try:
         stored = storage.download(
             f"http://127.0.0.1:{port}/r.mp4",
