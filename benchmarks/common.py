@@ -31,7 +31,9 @@ from worker.migrate import migrate
 ADMIN_URL = os.environ.get(
     "BENCH_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL") or os.environ.get(
+    "REDIS_URL", "redis://127.0.0.1:6379/0"
+)
 BOT_TOKEN = "999:bench-telegram-token"
 PRODUCT = {"title": "Benchmark mug", "image_url": "https://example.test/mug.jpg"}
 

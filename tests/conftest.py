@@ -50,6 +50,9 @@ def pytest_configure(config: pytest.Config) -> None:
     EMBEDDED = start()
     ADMIN_URL = os.environ["TEST_DATABASE_ADMIN_URL"] = EMBEDDED.database_url
     REDIS_URL = os.environ["TEST_REDIS_URL"] = EMBEDDED.redis_url
+    # tests/test_benchmarks.py runs benchmarks/, which reads its own variables
+    os.environ.setdefault("BENCH_DATABASE_ADMIN_URL", ADMIN_URL)
+    os.environ.setdefault("BENCH_REDIS_URL", REDIS_URL)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
