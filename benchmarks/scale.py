@@ -173,7 +173,13 @@ class Watch:
 
 
 def _phase(
-    workers: int, jobs: int, timeout: float, progress: Progress, name: str, nice: int = 0
+    workers: int,
+    jobs: int,
+    timeout: float,
+    progress: Progress,
+    name: str,
+    nice: int = 0,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``workers`` processes at default settings start (watched from the first), say they are
     ready, and drain a backlog of ``jobs`` submitted at once."""
@@ -183,7 +189,9 @@ def _phase(
         exits: list[str] = []
         try:
             started = time.monotonic()
-            s.start_workers(workers)  # default WORKER_THREADS and DB_POOL_MAX
+            # default WORKER_THREADS (8) and DB_POOL_MAX (3), unless --env says otherwise
+            threads = int((env or {}).get("WORKER_THREADS", s.settings.worker_threads))
+            s.start_workers(workers, threads, "worker.cli.main", **(env or {}))
             if nice:  # before they start their threads, which inherit it (as systemd's Nice=)
                 for w in s.workers:
                     os.setpriority(os.PRIO_PROCESS, w.pid, nice)
@@ -222,8 +230,8 @@ def _phase(
         middle = float(row["p90"] - row["p10"]) if row["p90"] is not None else 0.0
         return {
             "workers": workers,
-            "threads": s.settings.worker_threads,
-            "db_pool_max": s.settings.db_pool_max,
+            "threads": threads,
+            "db_pool_max": int((env or {}).get("DB_POOL_MAX", s.settings.db_pool_max)),
             "jobs": jobs,
             "finished": done,
             "succeeded": int(row["ok"]),
@@ -248,6 +256,7 @@ def run(
     timeout: float = 900.0,
     progress: Progress = quiet,
     nice: int = 0,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     with psycopg.connect(common.ADMIN_URL, autocommit=True) as conn:
         row = conn.execute("SHOW max_connections").fetchone()
@@ -262,9 +271,9 @@ def run(
                 row = conn.execute("SHOW max_connections").fetchone()
             used_max = int(row[0]) if row else 0
             two = _phase(
-                baseline_workers, jobs, timeout, progress, f"{baseline_workers} workers", nice
+                baseline_workers, jobs, timeout, progress, f"{baseline_workers} workers", nice, env
             )
-            many = _phase(workers, jobs, timeout, progress, f"{workers} workers", nice)
+            many = _phase(workers, jobs, timeout, progress, f"{workers} workers", nice, env)
         finally:
             common.ADMIN_URL = admin_before
     targets = {
@@ -283,6 +292,7 @@ def run(
         "local_max_connections": local_max,
         "max_connections": used_max,
         "workers_nice": nice,
+        "workers_env": env or {},
         "jobs_per_s": many["jobs_per_s"],
         "two_process_jobs_per_s": two["jobs_per_s"],
         "peak_server_connections": many["peak_server_connections"],
@@ -329,6 +339,13 @@ def main() -> None:
         help="run the workers at this niceness (as Nice= in a worker@ drop-in): PostgreSQL and "
         "other clients then get the CPU first",
     )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the workers instead of its default (e.g. IDLE_POLL_MS=500)",
+    )
     args = p.parse_args()
 
     def go(progress: Progress) -> dict[str, Any]:
@@ -341,6 +358,7 @@ def main() -> None:
             args.timeout,
             progress,
             args.nice,
+            {k: v for k, _, v in (e.partition("=") for e in args.env)},
         )
 
     if args.json:
