@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from jobs.video import availability
+from jobs.video.availability import ProbeGate, probe_gate
 from jobs.video.callbacks import callback_url
 from jobs.video.catalog import Family, Options
 from jobs.video.kie import KieClient, KieTask, TaskState
@@ -216,41 +217,67 @@ def _create_on_chain(
     chain = job_chain(ctx)
     switches = _switches(ctx)
     blocked = switches.blocked(e.model.id for e in chain)
+    gate = _gate(ctx)
     for i, entry in enumerate(chain):
         model = entry.model
         if model.id in blocked:
             continue
-        key = ctx.acquire_key("kie", "create")
-        inputs = model.build(
-            entry.options, prompt=ctx.state["prompt"], image_url=ctx.payload["image_url"]
+        with gate.turn(model.id) as waited:
+            if waited and (found := switches.blocked([model.id])):
+                blocked.update(found)  # the probe ahead of us found it paused
+                continue
+            try:
+                created = _create(ctx, entry, callback)
+            except ProviderError as err:
+                if err.error_class is ErrorClass.UNAVAILABLE and not err.outcome_unknown:
+                    gate.doubt(model.id)
+                    # KIE proved no task was made: pause the model for every worker.
+                    blocked[model.id] = _pause(ctx, switches, model.id, err)
+                else:
+                    raise
+            else:
+                if isinstance(created, tuple):  # KIE took it: the model works
+                    gate.prove(model.id)
+                return created
+        after = next((e.model.id for e in chain[i + 1 :] if e.model.id not in blocked), None)
+        ctx.event(
+            "model unavailable",
+            f"{model.id}: {blocked[model.id].reason or 'paused'}; "
+            + (f"trying {after} now (no attempt used)" if after else "no model left to try"),
+            data={"model": model.id},
         )
-        try:
-            return _kie(ctx).create_task(key, model, inputs, callback_url=callback), key, entry
-        except ProviderError as err:
-            if err.outcome_unknown:
-                # KIE may have created (and charged) the task; a retry, on this model or any
-                # other, could pay twice. Give up.
-                return Fail(
-                    ProviderError(
-                        ErrorClass.TEMPORARY,
-                        f"createTask outcome unknown on {model.id} ({err.message}); not "
-                        "retried, so the video is never paid twice",
-                        provider=err.provider,
-                        key_name=err.key_name,
-                    )
-                )
-            if err.error_class is not ErrorClass.UNAVAILABLE:
-                raise
-            # KIE proved no task was made: pause the model for every worker, try the next.
-            blocked[model.id] = _pause(ctx, switches, model.id, err)
-            after = next((e.model.id for e in chain[i + 1 :] if e.model.id not in blocked), None)
-            ctx.event(
-                "model unavailable",
-                f"{model.id}: {err.message}; "
-                + (f"trying {after} now (no attempt used)" if after else "no model left to try"),
-                data={"model": model.id},
-            )
     return _no_model(ctx, chain, blocked)
+
+
+def _create(
+    ctx: StepContext, entry: ChainEntry, callback: str | None
+) -> tuple[str, ApiKey, ChainEntry] | Outcome:
+    """createTask of one model: the task and its key, or Fail when the outcome is unknown (KIE
+    may have created and charged it: never retried, on this model or another). An UNAVAILABLE
+    error (no task was made) is raised for the caller to fall through."""
+    model = entry.model
+    key = ctx.acquire_key("kie", "create")
+    inputs = model.build(
+        entry.options, prompt=ctx.state["prompt"], image_url=ctx.payload["image_url"]
+    )
+    try:
+        return _kie(ctx).create_task(key, model, inputs, callback_url=callback), key, entry
+    except ProviderError as err:
+        if not err.outcome_unknown:
+            raise
+        return Fail(
+            ProviderError(
+                ErrorClass.TEMPORARY,
+                f"createTask outcome unknown on {model.id} ({err.message}); not retried, so "
+                "the video is never paid twice",
+                provider=err.provider,
+                key_name=err.key_name,
+            )
+        )
+
+
+def _gate(ctx: StepContext) -> ProbeGate:
+    return ctx.services.extension("video.probes", probe_gate)
 
 
 def _pause(
