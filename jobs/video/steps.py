@@ -429,13 +429,17 @@ def _family(ctx: StepContext) -> Family:
 
 
 def _spend(ctx: StepContext, consumed: float | None) -> dict[str, Any]:
+    return spend_record(ctx.state.get("model"), ctx.state.get("options") or {}, consumed)
+
+
+def spend_record(
+    model: str | None, options: dict[str, Any], consumed: float | None
+) -> dict[str, Any]:
     """What the task cost at KIE: ``creditsConsumed`` where KIE sent it, else the catalog's
     price for the options used. Filed under the generic ``spend`` key (`worker jobs stats`)."""
-    model = ctx.state.get("model")
     if consumed is not None:
         amount, source = consumed, "creditsConsumed"
     elif model:
-        options = ctx.state.get("options") or {}
         amount, source = get_model(model).credits(Options.from_dict(options)), "catalog price"
     else:
         amount, source = 0.0, "unknown"

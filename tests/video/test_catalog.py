@@ -174,3 +174,18 @@ def test_every_entry_states_render_time_and_use() -> None:
         if spec.live:
             assert spec.render_seconds > 0 and 0 < spec.first_poll_seconds <= spec.render_seconds
             assert spec.good_at and spec.vendor
+
+
+def test_a_job_records_what_kie_charged_else_the_catalog_price() -> None:
+    from jobs.video.steps import spend_record
+
+    options = {"duration": 10, "resolution": "720p", "orientation": "auto", "sound": False}
+    told = spend_record("bytedance/seedance-2-mini", options, 80.5)["spend"]
+    assert (told["amount"], told["source"]) == (80.5, "creditsConsumed")
+    priced = spend_record("bytedance/seedance-2-mini", options, None)["spend"]
+    assert (priced["amount"], priced["source"], priced["resource"]) == (
+        82.0,
+        "catalog price",
+        "bytedance/seedance-2-mini",
+    )
+    assert priced["unit"] == "KIE credits" and priced["provider"] == "kie"
