@@ -67,7 +67,7 @@ def log_in(driver: Any, base: str, name: str) -> None:
     driver.find_element(By.NAME, "name").send_keys(name)
     driver.find_element(By.NAME, "password").send_keys(PASSWORDS[name])
     driver.find_element(By.CSS_SELECTOR, "form.login button").click()
-    wait_for(lambda: "/login" not in driver.current_url, 10, "the overview after login")
+    wait_for(lambda: "/login" not in driver.current_url, 30, "the overview after login")
     assert driver.find_element(By.TAG_NAME, "h1").text.startswith("Overview")
 
 
@@ -86,7 +86,7 @@ def accept_confirm(driver: Any) -> None:
         except NoAlertPresentException:
             return None
 
-    wait_for(alert, 5, "the confirmation dialog").accept()
+    wait_for(alert, 30, "the confirmation dialog").accept()
 
 
 def post_from_page(driver: Any, path: str, with_token: bool) -> int:
@@ -125,7 +125,7 @@ def test_log_in_filter_and_open_a_job(
     Select(browser.find_element(By.NAME, "status")).select_by_visible_text("cancelled")
     browser.find_element(By.NAME, "user").send_keys("41")
     browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
-    wait_for(lambda: "status=cancelled" in browser.current_url, 10, "the filtered list")
+    wait_for(lambda: "status=cancelled" in browser.current_url, 30, "the filtered list")
     assert "user=41" in browser.current_url  # the whole filter is in the link
     ids = [
         a.text for a in browser.find_elements(By.CSS_SELECTOR, "table.jobs tbody td:first-child a")
@@ -133,7 +133,7 @@ def test_log_in_filter_and_open_a_job(
     assert ids == [str(mine[1])]
 
     browser.find_element(By.LINK_TEXT, str(mine[1])).click()
-    wait_for(lambda: f"/jobs/{mine[1]}" in browser.current_url, 10, "the job page")
+    wait_for(lambda: f"/jobs/{mine[1]}" in browser.current_url, 30, "the job page")
     page = browser.find_element(By.TAG_NAME, "main").text
     assert f"Job {mine[1]}" in page and "cancelled" in page
     assert "refund" in page  # its hold and the refund, from the ledger
@@ -161,10 +161,10 @@ def test_retry_a_failed_job_and_see_it_run(
     retry = browser.find_element(By.XPATH, "//button[starts-with(normalize-space(.), 'Retry')]")
     retry.click()
     accept_confirm(browser)
-    flash = wait_for(lambda: text_of(browser, ".flash"), 10, "the flash")
+    flash = wait_for(lambda: text_of(browser, ".flash"), 30, "the flash")
     assert f"job {failed} retried as job" in flash
     new = int(flash.rsplit(" ", 1)[1])
-    timeline = wait_for(lambda: text_of(browser, "table.timeline"), 10, "the timeline")
+    timeline = wait_for(lambda: text_of(browser, "table.timeline"), 30, "the timeline")
     assert "retried" in timeline and "by ada" in timeline
 
     def follow(text: str) -> bool:
@@ -174,15 +174,15 @@ def test_retry_a_failed_job_and_see_it_run(
         except StaleElementReferenceException:  # the live page was swapped meanwhile
             return False
 
-    wait_for(lambda: follow(f"job {new}"), 10, "the link to the new job")
-    wait_for(lambda: f"/jobs/{new}" in browser.current_url, 10, "the new job's page")
+    wait_for(lambda: follow(f"job {new}"), 30, "the link to the new job")
+    wait_for(lambda: f"/jobs/{new}" in browser.current_url, 30, "the new job's page")
     # No reload from here on: the page follows the job by itself (server-sent events).
     wait_for(
         lambda: "succeeded" in text_of(browser, "h1 .status"),
         60,
         "the retried job to succeed on the open page",
     )
-    wait_for(lambda: "capture" in text_of(browser, "main"), 10, "the capture on the page")
+    wait_for(lambda: "capture" in text_of(browser, "main"), 30, "the capture on the page")
     assert ".mp4" in text_of(browser, "main")  # the stored file's link
     assert pipeline.client.job(new)["status"] == "succeeded"
 
