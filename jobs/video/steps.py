@@ -7,7 +7,8 @@
   a second video. A create whose outcome is unknown (a read timeout) is never retried, on this
   model or another, for the same reason. An answer that proves no task was made (a paused or
   unknown model: UNAVAILABLE) pauses the model for every worker and moves to the next model in
-  the same step, using no attempt; with every model paused the job waits, to its deadline.
+  the same step, using no attempt; with every model paused the job waits, to its deadline
+  (:mod:`jobs.video.fallback`).
 * poll: KIE recordInfo with the key that created the task, rescheduled on the documented
   schedule; no thread waits while the video renders. With callbacks on (``KIE_CALLBACK_URL``),
   KIE's callback makes the poll run when the task ends (``worker.webhooks``), and the schedule
@@ -18,29 +19,22 @@
 
 from __future__ import annotations
 
-import logging
 import random
-import time
 from typing import Any
 
-from jobs.video import availability
-from jobs.video.availability import ProbeGate, probe_gate
 from jobs.video.callbacks import callback_url
 from jobs.video.catalog import Family, Options
+from jobs.video.fallback import create_on_chain, job_chain
 from jobs.video.kie import KieClient, KieTask, TaskState
 from jobs.video.models import get_model
 from jobs.video.prompt import PromptGenerator
 from jobs.video.settings import video_settings
-from jobs.video.tiers import ChainEntry, chain_from_payload
-from worker.config import ApiKey, Settings
+from worker.config import Settings
 from worker.context import StepContext
 from worker.errors import ErrorClass, ProviderError
 from worker.metrics import CALLBACKS_MISSED
-from worker.models import ResourceState, ResourceStatus, ResourceSwitches
 from worker.outcomes import Again, Fail, Next, Outcome, Succeed
 from worker.telegram import Media
-
-log = logging.getLogger(__name__)
 
 VIDEO_TYPES = ("video/mp4", "application/octet-stream", "binary/octet-stream")
 #: How Telegram takes the result: a playable video.
@@ -54,25 +48,6 @@ def _kie(ctx: StepContext) -> KieClient:
 
 def _openai(ctx: StepContext) -> PromptGenerator:
     return ctx.services.extension("video.openai", PromptGenerator.from_settings)
-
-
-def _switches(ctx: StepContext) -> ResourceSwitches:
-    return ctx.services.extension("video.models", availability.switches)
-
-
-#: With every model of its chain paused, a job looks again this often (or when a pause ends).
-MODELS_RECHECK_SECONDS = 60.0
-#: What the user reads when no model of the tier could make the video before the deadline.
-_USER_NO_MODEL = "The video service is temporarily unavailable."
-
-
-def job_chain(ctx: StepContext) -> tuple[ChainEntry, ...]:
-    """The models the job was sold, in fallback order (stored in its payload at submit; a job
-    submitted before tiers existed gets the default tier's chain)."""
-    stored = ctx.payload.get("chain")
-    if stored:
-        return chain_from_payload(stored)
-    return video_settings(ctx.settings).tiers.get(None).chain
 
 
 def _prompt_cap(ctx: StepContext) -> int:
@@ -170,7 +145,7 @@ def submit(ctx: StepContext) -> Outcome:
         )
     generation = int(ctx.state.get("generation", 0)) + 1
     callback = callback_url(ctx.settings, ctx.job_id)
-    created = _create_on_chain(ctx, callback)
+    created = create_on_chain(ctx, _kie(ctx), callback)
     if not isinstance(created, tuple):
         return created
     task_id, key, entry = created
@@ -206,123 +181,6 @@ def submit(ctx: StepContext) -> Outcome:
         provider_task_id=task_id,
         key_name=key.name,
         state=learned,
-    )
-
-
-def _create_on_chain(
-    ctx: StepContext, callback: str | None
-) -> tuple[str, ApiKey, ChainEntry] | Outcome:
-    """createTask on the first usable model of the job's chain: the task, its key and model;
-    or the outcome when none took it (every model paused: wait; outcome unknown: fail)."""
-    chain = job_chain(ctx)
-    switches = _switches(ctx)
-    blocked = switches.blocked(e.model.id for e in chain)
-    gate = _gate(ctx)
-    for i, entry in enumerate(chain):
-        model = entry.model
-        if model.id in blocked:
-            continue
-        with gate.turn(model.id) as waited:
-            if waited and (found := switches.blocked([model.id])):
-                blocked.update(found)  # the probe ahead of us found it paused
-                continue
-            try:
-                created = _create(ctx, entry, callback)
-            except ProviderError as err:
-                if err.error_class is ErrorClass.UNAVAILABLE and not err.outcome_unknown:
-                    gate.doubt(model.id)
-                    # KIE proved no task was made: pause the model for every worker.
-                    blocked[model.id] = _pause(ctx, switches, model.id, err)
-                else:
-                    raise
-            else:
-                if isinstance(created, tuple):  # KIE took it: the model works
-                    gate.prove(model.id)
-                return created
-        after = next((e.model.id for e in chain[i + 1 :] if e.model.id not in blocked), None)
-        ctx.event(
-            "model unavailable",
-            f"{model.id}: {blocked[model.id].reason or 'paused'}; "
-            + (f"trying {after} now (no attempt used)" if after else "no model left to try"),
-            data={"model": model.id},
-        )
-    return _no_model(ctx, chain, blocked)
-
-
-def _create(
-    ctx: StepContext, entry: ChainEntry, callback: str | None
-) -> tuple[str, ApiKey, ChainEntry] | Outcome:
-    """createTask of one model: the task and its key, or Fail when the outcome is unknown (KIE
-    may have created and charged it: never retried, on this model or another). An UNAVAILABLE
-    error (no task was made) is raised for the caller to fall through."""
-    model = entry.model
-    key = ctx.acquire_key("kie", "create")
-    inputs = model.build(
-        entry.options, prompt=ctx.state["prompt"], image_url=ctx.payload["image_url"]
-    )
-    try:
-        return _kie(ctx).create_task(key, model, inputs, callback_url=callback), key, entry
-    except ProviderError as err:
-        if not err.outcome_unknown:
-            raise
-        return Fail(
-            ProviderError(
-                ErrorClass.TEMPORARY,
-                f"createTask outcome unknown on {model.id} ({err.message}); not retried, so "
-                "the video is never paid twice",
-                provider=err.provider,
-                key_name=err.key_name,
-            )
-        )
-
-
-def _gate(ctx: StepContext) -> ProbeGate:
-    return ctx.services.extension("video.probes", probe_gate)
-
-
-def _pause(
-    ctx: StepContext, switches: ResourceSwitches, model: str, err: ProviderError
-) -> ResourceStatus:
-    """Pause ``model`` for every worker; the worker that paused it logs a warning. Operators
-    are alerted by the metric (``worker_resource_state``) and, when a job has no model left, by
-    that job's UNAVAILABLE wait (one alert per job)."""
-    seconds = video_settings(ctx.settings).video_model_pause_seconds
-    if switches.pause(model, err.message, seconds):
-        log.warning(
-            "video model %s paused for every worker for %.0f s (job %s): %s",
-            model,
-            seconds,
-            ctx.job_id,
-            err.message,
-        )
-    return switches.status(model)
-
-
-def _no_model(
-    ctx: StepContext, chain: tuple[ChainEntry, ...], blocked: dict[str, ResourceStatus]
-) -> Outcome:
-    """Every model of the chain is paused or disabled: wait (to the deadline) until one is live.
-
-    The first time, the wait is an UNAVAILABLE failure (recorded on the job, one operator
-    alert; the policy waits as long as ``retry_after`` says); after that the job looks again
-    quietly, keeping that error, so a deadline failure is UNAVAILABLE with a refund."""
-    now = time.time()
-    ends = [s.until for s in blocked.values() if s.state is ResourceState.PAUSED and s.until]
-    wait = min([MODELS_RECHECK_SECONDS, *(max(1.0, u - now) for u in ends)])
-    names = ", ".join(
-        f"{m} ({blocked[e.model.id].state})" for e in chain if (m := e.model.id) in blocked
-    )
-    tier = ctx.payload.get("tier", "standard")
-    reason = f"every model of tier {tier} is unavailable: {names}"
-    if ctx.state.get("waiting_for_model") == reason:
-        return Again(delay=wait, detail=f"{reason}; looking again in {wait:.0f} s")
-    ctx.record(state={"waiting_for_model": reason})
-    raise ProviderError(
-        ErrorClass.UNAVAILABLE,
-        f"{reason}; waiting for one (to the job's deadline)",
-        provider="kie",
-        user_message=_USER_NO_MODEL,
-        retry_after=wait,
     )
 
 
