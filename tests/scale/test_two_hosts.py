@@ -81,10 +81,11 @@ def test_a_host_dies_and_the_other_finishes_every_job_once(
     # A kill between KIE's createTask and its commit fails that job as "outcome unknown" and
     # refunds it (paying twice is worse); everything else is delivered.
     assert statuses["succeeded"] + statuses["failed"] == len(jobs), statuses
-    assert statuses["succeeded"] >= len(jobs) - 4, statuses
+    # At most one job per thread host A had (2 processes × 4) was cut off mid-createTask.
+    assert statuses["failed"] <= 8, statuses
     for j in done:
         if j["status"] == "failed":
-            assert j["credits"] == "refunded", j
+            assert j["credits"] == "refunded" and "createTask outcome unknown" in j["error"], j
 
     # Never paid twice: every createTask belongs to one job, and no job has two.
     by_title: Counter[str] = Counter()
@@ -94,10 +95,15 @@ def test_a_host_dies_and_the_other_finishes_every_job_once(
         by_title[named.group(1)] += 1
     assert max(by_title.values()) == 1, by_title
 
-    # Exactly one final message per job: the video, or the failure.
-    for title, user in titles.items():
+    # One final message per job, never two: the video, or the failure. Only a send that host A
+    # was making when it died may be missing (its row says 'sending': never sent again).
+    ambiguous = {
+        int(r["job_id"])
+        for r in pipeline.db.fetchall("SELECT job_id FROM notifications WHERE status = 'sending'")
+    }
+    for (title, user), job in zip(titles.items(), jobs, strict=True):
         methods = Counter(m["method"] for m in pipeline.messages(user))
-        assert sum(methods.values()) == 1, (title, methods)
+        assert sum(methods.values()) == 1 or (not methods and job in ambiguous), (title, methods)
     assert pipeline.ledger_ok()
     # Host B's own files: each host keeps what it delivered in its own STORAGE_DIR.
     assert any((tmp_path / "host-b").rglob("*.mp4"))
