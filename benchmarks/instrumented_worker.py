@@ -62,7 +62,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "ours: prompt client": ("jobs.video.prompt:PromptGenerator.generate",),
     "ours: download": ("worker.storage:Storage.download",),
     "ours: Telegram client": (
-        "worker.telegram:TelegramNotifier.send_video",
+        "worker.telegram:TelegramNotifier.send_file",
         "worker.telegram:TelegramNotifier.send_message",
     ),
 }
