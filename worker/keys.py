@@ -86,6 +86,7 @@ MAX_ERROR_CHARS = 200
 #: ``last_success`` is written at most this often per key by one process.
 SUCCESS_STAMP_SECONDS = 1.0
 
+
 class KeyState(StrEnum):
     """What a key can do now, as operators read it (``worker keys ls``)."""
 

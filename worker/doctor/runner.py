@@ -91,9 +91,7 @@ def run_checks(
     tasks: list[_Task] = [
         _Task(
             POSTGRES_NAMES,
-            lambda: postgres_checks(
-                settings, instances=instances, timeout=timeout, hosts=hosts
-            ),
+            lambda: postgres_checks(settings, instances=instances, timeout=timeout, hosts=hosts),
             "Check DATABASE_URL and that PostgreSQL answers.",
         ),
         _Task(
