@@ -115,8 +115,8 @@ def _iso(value: Any) -> str | None:
 class Client(KindSubmits):
     """Synchronous client. Thread-safe; share one per process.
 
-    Jobs of any kind are submitted with :meth:`submit`; the bot's named forms of it
-    (``submit_video``, ``submit_report``) come with the kinds (:mod:`jobs._client`)."""
+    Jobs of any kind are submitted with :meth:`submit`; the bot's named form of it for each
+    kind comes with the kinds (:mod:`jobs._client`)."""
 
     def __init__(
         self, settings: Settings, db: Database | None = None, dispatcher: Dispatcher | None = None
