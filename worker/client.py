@@ -22,7 +22,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from jobs._client import AsyncKindSubmits, KindSubmits
-from worker import ledger
+from worker import ledger, lifecycle
 from worker import validation as v
 from worker.config import Settings, load_settings
 from worker.db import Database
@@ -35,9 +35,11 @@ from worker.errors import (
     RequestRefused,
     UnknownJob,
 )
+from worker.events import EventCode
 from worker.kinds import JobKind, get_kind
 from worker.ledger import Balance
 from worker.sql import jobs as q
+from worker.status import JobStatus
 
 __all__ = [
     "AsyncClient",
@@ -281,13 +283,15 @@ class Client(KindSubmits):
                 raise JobStateConflict(
                     f"job {job_id} is {row['status']}; only queued jobs can be cancelled"
                 )
-            conn.execute(q.CANCEL_QUEUED, {"id": job_id, "reason": reason})
-            refunded = ledger.refund(conn, job_id)
-            detail = reason + (f"; {row['price']} credit(s) refunded" if refunded else "")
-            conn.execute(
-                q.INSERT_EVENT,
-                {"job_id": job_id, "event": "cancelled", "detail": detail, "data": Jsonb({})},
+            refunded = f"; {row['price']} credit(s) refunded" if row["price"] else ""
+            ending = lifecycle.Ending(
+                JobStatus.CANCELLED,
+                event="cancelled",
+                code=EventCode.CANCELLED,
+                detail=reason + refunded,
+                error=reason,
             )
+            lifecycle.end(conn, job_id, ending)  # the one way a job ends; the row is locked
         return self.job(job_id)
 
     # -- reading ---------------------------------------------------------------------------
