@@ -32,6 +32,7 @@ from worker.errors import (
     InvalidRequest,
     JobStateConflict,
     LedgerError,
+    NotYourJob,
     RequestRefused,
     UnknownJob,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "InsufficientCredits",
     "InvalidRequest",
     "JobStateConflict",
+    "NotYourJob",
     "RequestRefused",
     "SubmitResult",
     "UnknownJob",
@@ -72,7 +74,7 @@ def _fingerprint(request: Mapping[str, Any]) -> str:
 
 
 def job_view(row: Mapping[str, Any], events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The public shape of a job (CONTRACT.md), as `worker jobs show --json` prints it."""
+    """The public shape of a job (docs/interface.md), as `worker jobs show --json` prints it."""
     view: dict[str, Any] = {
         "id": row["id"],
         "kind": row["kind"],
@@ -248,9 +250,13 @@ class Client(KindSubmits):
             replayed=status == "replayed",
         )
 
-    def clone(self, job_id: int, *, idempotency_key: str | None = None) -> SubmitResult:
-        """A new job with the same product ("make another"), charged again."""
-        original = self._job_row(job_id)
+    def clone(
+        self, job_id: int, *, idempotency_key: str | None = None, user_id: int | None = None
+    ) -> SubmitResult:
+        """A new job with the same product ("make another"), charged again. With ``user_id``
+        (the bot passes the user who pressed the button), another user's job is refused with
+        :class:`NotYourJob`; the same for :meth:`retry`, :meth:`cancel` and :meth:`job`."""
+        original = self._job_row(job_id, user_id)
         request = get_kind(original["kind"]).request_of(original["payload"])
         return self.submit(
             original["kind"],
@@ -262,23 +268,31 @@ class Client(KindSubmits):
             cloned_from=job_id,
         )
 
-    def retry(self, job_id: int, *, idempotency_key: str | None = None) -> SubmitResult:
+    def retry(
+        self, job_id: int, *, idempotency_key: str | None = None, user_id: int | None = None
+    ) -> SubmitResult:
         """Run a failed or cancelled job again as a new, charged job."""
-        original = self._job_row(job_id)
+        original = self._job_row(job_id, user_id)
         if original["status"] not in ("failed", "cancelled"):
             raise JobStateConflict(
                 f"job {job_id} is {original['status']}; "
                 "only failed or cancelled jobs can be retried"
             )
-        return self.clone(job_id, idempotency_key=idempotency_key or f"retry-of-{job_id}")
+        return self.clone(
+            job_id, idempotency_key=idempotency_key or f"retry-of-{job_id}", user_id=user_id
+        )
 
-    def cancel(self, job_id: int, *, reason: str = "cancelled by operator") -> dict[str, Any]:
+    def cancel(
+        self, job_id: int, *, reason: str = "cancelled by operator", user_id: int | None = None
+    ) -> dict[str, Any]:
         """Cancel a queued job and refund its hold. Running or finished jobs are refused."""
         v.positive_id("job_id", job_id)
+        _check_user(user_id)
         with self.db.transaction() as conn:
             row = conn.execute(q.JOB_FOR_UPDATE, {"id": job_id}).fetchone()
             if row is None:
                 raise UnknownJob(job_id)
+            _owned(row, job_id, user_id)
             if row["status"] != "queued":
                 raise JobStateConflict(
                     f"job {job_id} is {row['status']}; only queued jobs can be cancelled"
@@ -296,20 +310,25 @@ class Client(KindSubmits):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _job_row(self, job_id: int) -> dict[str, Any]:
+    def _job_row(self, job_id: int, user_id: int | None = None) -> dict[str, Any]:
         v.positive_id("job_id", job_id)
+        _check_user(user_id)
         row = self.db.fetchone(q.JOB, {"id": job_id})
         if row is None:
             raise UnknownJob(job_id)
+        _owned(row, job_id, user_id)
         return row
 
-    def job(self, job_id: int) -> dict[str, Any]:
-        """The job with its event timeline: the same view as `worker jobs show`."""
+    def job(self, job_id: int, *, user_id: int | None = None) -> dict[str, Any]:
+        """The job with its event timeline: the same view as `worker jobs show` (``user_id``:
+        the ownership guard, as :meth:`clone`)."""
         v.positive_id("job_id", job_id)
+        _check_user(user_id)
         with self.db.transaction() as conn:
             row = conn.execute(q.JOB, {"id": job_id}).fetchone()
             if row is None:
                 raise UnknownJob(job_id)
+            _owned(row, job_id, user_id)
             events = conn.execute(q.EVENTS, {"id": job_id}).fetchall()
         return job_view(row, events)
 
@@ -363,6 +382,17 @@ class Client(KindSubmits):
             return ledger.balance(conn, user_id)
 
 
+def _check_user(user_id: int | None) -> None:
+    if user_id is not None:
+        v.positive_id("user_id", user_id)
+
+
+def _owned(row: Mapping[str, Any], job_id: int, user_id: int | None) -> None:
+    """The ownership guard: refuse another user's job (nothing was changed yet)."""
+    if user_id is not None and row["user_id"] != user_id:
+        raise NotYourJob(job_id, user_id)
+
+
 class AsyncClient(AsyncKindSubmits):
     """The same API as coroutines, for an asyncio bot.
 
@@ -393,8 +423,8 @@ class AsyncClient(AsyncKindSubmits):
     async def cancel(self, job_id: int, **kwargs: Any) -> dict[str, Any]:
         return await asyncio.to_thread(lambda: self._client.cancel(job_id, **kwargs))
 
-    async def job(self, job_id: int) -> dict[str, Any]:
-        return await asyncio.to_thread(self._client.job, job_id)
+    async def job(self, job_id: int, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(lambda: self._client.job(job_id, **kwargs))
 
     async def jobs(self, **kwargs: Any) -> list[dict[str, Any]]:
         return await asyncio.to_thread(lambda: self._client.jobs(**kwargs))
