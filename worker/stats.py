@@ -192,39 +192,9 @@ def window(
     credits = conn.execute(q.CREDITS_IN_WINDOW, after).fetchone()
     assert credits is not None
 
-    pairs = [(k, e, s) for k, m in events.items() for e, s in m.items()]
-    step_rows = conn.execute(
-        q.STEP_DURATIONS_IN_WINDOW,
-        {
-            **after,
-            "map_kinds": [p[0] for p in pairs],
-            "map_events": [p[1] for p in pairs],
-            "map_steps": [p[2] for p in pairs],
-            "terminal": list(TERMINAL_EVENTS),
-        },
-    ).fetchall()
-    steps = sorted(
-        (
-            {
-                "kind": r["kind"],
-                "step": r["step"],
-                "jobs": int(r["jobs"]),
-                "p50_seconds": _rounded(r["p50"]),
-                "p95_seconds": _rounded(r["p95"]),
-                "max_seconds": _rounded(r["max"]),
-            }
-            for r in step_rows
-        ),
-        key=_step_order(kinds),
-    )
+    steps = _step_durations(conn, after, events, kinds)
     end_to_end = [
-        {
-            "kind": r["kind"],
-            "jobs": int(r["jobs"]),
-            "p50_seconds": _rounded(r["p50"]),
-            "p95_seconds": _rounded(r["p95"]),
-            "max_seconds": _rounded(r["max"]),
-        }
+        {"kind": r["kind"], "jobs": int(r["jobs"]), **_percentiles(r)}
         for r in conn.execute(q.END_TO_END_IN_WINDOW, after).fetchall()
     ]
     return {
@@ -243,6 +213,41 @@ def window(
         "steps": steps,
         "end_to_end": end_to_end,
     }
+
+
+def _percentiles(row: Mapping[str, Any]) -> dict[str, float | None]:
+    return {
+        "p50_seconds": _rounded(row["p50"]),
+        "p95_seconds": _rounded(row["p95"]),
+        "max_seconds": _rounded(row["max"]),
+    }
+
+
+def _step_durations(
+    conn: Connection,
+    after: Mapping[str, int],
+    events: Mapping[str, Mapping[str, str]],
+    kinds: Mapping[str, JobKind],
+) -> list[dict[str, Any]]:
+    """How long each step of each kind took (the events that end a step, per kind)."""
+    pairs = [(k, e, s) for k, m in events.items() for e, s in m.items()]
+    step_rows = conn.execute(
+        q.STEP_DURATIONS_IN_WINDOW,
+        {
+            **after,
+            "map_kinds": [p[0] for p in pairs],
+            "map_events": [p[1] for p in pairs],
+            "map_steps": [p[2] for p in pairs],
+            "terminal": list(TERMINAL_EVENTS),
+        },
+    ).fetchall()
+    return sorted(
+        (
+            {"kind": r["kind"], "step": r["step"], "jobs": int(r["jobs"]), **_percentiles(r)}
+            for r in step_rows
+        ),
+        key=_step_order(kinds),
+    )
 
 
 def spend(conn: Connection, seconds: float) -> list[dict[str, Any]]:
