@@ -25,16 +25,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 import redis
+from psycopg.conninfo import conninfo_to_dict
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from worker.client import Client
 from worker.config import Settings, load_settings
+from worker.errors import WorkerError
 from worker.keys import KeyPool
 from worker.kinds import all_kinds
 from worker.migrate import migrate
@@ -91,16 +94,54 @@ def _free_port() -> int:
 
 
 def _demo_database_url(base: str, name: str) -> str:
-    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+    """``base`` pointed at the demo's own database ``name``. A ``dbname=`` in the query string
+    overrides the path (and a ``service=`` may name one), so both are dropped; whatever the
+    result names is then checked (:func:`_own_database`)."""
+    if "demo" not in name:
+        raise WorkerError(f"the demo only runs in a database of its own (named *demo*): {name!r}")
+    url = _with_database(base, name)
+    _own_database(url, name)
+    return url
+
+
+def _with_database(base: str, name: str) -> str:
+    parts = urlsplit(base)
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k not in ("dbname", "service")
+    ]
+    encoded = urlencode(query, safe="/")
+    # not urlunsplit: it turns postgresql:///db (no host: libpq's socket) into postgresql:/db
+    return f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{encoded}" if encoded else "")
+
+
+def _own_database(url: str, name: str) -> None:
+    """Refuse ``url`` unless libpq would connect to the database ``name``: the demo drops,
+    migrates and fills its database, so it must never land on another one."""
+    try:
+        found = conninfo_to_dict(url).get("dbname")
+    except psycopg.ProgrammingError:
+        found = None
+    if found != name:
+        raise WorkerError(
+            f"the demo only uses its own database {name!r}; DATABASE_URL would make it use "
+            f"{found!r}, so it stops before touching anything"
+        )
 
 
 def _reset(settings: Settings) -> None:
     url = settings.database_url
     name = urlsplit(url).path.lstrip("/")
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    _own_database(url, name)
+    admin = _with_database(url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     migrate(url)
+    with psycopg.connect(url) as conn:  # the very database the demo fills
+        row = conn.execute("SELECT current_database()").fetchone()
+    if row is None or row[0] != name:
+        raise WorkerError(f"the demo reached database {row and row[0]!r}, not its own {name!r}")
     r = redis.Redis.from_url(settings.redis_url)
     keys = list(r.scan_iter(f"{settings.redis_namespace}:*", count=1000))
     if keys:
@@ -143,6 +184,9 @@ def run_demo(
         "REDIS_NAMESPACE": namespace,
         "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
         "TELEGRAM_API_URL": sim_url,
+        # the simulator serves the results over plain HTTP on loopback (worker.storage)
+        "RESULT_HOSTS": "127.0.0.1",
+        "RESULT_ALLOW_HTTP": "true",
         "STORAGE_DIR": str(storage),
         "BACKOFF_BASE_SECONDS": "0.5",
         "MAINTENANCE_INTERVAL_SECONDS": "1",
@@ -225,7 +269,7 @@ def _progress_table(
             str(j["id"]),
             str(j["user_id"]),
             j["kind"],
-            describe[j["kind"]](j["payload"])[:28] if j["kind"] in describe else "",
+            escape(describe[j["kind"]](j["payload"])[:28]) if j["kind"] in describe else "",
             str(j.get("model") or ""),
             f"[{colours.get(status, 'white')}]{status}[/]",
             j["step"],
@@ -330,14 +374,15 @@ def _print_summary(console: Console, s: dict[str, Any], logs: Path, database_url
     t.add_row("jobs", f"{s['jobs']} ({s['unfinished']} unfinished)")
     t.add_row("succeeded", str(s["succeeded"]))
     t.add_row("failed by class", failed)
-    t.add_row("refused at submit", "; ".join(s["refused_at_submit"]) or "none")
+    t.add_row("refused at submit", escape("; ".join(s["refused_at_submit"])) or "none")
     t.add_row(
         "credits",
         f"{s['credits_captured']} captured, {s['credits_refunded']} refunded, "
         f"{s['credits_available']} left",
     )
     for name, (state, reason) in s["keys"].items():
-        t.add_row(f"key {name}", state + (f" ({reason})" if reason else ""))
+        # a key's reason is a provider's text: printed as written, never read as markup
+        t.add_row(f"key {name}", escape(state + (f" ({reason})" if reason else "")))
     models = ", ".join(f"{m} ({n})" for m, n in s.get("models", {}).items())
     t.add_row("models used", models or "none recorded")
     for label, text in s.get("notes", []):
