@@ -49,14 +49,24 @@ class KindSubmits:
         count: int = 1,
         idempotency_key: str | None = None,
         tier: str | None = None,
+        language: str | None = None,
     ) -> SubmitResult:
         """Submit ``count`` videos of one product; each is its own job with its own hold.
-        ``tier`` names what is sold (its price and models); ``None``: the default tier."""
+        ``tier`` names what is sold (its price and models); ``None``: the default tier.
+        ``language`` is the user's Telegram ``language_code`` (``ru``, ``uk``, ``en-US``):
+        every text about the job is in it (``DEFAULT_LANGUAGE`` when absent or not spoken)."""
+        extra = {
+            name: value
+            for name, value in (("tier", tier), ("language", language))
+            if value is not None
+        }
+        # A product that is not a mapping goes on as it is: the kind refuses it, typed.
+        request = {**product, **extra} if extra and isinstance(product, Mapping) else product
         return self.submit(
             "video",
             user_id=user_id,
             chat_id=chat_id,
-            request=product if tier is None else {**product, "tier": tier},
+            request=request,
             count=count,
             idempotency_key=idempotency_key,
         )
@@ -69,13 +79,20 @@ class KindSubmits:
         period: str = "30d",
         content_type: str | None = None,
         idempotency_key: str | None = None,
+        language: str | None = None,
     ) -> SubmitResult:
-        """Submit a sales report of one CSV export (copied into storage first; see jobs.report)."""
+        """Submit a sales report of one CSV export (copied into storage first; see jobs.report).
+        ``language``: the user's Telegram ``language_code``, as for :meth:`submit_video`."""
         return self.submit(
             "report",
             user_id=user_id,
             chat_id=chat_id,
-            request={"csv": csv_path, "period": period, "content_type": content_type},
+            request={
+                "csv": csv_path,
+                "period": period,
+                "content_type": content_type,
+                "language": language,
+            },
             idempotency_key=idempotency_key,
         )
 
@@ -95,6 +112,7 @@ class AsyncKindSubmits:
         period: str = "30d",
         content_type: str | None = None,
         idempotency_key: str | None = None,
+        language: str | None = None,
     ) -> SubmitResult:
         return await asyncio.to_thread(
             self.sync.submit_report,
@@ -104,4 +122,5 @@ class AsyncKindSubmits:
             period,
             content_type,
             idempotency_key,
+            language,
         )

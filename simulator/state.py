@@ -233,6 +233,8 @@ class SimState:
             maxlen=self.config.max_recorded_calls
         )
         self.messages: list[dict[str, Any]] = []
+        #: Telegram's kept files: file_id -> what was uploaded (a send may name it instead).
+        self.telegram_files: dict[str, dict[str, Any]] = {}
         self.windows = SlidingWindows()
         self.call_seq = 0
         self.callback_seq = 0

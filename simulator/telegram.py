@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -247,6 +248,15 @@ def _send(
                 upload = attached
             else:
                 file_ref = ref
+    markup, bad_markup = _reply_markup(params.get("reply_markup"))
+    if bad_markup:
+        return tg_error(request, 400, f"Bad Request: {bad_markup}")
+    kept: dict[str, Any] | None = None
+    if file_ref is not None and not file_ref.startswith(("http://", "https://")):
+        # Telegram sends a file it keeps by its file_id; any other string is refused.
+        kept = state.telegram_files.get(file_ref)
+        if kept is None:
+            return tg_error(request, 400, "Bad Request: wrong file identifier/HTTP URL specified")
     if _listed(chat_id, cfg.blocked_chats):
         return tg_error(request, 403, "Forbidden: bot was blocked by the user")
     if _listed(chat_id, cfg.missing_chats):
@@ -274,16 +284,22 @@ def _send(
     }
     if text is not None:
         result["text"] = text
+    if markup is not None:
+        result["reply_markup"] = markup
+    file_id: str | None = None
     if method != "sendMessage":
-        file_id = f"BAAC{secrets.token_urlsafe(24)}"
-        media: dict[str, Any] = {
-            "file_id": file_id,
-            "file_unique_id": f"AgAD{secrets.token_urlsafe(8)}",
-        }
-        if upload is not None:
-            media["file_size"] = upload.size
-            if upload.filename:
-                media["file_name"] = upload.filename
+        if kept is not None:
+            media: dict[str, Any] = dict(kept["media"])
+        else:
+            media = {
+                "file_id": f"BAAC{secrets.token_urlsafe(24)}",
+                "file_unique_id": f"AgAD{secrets.token_urlsafe(8)}",
+            }
+            if upload is not None:
+                media["file_size"] = upload.size
+                if upload.filename:
+                    media["file_name"] = upload.filename
+        file_id = str(media["file_id"])
         if method == "sendVideo":
             media.update({"width": 720, "height": 1280, "duration": 10, "mime_type": "video/mp4"})
             result["video"] = media
@@ -292,6 +308,12 @@ def _send(
             result["document"] = media
         if caption:
             result["caption"] = caption
+        if kept is None:
+            state.telegram_files[file_id] = {
+                "media": {k: v for k, v in media.items() if k in ("file_id", "file_unique_id")}
+                | {k: media[k] for k in ("file_size", "file_name") if k in media},
+                "file_sha256": upload.sha256 if upload else None,
+            }
     state.messages.append(
         {
             "seq": message_id,
@@ -302,13 +324,43 @@ def _send(
             "text": text,
             "caption": caption,
             "file_size": upload.size if upload else None,
-            "file_sha256": upload.sha256 if upload else None,
+            "file_sha256": upload.sha256 if upload else (kept or {}).get("file_sha256"),
             "file_name": upload.filename if upload else None,
             "file_ref": file_ref,
+            "file_id": file_id,
+            "reply_markup": markup,
             "params": {k: v for k, v in params.items() if isinstance(v, str | int | float | bool)},
         }
     )
     return tg_ok(result)
+
+
+def _reply_markup(raw: Any) -> tuple[dict[str, Any] | None, str]:
+    """A send's ``reply_markup`` (a JSON string in a form, an object in a JSON body), checked
+    as Telegram checks an inline keyboard: ``(markup, "")`` or ``(None, why it is refused)``."""
+    if raw is None or raw == "":
+        return None, ""
+    markup = raw
+    if isinstance(raw, str):
+        try:
+            markup = json.loads(raw)
+        except ValueError:
+            return None, "can't parse reply keyboard markup JSON object"
+    if not isinstance(markup, dict):
+        return None, "can't parse reply keyboard markup JSON object"
+    rows = markup.get("inline_keyboard")
+    if rows is None:
+        return markup, ""  # another keyboard type: kept as sent
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        return None, 'field "inline_keyboard" of the InlineKeyboardMarkup should be an Array'
+    for row in rows:
+        for button in row:
+            if not isinstance(button, dict) or not str(button.get("text") or "").strip():
+                return None, "can't parse inline keyboard button: Text buttons are unallowed"
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode("utf-8")) <= 64:
+                return None, "BUTTON_DATA_INVALID"
+    return markup, ""
 
 
 def routes() -> list[web.RouteDef]:

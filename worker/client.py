@@ -101,6 +101,8 @@ def job_view(row: Mapping[str, Any], events: list[dict[str, Any]] | None = None)
         "tier": (row["payload"] or {}).get("tier"),
         "model": (row.get("state") or {}).get("model"),
         "spend": (row.get("state") or {}).get("spend"),
+        # The file_id Telegram keeps the delivered file under (a resend names it, no upload).
+        "telegram_file_id": (row.get("state") or {}).get("telegram_file_id"),
         "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),

@@ -175,6 +175,10 @@ class Settings(EnvSettings):
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_api_url: str = "https://api.telegram.org"
     telegram_timeout: float = Field(60.0, gt=0)
+    #: The language of a user whose own is unknown or not spoken (worker.texts), and a TOML
+    #: file of the operator's own texts ([lang] catalogue.key = "text"), checked at start.
+    default_language: str = Field("en", pattern=r"^[a-z]{2,3}(-[a-z0-9]{1,8}){0,3}$")
+    messages_file: Path | None = None
 
     #: Where `worker webhooks` listens (the proxy in front of it serves the providers' callbacks).
     webhook_host: str = "127.0.0.1"
@@ -315,6 +319,10 @@ def load_settings(**overrides: Any) -> Settings:
     for kind in all_kinds():
         if kind.settings_model is not None:
             kind_settings(settings, kind.settings_model)
+    # Read and check the operator's texts now, so a wrong MESSAGES_FILE stops the program.
+    from worker.texts import overrides as read_texts
+
+    read_texts(settings)
     register_secrets(settings.secrets())
     return settings
 

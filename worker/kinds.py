@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from worker.db import Database
     from worker.models import ResourceGroup
     from worker.outcomes import StepHandler
+    from worker.texts import Catalogue
     from worker.webhooks import Webhook
 
 JOBS_PACKAGE = "jobs"
@@ -55,20 +56,27 @@ class Provider:
     loggers: tuple[str, ...] = ()
 
 
-def _reason_only(payload: Mapping[str, Any], user_message: str, price: int) -> str:
-    return user_message
+def _reason_only(
+    settings: Settings | None, payload: Mapping[str, Any], user_message: str, price: int
+) -> str:
+    from worker.texts import FRAMEWORK
+
+    return FRAMEWORK.reason(settings, payload.get("language"), user_message)
 
 
 @dataclass(frozen=True)
 class KindTexts:
-    """The user-facing texts a kind declares, in the language(s) it speaks.
+    """The user-facing texts a kind declares, in every language it speaks.
 
-    ``failure(payload, user_message, price)`` is the one message a user gets when a job fails:
-    ``user_message`` says why (from the error), ``price`` is the credits refunded (0: none).
-    A kind that declares nothing sends the reason alone.
+    ``failure(settings, payload, user_message, price)`` is the one message a user gets when a
+    job fails, in the language of ``payload["language"]``: ``user_message`` says why (from the
+    error, in English; the kind translates it), ``price`` is the credits refunded (0: none).
+    A kind that declares nothing sends the reason alone. ``catalogue`` holds the kind's texts
+    (``worker.texts``): the operator's ``MESSAGES_FILE`` overrides them by its name.
     """
 
-    failure: Callable[[Mapping[str, Any], str, int], str] = _reason_only
+    failure: Callable[[Settings | None, Mapping[str, Any], str, int], str] = _reason_only
+    catalogue: Catalogue | None = None
 
 
 @dataclass(frozen=True)
@@ -136,9 +144,16 @@ class JobKind:
     #: A job's own files are the framework's to prune (``worker.retention``).
     prune_shared: Callable[[Path, Database, float, bool], tuple[int, int]] | None = None
 
-    def failure_text(self, payload: Mapping[str, Any], user_message: str, price: int) -> str:
-        """The one message a user gets when a job fails (the kind's words)."""
-        return self.texts.failure(payload, user_message, price)
+    def failure_text(
+        self,
+        payload: Mapping[str, Any],
+        user_message: str,
+        price: int,
+        settings: Settings | None = None,
+    ) -> str:
+        """The one message a user gets when a job fails (the kind's words, in the language of
+        the job's payload; ``settings`` brings the operator's overrides and default language)."""
+        return self.texts.failure(settings, payload, user_message, price)
 
     @property
     def first_step(self) -> str:

@@ -197,7 +197,11 @@ class Maintenance:
             err = error_of(row)
             kind = self.kinds.get(row["kind"])
             price = int(row["price"])
-            text = kind.failure_text(row["payload"], err.user_message, price) if kind else None
+            text = (
+                kind.failure_text(row["payload"], err.user_message, price, self.settings)
+                if kind
+                else None
+            )
             ending = lifecycle.failure(
                 err, price=price, notify_text=text, data={"by": f"maintenance/{why}"}
             )

@@ -283,7 +283,7 @@ class Runtime:
         ending = lifecycle.failure(
             err,
             price=c.price,
-            notify_text=ctx.kind.failure_text(c.payload, err.user_message, c.price),
+            notify_text=ctx.kind.failure_text(c.payload, err.user_message, c.price, ctx.settings),
             state=outcome.state,
         )
 

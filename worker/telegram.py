@@ -17,7 +17,9 @@ every handler; the token is also registered as a secret when this notifier is bu
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,11 +35,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOCUMENT",
+    "MAX_CALLBACK_DATA_BYTES",
     "MAX_CAPTION_CHARS",
     "MAX_TEXT_CHARS",
     "MAX_UPLOAD_BYTES",
     "Media",
+    "Sent",
     "TelegramNotifier",
+    "inline_keyboard",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,8 @@ MAX_TEXT_CHARS = 4096
 MAX_CAPTION_CHARS = 1024
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _ELLIPSIS = "\u2026"
+#: An inline button's ``callback_data``: 1 to 64 bytes.
+MAX_CALLBACK_DATA_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,33 @@ class Media:
 
 #: Any file, shown as a document.
 DOCUMENT = Media("sendDocument", "document", "application/octet-stream")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message sent: its id and, for a file, the ``file_id`` Telegram keeps it under (a later
+    send of the same file names it instead of uploading it again; ``None`` for a text)."""
+
+    message_id: int
+    file_id: str | None = None
+
+
+def inline_keyboard(rows: Sequence[Sequence[tuple[str, str]]]) -> dict[str, Any]:
+    """A ``reply_markup`` of inline buttons, rows of ``(text, callback_data)``. The Bot API
+    refuses ``callback_data`` outside 1..64 bytes (UTF-8), so that is a ``ValueError`` here."""
+    keyboard: list[list[dict[str, str]]] = []
+    for row in rows:
+        buttons = []
+        for text, data in row:
+            size = len(data.encode("utf-8"))
+            if not text.strip() or not 1 <= size <= MAX_CALLBACK_DATA_BYTES:
+                raise ValueError(
+                    f"an inline button needs a text and 1..{MAX_CALLBACK_DATA_BYTES} bytes of "
+                    f"callback_data (got {size})"
+                )
+            buttons.append({"text": text, "callback_data": data})
+        keyboard.append(buttons)
+    return {"inline_keyboard": keyboard}
 
 
 def _utf16_len(text: str) -> int:
@@ -140,14 +174,19 @@ class TelegramNotifier:
             raise self._malformed("getMe", "result is not an object")
         return result
 
-    def send_message(self, chat_id: int, text: str) -> int:
-        """Send a text (cut to 4096 characters with an ellipsis) and return its message id."""
+    def send_message(
+        self, chat_id: int, text: str, *, reply_markup: Mapping[str, Any] | None = None
+    ) -> int:
+        """Send a text (cut to 4096 characters with an ellipsis) and return its message id.
+
+        No ``parse_mode`` is sent: Telegram shows the text as typed, so user text in it needs
+        no escaping (``worker.texts``)."""
         if not text.strip():
             raise ValueError("a Telegram message must not be empty")
-        return self._message_id(
-            "sendMessage",
-            self._call("sendMessage", data={"chat_id": chat_id, "text": fit(text, MAX_TEXT_CHARS)}),
-        )
+        data: dict[str, Any] = {"chat_id": chat_id, "text": fit(text, MAX_TEXT_CHARS)}
+        if reply_markup is not None:
+            data["reply_markup"] = dict(reply_markup)
+        return self._message_id("sendMessage", self._call("sendMessage", data=data))
 
     def send_file(
         self,
@@ -165,9 +204,42 @@ class TelegramNotifier:
         ``permanent_for_notification`` (no retry can make the file smaller, and the job's
         outcome must not change because of it), before any request is made.
         """
+        return self.deliver_file(chat_id, media, path=path, caption=caption, link=link).message_id
+
+    def deliver_file(
+        self,
+        chat_id: int,
+        media: Media = DOCUMENT,
+        *,
+        path: Path | None = None,
+        file_id: str | None = None,
+        caption: str,
+        link: str | None = None,
+        reply_markup: Mapping[str, Any] | None = None,
+    ) -> Sent:
+        """Send a file as ``media`` with its caption and buttons; return the message id and the
+        ``file_id`` Telegram keeps the file under.
+
+        With ``file_id`` (from an earlier send) nothing is uploaded: Telegram sends the file it
+        keeps, so a resend needs no local copy. Otherwise ``path`` is uploaded as in
+        :meth:`send_file` (above 50 MB, the caption and ``link`` as a text: no ``file_id``).
+        No ``parse_mode`` is sent: the caption is plain text.
+        """
+        markup = dict(reply_markup) if reply_markup is not None else None
+        if file_id:
+            data: dict[str, Any] = {"chat_id": chat_id, media.field: file_id}
+            if caption.strip():
+                data["caption"] = fit(caption, MAX_CAPTION_CHARS)
+            if markup is not None:
+                data["reply_markup"] = markup
+            result = self._call(media.method, data=data)
+            return Sent(self._message_id(media.method, result), _file_id(result, media) or file_id)
+        if path is None:
+            raise ValueError("deliver_file needs a path or a file_id")
         if path.stat().st_size > MAX_UPLOAD_BYTES:
-            return self._send_link(media.method, chat_id, path, caption, link)
-        return self._upload(media.method, media.field, chat_id, path, caption, media.mime)
+            message_id = self._send_link(media.method, chat_id, path, caption, link, markup)
+            return Sent(message_id)
+        return self._upload(media, chat_id, path, caption, markup)
 
     def send_document(
         self, chat_id: int, path: Path, *, caption: str, link: str | None = None
@@ -178,7 +250,13 @@ class TelegramNotifier:
     # -- helpers ---------------------------------------------------------------------------
 
     def _send_link(
-        self, method: str, chat_id: int, path: Path, caption: str, link: str | None
+        self,
+        method: str,
+        chat_id: int,
+        path: Path,
+        caption: str,
+        link: str | None,
+        reply_markup: Mapping[str, Any] | None = None,
     ) -> int:
         if not link:
             raise ProviderError(
@@ -191,18 +269,27 @@ class TelegramNotifier:
             )
         room = MAX_TEXT_CHARS - _utf16_len(link) - 1
         text = f"{fit(caption, room)}\n{link}" if caption.strip() and room > 1 else link
-        return self.send_message(chat_id, text)
+        return self.send_message(chat_id, text, reply_markup=reply_markup)
 
     def _upload(
-        self, method: str, field: str, chat_id: int, path: Path, caption: str, mime: str
-    ) -> int:
+        self,
+        media: Media,
+        chat_id: int,
+        path: Path,
+        caption: str,
+        reply_markup: Mapping[str, Any] | None,
+    ) -> Sent:
         data: dict[str, Any] = {"chat_id": str(chat_id)}
         if caption.strip():
             data["caption"] = fit(caption, MAX_CAPTION_CHARS)
+        if reply_markup is not None:  # a multipart field is a string: the markup as JSON
+            data["reply_markup"] = json.dumps(reply_markup, ensure_ascii=False)
         # httpx streams an open file in chunks; the file is never read into memory whole.
         with path.open("rb") as stream:
-            result = self._call(method, data=data, files={field: (path.name, stream, mime)})
-        return self._message_id(method, result)
+            result = self._call(
+                media.method, data=data, files={media.field: (path.name, stream, media.mime)}
+            )
+        return Sent(self._message_id(media.method, result), _file_id(result, media))
 
     def _message_id(self, method: str, result: Any) -> int:
         message_id = result.get("message_id") if isinstance(result, dict) else None
@@ -301,3 +388,16 @@ class TelegramNotifier:
 
     def _malformed(self, method: str, detail: str, status: int | None = 200) -> ProviderError:
         return self._error(ErrorClass.TEMPORARY, method, f"malformed response: {detail}", status)
+
+
+def _file_id(result: Any, media: Media) -> str | None:
+    """The ``file_id`` of the file a send returned: under the media's own field, else under
+    the one Telegram chose (a clip it cannot stream comes back as a ``document``, a silent one
+    as an ``animation``): any object of the message that carries a ``file_id``."""
+    if not isinstance(result, dict):
+        return None
+    fields = [result.get(media.field), *(v for k, v in result.items() if k != media.field)]
+    for found in fields:
+        if isinstance(found, dict) and isinstance(found.get("file_id"), str) and found["file_id"]:
+            return str(found["file_id"])
+    return None

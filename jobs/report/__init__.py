@@ -26,11 +26,12 @@ from worker import validation as v
 from worker.config import Settings
 from worker.errors import InvalidRequest
 from worker.kinds import JobKind
+from worker.texts import language_of
 
 #: Periods a report may cover, counted back from the newest sale date in the file.
 PERIOD_CHOICES = ("7d", "30d", "90d", "all")
 DEFAULT_PERIOD = "30d"
-REQUEST_FIELDS = ("csv", "period", "content_type", "file_name", "size", "sha256")
+REQUEST_FIELDS = ("csv", "period", "content_type", "file_name", "size", "sha256", "language")
 
 
 def validate_request(request: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def validate_request(request: Mapping[str, Any], settings: Settings) -> dict[str
     else:
         max_bytes = report_settings(settings).report_max_bytes
         upload = store_upload(request.get("csv"), root, max_bytes=max_bytes)
-    return {
+    payload: dict[str, Any] = {
         "csv": upload.relative,
         "file_name": upload.file_name,
         "size": upload.size,
@@ -61,6 +62,10 @@ def validate_request(request: Mapping[str, Any], settings: Settings) -> dict[str
         "period": period.strip().lower(),
         "content_type": content_type,
     }
+    language = language_of(request.get("language"))  # Telegram's language_code, for the texts
+    if language is not None:
+        payload["language"] = language
+    return payload
 
 
 KIND = JobKind(

@@ -20,6 +20,7 @@ from jobs.report.render import render_html, summary_line
 from worker.context import StepContext
 from worker.errors import ErrorClass, ProviderError
 from worker.outcomes import Next, Outcome, Succeed
+from worker.telegram import DOCUMENT, Sent, TelegramNotifier
 
 PROVIDER = "report"
 OUR_FAULT = "Something went wrong on our side while making your report."
@@ -92,6 +93,18 @@ def analyse(ctx: StepContext) -> Outcome:
 
 
 def deliver(ctx: StepContext) -> Outcome:
+    caption = str(ctx.state.get("summary") or "")
+    chat_id = ctx.chat_id
+    sent: list[Sent] = []
+    kept = ctx.state.get("telegram_file_id")
+    if kept:  # Telegram keeps the report already: send it by its file_id, no local file needed
+
+        def by_id(tg: TelegramNotifier) -> int:
+            sent.append(tg.deliver_file(chat_id, DOCUMENT, file_id=str(kept), caption=caption))
+            return sent[-1].message_id
+
+        detail = ctx.send_once("result", caption, by_id)
+        return Succeed(None, detail=f"{detail}; by Telegram's file_id, no upload")
     path = ctx.state.get("report")
     stored = (
         ctx.services.storage.existing(Path(path), size=ctx.state.get("report_size"))
@@ -105,14 +118,17 @@ def deliver(ctx: StepContext) -> Outcome:
             provider=PROVIDER,
             user_message=OUR_FAULT,
         )
-    caption = str(ctx.state["summary"])
-    chat_id = ctx.chat_id
-    detail = ctx.send_once(
-        "result",
-        caption,
-        lambda tg: tg.send_document(chat_id, stored.path, caption=caption),
+
+    def upload(tg: TelegramNotifier) -> int:
+        sent.append(tg.deliver_file(chat_id, DOCUMENT, path=stored.path, caption=caption))
+        return sent[-1].message_id
+
+    detail = ctx.send_once("result", caption, upload)
+    file_id = sent[-1].file_id if sent else None
+    # The file_id Telegram keeps the report under: a resend names it, and needs no STORAGE_DIR.
+    return Succeed(
+        str(stored.path), detail=detail, state={"telegram_file_id": file_id} if file_id else {}
     )
-    return Succeed(str(stored.path), detail=detail)
 
 
 HANDLERS = {"analyse": analyse, "deliver": deliver}

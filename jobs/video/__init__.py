@@ -19,8 +19,9 @@ from worker.config import Settings
 from worker.errors import InvalidRequest
 from worker.kinds import DoctorOption, JobKind, Provider
 from worker.models import ResourceGroup
+from worker.texts import language_of
 
-PRODUCT_FIELDS = ("title", "description", "image_url", "tier")
+PRODUCT_FIELDS = ("title", "description", "image_url", "tier", "language")
 #: Payload fields the kind adds at submit (what was sold): not part of a clone's request.
 _SOLD_FIELDS = ("model", "chain")
 
@@ -45,6 +46,10 @@ def validate_product(product: Mapping[str, Any], settings: Settings) -> dict[str
     )
     if description is not None:
         payload["description"] = description
+    # The user's language (Telegram's language_code): what every text about the job is written in.
+    language = language_of(product.get("language"))
+    if language is not None:
+        payload["language"] = language
     # What is sold: the tier and its chain of models with their options, fixed at submit so a
     # change of configuration never changes a job already paid for.
     tier = tier_of(settings, product.get("tier"))

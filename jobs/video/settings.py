@@ -74,6 +74,9 @@ class VideoSettings(KindSettings):
     video_deadline_seconds: float = Field(1800.0, gt=0)
     video_deadlines: str = ""
     progress_after_seconds: float = Field(300.0, gt=0)
+    #: A delivered video's buttons: "Make another with this product", and "Back to menu"
+    #: (callback_data ``menu``) too when this is on.
+    video_menu_button: bool = False
     max_video_bytes: int = Field(500 * 1024 * 1024, gt=0)
 
     _kie_keys: tuple[ApiKey, ...] = PrivateAttr(default=())

@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from jobs.video import texts
 from jobs.video.callbacks import callback_url
 from jobs.video.catalog import Family, Options
 from jobs.video.fallback import create_on_chain, job_chain
@@ -34,12 +35,14 @@ from worker.context import StepContext
 from worker.errors import ErrorClass, ProviderError
 from worker.metrics import CALLBACKS_MISSED
 from worker.outcomes import Again, Fail, Next, Outcome, Succeed
-from worker.telegram import Media
+from worker.telegram import Media, Sent, TelegramNotifier, inline_keyboard
 
 VIDEO_TYPES = ("video/mp4", "application/octet-stream", "binary/octet-stream")
 #: How Telegram takes the result: a playable video.
 VIDEO = Media("sendVideo", "video", "video/mp4")
-PROGRESS_TEXT = "Still working on your video of “{title}”. Longer videos can take a few minutes."
+#: The ``callback_data`` of a delivered video's buttons (at most 64 bytes: Telegram's limit).
+AGAIN_DATA = "again:{job_id}"
+MENU_DATA = "menu"
 
 
 def _kie(ctx: StepContext) -> KieClient:
@@ -227,7 +230,7 @@ def poll(ctx: StepContext) -> Outcome:
     running_for = ctx.seconds_since(ctx.created_at)
     progress_after = video_settings(ctx.settings).progress_after_seconds
     if running_for > progress_after and not ctx.state.get("progress_sent"):
-        ctx.notify("progress", PROGRESS_TEXT.format(title=ctx.payload["title"]))
+        ctx.notify("progress", texts.text(ctx.settings, ctx.payload, "progress"))
         state_extra = {"progress_sent": True}
     else:
         state_extra = {}
@@ -323,8 +326,47 @@ def _how_found(ctx: StepContext, state: TaskState) -> str:
     return " (found by the safety-net poll: no callback came)"
 
 
+def buttons(ctx: StepContext) -> dict[str, Any]:
+    """The delivered video's inline keyboard: "Make another with this product"
+    (``again:<job id>``), and "Back to menu" (``menu``) with ``VIDEO_MENU_BUTTON``."""
+    rows = [[(texts.text(ctx.settings, ctx.payload, "button_again"), again_data(ctx.job_id))]]
+    if video_settings(ctx.settings).video_menu_button:
+        rows.append([(texts.text(ctx.settings, ctx.payload, "button_menu"), MENU_DATA)])
+    return inline_keyboard(rows)
+
+
+def again_data(job_id: int) -> str:
+    """``again:<job id>``: at most 64 bytes for any job id (a bigint has at most 19 digits)."""
+    data = AGAIN_DATA.format(job_id=job_id)
+    assert len(data.encode()) <= 64, data
+    return data
+
+
 def deliver(ctx: StepContext) -> Outcome:
+    """Send the video once, with its buttons, and keep the ``file_id`` Telegram returns.
+
+    A job that already holds a ``telegram_file_id`` (a send that reached Telegram, run again)
+    is sent by that id: no download, no upload, no local file needed."""
     services = ctx.services
+    caption = texts.text(ctx.settings, ctx.payload, "caption")
+    markup = buttons(ctx)
+    chat_id = ctx.chat_id
+    sent: list[Sent] = []
+    kept = ctx.state.get("telegram_file_id")
+    if kept:
+
+        def by_id(tg: TelegramNotifier) -> int:
+            sent.append(
+                tg.deliver_file(
+                    chat_id, VIDEO, file_id=str(kept), caption=caption, reply_markup=markup
+                )
+            )
+            return sent[-1].message_id
+
+        detail = ctx.send_once("result", caption, by_id)
+        # The job's result (where the file was stored) stays as it was, present or not.
+        return Succeed(None, detail=f"{detail}; by Telegram's file_id, no upload")
+
     urls = ctx.state.get("result_urls") or []
     if not urls:
         raise ProviderError(
@@ -347,19 +389,32 @@ def deliver(ctx: StepContext) -> Outcome:
         learned = {"stored_size": stored.size, "sha256": stored.sha256}
         note = f"{stored.size:,} bytes at {stored.path}"
 
-    caption = f"Your video of “{ctx.payload['title']}” is ready."
     link = services.storage.safe_link(urls[0], provider="kie")
-    chat_id = ctx.chat_id
+    path = stored.path
+
+    def upload(tg: TelegramNotifier) -> int:
+        # over 50 MB the user gets KIE's link instead: checked like the download (worker.storage)
+        sent.append(
+            tg.deliver_file(
+                chat_id, VIDEO, path=path, caption=caption, link=link, reply_markup=markup
+            )
+        )
+        return sent[-1].message_id
+
     detail = ctx.send_once(
         "result",
         caption,
-        # over 50 MB the user gets KIE's link instead: checked like the download (worker.storage)
-        lambda tg: tg.send_file(chat_id, stored.path, VIDEO, caption=caption, link=link),
+        upload,
         state=learned,
         event="stored" if learned else None,
         detail=note,
     )
-    return Succeed(str(stored.path), detail=detail)
+    file_id = sent[-1].file_id if sent else None
+    if file_id:
+        detail += f"; Telegram keeps it as file_id {file_id}"
+    return Succeed(
+        str(stored.path), detail=detail, state={"telegram_file_id": file_id} if file_id else {}
+    )
 
 
 HANDLERS = {"prompt": prompt, "submit": submit, "poll": poll, "deliver": deliver}

@@ -1,28 +1,127 @@
-"""What the video kind says to its users (English)."""
+"""What the video kind says to its users, in English, Russian and Ukrainian.
+
+One catalogue (``worker.texts``): the operator overrides any text in ``MESSAGES_FILE`` as
+``[ru]`` ``video.caption = "..."``. The ``reason.*`` texts are the English ``user_message`` of
+the errors this kind raises (``jobs/video/kie.py``, ``prompt.py``, ``fallback.py``), found by
+their English text and shown in the user's language.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.kinds import KindTexts
+from worker.texts import Catalogue
+
+if TYPE_CHECKING:
+    from worker.config import Settings
+
+CATALOGUE = Catalogue(
+    "video",
+    {
+        "en": {
+            "failure": "Sorry, your video of “{title}” could not be made. {reason}{refund}",
+            "refund_one": " Your {n} credit was refunded.",
+            "refund_many": " Your {n} credits were refunded.",
+            "progress": (
+                "Still working on your video of “{title}”. Longer videos can take a few minutes."
+            ),
+            "caption": "Your video of “{title}” is ready.",
+            "button_again": "Make another with this product",
+            "button_menu": "Back to menu",
+            "reason.policy": (
+                "The video service refused this product image or description as not allowed."
+            ),
+            "reason.invalid": (
+                "The video service could not accept this product image or description."
+            ),
+            "reason.failed": "The video service could not make a video from this product image.",
+            "reason.unavailable": "This video service is temporarily unavailable.",
+            "reason.no_model": "The video service is temporarily unavailable.",
+            "reason.refused": (
+                "The product description was refused by the AI service as not allowed. "
+                "Please change the title or description."
+            ),
+        },
+        "ru": {
+            "failure": "К сожалению, не получилось сделать видео «{title}». {reason}{refund}",
+            "refund_one": " Мы вернули вам {n} кредит.",
+            "refund_few": " Мы вернули вам {n} кредита.",
+            "refund_many": " Мы вернули вам {n} кредитов.",
+            "progress": (
+                "Всё ещё работаем над видео «{title}». Длинные видео могут занять несколько минут."
+            ),
+            "caption": "Ваше видео «{title}» готово.",
+            "button_again": "Сделать ещё с этим товаром",
+            "button_menu": "В меню",
+            "reason.policy": (
+                "Видеосервис отклонил изображение или описание товара как недопустимое."
+            ),
+            "reason.invalid": "Видеосервис не смог принять изображение или описание товара.",
+            "reason.failed": "Видеосервис не смог сделать видео по этому изображению товара.",
+            "reason.unavailable": "Этот видеосервис временно недоступен.",
+            "reason.no_model": "Видеосервис временно недоступен.",
+            "reason.refused": (
+                "ИИ-сервис отклонил описание товара как недопустимое. "
+                "Пожалуйста, измените название или описание."
+            ),
+        },
+        "uk": {
+            "failure": "На жаль, не вдалося зробити відео «{title}». {reason}{refund}",
+            "refund_one": " Ми повернули вам {n} кредит.",
+            "refund_few": " Ми повернули вам {n} кредити.",
+            "refund_many": " Ми повернули вам {n} кредитів.",
+            "progress": (
+                "Ще працюємо над відео «{title}». Довші відео можуть зайняти кілька хвилин."
+            ),
+            "caption": "Ваше відео «{title}» готове.",
+            "button_again": "Зробити ще з цим товаром",
+            "button_menu": "До меню",
+            "reason.policy": ("Відеосервіс відхилив зображення або опис товару як неприпустиме."),
+            "reason.invalid": "Відеосервіс не зміг прийняти зображення або опис товару.",
+            "reason.failed": "Відеосервіс не зміг зробити відео з цього зображення товару.",
+            "reason.unavailable": "Цей відеосервіс тимчасово недоступний.",
+            "reason.no_model": "Відеосервіс тимчасово недоступний.",
+            "reason.refused": (
+                "Сервіс ШІ відхилив опис товару як неприпустимий. "
+                "Будь ласка, змініть назву або опис."
+            ),
+        },
+    },
+)
 
 
-def subject(payload: Mapping[str, Any]) -> str:
-    """How a message names the job: the video of the user's product."""
-    return f"your video of “{payload.get('title', 'your product')}”"
+def _title(payload: Mapping[str, Any]) -> str:
+    return str(payload.get("title") or "…")
 
 
-def refund_note(price: int) -> str:
+def text(settings: Settings | None, payload: Mapping[str, Any], key: str) -> str:
+    """A text about the job's product (``caption``, ``progress``, ``button_again``...) in the
+    job's language. The title is the user's own text, shown as plain text (no parse mode)."""
+    return CATALOGUE.text(settings, payload.get("language"), key, title=_title(payload))
+
+
+def refund_note(settings: Settings | None, language: str | None, price: int) -> str:
     """The sentence saying the credits came back ("" when the job cost nothing)."""
     if not price:
         return ""
-    return f" Your {price} credit{'s were' if price != 1 else ' was'} refunded."
+    return CATALOGUE.count(settings, language, "refund", price)
 
 
-def failure(payload: Mapping[str, Any], user_message: str, price: int) -> str:
+def failure(
+    settings: Settings | None, payload: Mapping[str, Any], user_message: str, price: int
+) -> str:
     """The one message a user gets when a video job fails."""
-    return f"Sorry, {subject(payload)} could not be made. {user_message}{refund_note(price)}"
+    language = payload.get("language")
+    return CATALOGUE.text(
+        settings,
+        language,
+        "failure",
+        title=_title(payload),
+        reason=CATALOGUE.reason(settings, language, user_message),
+        refund=refund_note(settings, language, price),
+    )
 
 
-TEXTS = KindTexts(failure=failure)
+TEXTS = KindTexts(failure=failure, catalogue=CATALOGUE)

@@ -86,6 +86,7 @@ def _show(job: dict[str, Any]) -> None:
         ("tier / model", _sold(job)),
         ("error", f"{job['error_class']}: {job['error']}" if job["error_class"] else job["error"]),
         ("result", job["result"]),
+        ("telegram file", job.get("telegram_file_id")),
         ("created", short_time(job["created_at"])),
         ("deadline", short_time(job["deadline_at"])),
         ("finished", short_time(job["finished_at"])),
