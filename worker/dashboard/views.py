@@ -1,9 +1,6 @@
-"""The dashboard's pages and actions (aiohttp handlers).
-
-Reading goes through :mod:`worker.dashboard.queries`; actions go through the same public paths
-the CLI uses (:meth:`worker.client.Client.retry` and ``cancel``, :class:`worker.keys.KeyPool`),
-and each puts an event naming the operator on the job's timeline. Every action is a POST
-(checked for its CSRF token by the application's middleware) and needs the ``admin`` role.
+"""The dashboard's pages (aiohttp handlers): login, overview, jobs, one job, users, keys and
+models, and their live streams. Reading goes through :mod:`worker.dashboard.queries`; the
+actions are in :mod:`worker.dashboard.actions`.
 """
 
 from __future__ import annotations
@@ -24,10 +21,10 @@ from worker.dashboard import auth, csrf
 from worker.dashboard import queries as dq
 from worker.dashboard.app import FORM, SESSION, SESSION_COOKIE, STATE, Dashboard
 from worker.dashboard.live import TooManyViewers
-from worker.errors import RequestRefused, UnknownJob, WorkerError
-from worker.keys import KeyPool, KeyStatus
+from worker.errors import RequestRefused, UnknownJob
+from worker.keys import KeyPool
 from worker.kinds import all_kinds
-from worker.models import ResourceStatus, ResourceSwitches
+from worker.models import ResourceSwitches
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +39,17 @@ JOB_SECONDS = 3.0
 LOGIN_FAILURE_DELAY = 1.0
 
 
-def _dash(request: web.Request) -> Dashboard:
+def dashboard_of(request: web.Request) -> Dashboard:
     return request.app[STATE]
 
 
-def _session(request: web.Request) -> auth.Session:
+def session_of(request: web.Request) -> auth.Session:
     return request[SESSION]
 
 
-def _form(request: web.Request) -> dict[str, str]:
+def form_of(request: web.Request) -> dict[str, str]:
     form: dict[str, str] = request.get(FORM) or {}
     return form
-
-
-def _require_admin(request: web.Request) -> auth.Session:
-    session = _session(request)
-    if not session.user.is_admin:
-        raise web.HTTPForbidden(text="refused: this action needs the admin role\n")
-    return session
 
 
 def local_path(target: str | None, default: str) -> str:
@@ -73,13 +63,8 @@ def local_path(target: str | None, default: str) -> str:
     return target
 
 
-def _back(request: web.Request, default: str) -> web.HTTPSeeOther:
-    """Redirect to the page the form was on (same site only)."""
-    return web.HTTPSeeOther(local_path(_form(request).get("back"), default))
-
-
-def _error_page(request: web.Request, status: int, message: str) -> web.Response:
-    response = _dash(request).render(request, "error.html", status=status, message=message)
+def error_page(request: web.Request, status: int, message: str) -> web.Response:
+    response = dashboard_of(request).render(request, "error.html", status=status, message=message)
     response.set_status(status)
     return response
 
@@ -99,13 +84,13 @@ async def login_form(request: web.Request) -> web.Response:
         import secrets
 
         token = secrets.token_urlsafe(24)
-    response = _dash(request).render(
+    response = dashboard_of(request).render(
         request,
         "login.html",
         login_csrf=token,
         next=request.query.get("next", "/"),
         error=None,
-        no_users=not _dash(request).users,
+        no_users=not dashboard_of(request).users,
     )
     response.set_cookie(
         csrf.LOGIN_COOKIE, token, httponly=True, samesite="Strict", secure=_https(request)
@@ -114,7 +99,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    dash = _dash(request)
+    dash = dashboard_of(request)
     form = {k: str(v) for k, v in (await request.post()).items()}
     csrf.check(request, form, request.cookies.get(csrf.LOGIN_COOKIE, ""))
     name = form.get("name", "")[:64]
@@ -149,7 +134,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    _dash(request).sessions.end(request.cookies.get(SESSION_COOKIE))
+    dashboard_of(request).sessions.end(request.cookies.get(SESSION_COOKIE))
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE)
     raise response
@@ -162,21 +147,21 @@ async def healthz(request: web.Request) -> web.Response:
 # --- overview ---------------------------------------------------------------------------------
 
 
-def _keys(dash: Dashboard) -> KeyPool:
+def key_pool(dash: Dashboard) -> KeyPool:
     return KeyPool.from_settings(dash.settings, dash.redis)
 
 
 def _redis_view(dash: Dashboard) -> dict[str, Any]:
     """Keys, models and queues from Redis; an unreachable Redis is shown, not raised."""
     try:
-        keys = _keys(dash).statuses()
+        keys = key_pool(dash).statuses()
         depths = stats.queue_depths(dash.redis, dash.settings.redis_namespace, stats.queue_names())
         return {"key_rows": keys, "queues": depths, "models": _models(dash), "error": None}
     except Exception as exc:
         return {"key_rows": [], "queues": [], "models": None, "error": f"Redis: {exc}"}
 
 
-def _resource_groups(dash: Dashboard) -> dict[str, list[str]]:
+def resource_groups(dash: Dashboard) -> dict[str, list[str]]:
     """The switchable resources (models) the kinds declare (``JobKind.resources``), by group."""
     groups: dict[str, list[str]] = {}
     for kind in all_kinds():
@@ -189,7 +174,7 @@ def _resource_groups(dash: Dashboard) -> dict[str, list[str]]:
 
 def _models(dash: Dashboard) -> list[dict[str, Any]] | None:
     """Model (resource) states from :mod:`worker.models`, or None when no kind declares any."""
-    groups = _resource_groups(dash)
+    groups = resource_groups(dash)
     if not groups:
         return None
     rows: list[dict[str, Any]] = []
@@ -200,7 +185,7 @@ def _models(dash: Dashboard) -> list[dict[str, Any]] | None:
 
 
 async def overview(request: web.Request) -> web.Response:
-    dash = _dash(request)
+    dash = dashboard_of(request)
 
     def read() -> dict[str, Any]:
         with dash.db.transaction() as conn:
@@ -228,12 +213,12 @@ def _now() -> datetime:
 
 
 async def jobs(request: web.Request) -> web.Response:
-    dash = _dash(request)
+    dash = dashboard_of(request)
     try:
         flt = dq.JobFilter.from_query(request.query)
         before = dq.page_cursor(request.query.get("before"))
     except RequestRefused as exc:
-        return _error_page(request, 400, str(exc))
+        return error_page(request, 400, str(exc))
 
     def read() -> dq.JobPage:
         with dash.db.transaction() as conn:
@@ -251,7 +236,7 @@ async def jobs(request: web.Request) -> web.Response:
     )
 
 
-def _job_id(request: web.Request) -> int:
+def job_id_of(request: web.Request) -> int:
     try:
         job_id = int(request.match_info["job_id"])
     except ValueError:
@@ -262,8 +247,8 @@ def _job_id(request: web.Request) -> int:
 
 
 async def job(request: web.Request) -> web.Response:
-    dash = _dash(request)
-    job_id = _job_id(request)
+    dash = dashboard_of(request)
+    job_id = job_id_of(request)
 
     def read() -> dict[str, Any]:
         with dash.db.transaction() as conn:
@@ -272,7 +257,7 @@ async def job(request: web.Request) -> web.Response:
     try:
         view = await dash.run(read)
     except UnknownJob as exc:
-        return _error_page(request, 404, str(exc))
+        return error_page(request, 404, str(exc))
     file = _stored_file(dash, view["result"])
     return dash.render(
         request,
@@ -299,133 +284,18 @@ def _stored_file(dash: Dashboard, result: str | None) -> Path | None:
 
 
 async def job_file(request: web.Request) -> web.StreamResponse:
-    dash = _dash(request)
-    job_id = _job_id(request)
+    dash = dashboard_of(request)
+    job_id = job_id_of(request)
     try:
         view = await dash.run(dash.client.job, job_id)
     except UnknownJob as exc:
-        return _error_page(request, 404, str(exc))
+        return error_page(request, 404, str(exc))
     path = _stored_file(dash, view["result"])
     if path is None:
-        return _error_page(request, 404, f"job {job_id} has no stored file (any more)")
+        return error_page(request, 404, f"job {job_id} has no stored file (any more)")
     return web.FileResponse(
         path, headers={"Content-Disposition": f'attachment; filename="{path.name}"'}
     )
-
-
-async def job_retry(request: web.Request) -> web.Response:
-    session = _require_admin(request)
-    dash = _dash(request)
-    job_id = _job_id(request)
-    message = await dash.run(_retry_one, dash, job_id, session.user.name)
-    session.flash.append(message)
-    raise _back(request, f"/jobs/{job_id}")
-
-
-async def job_cancel(request: web.Request) -> web.Response:
-    session = _require_admin(request)
-    dash = _dash(request)
-    job_id = _job_id(request)
-    message = await dash.run(_cancel_one, dash, job_id, session.user.name)
-    session.flash.append(message)
-    raise _back(request, f"/jobs/{job_id}")
-
-
-def _retry_one(dash: Dashboard, job_id: int, operator: str) -> str:
-    """Retry through the client (a new, charged job); the old job's timeline names who did it."""
-    try:
-        result = dash.client.retry(job_id)
-    except RequestRefused as exc:
-        return f"job {job_id} not retried: {exc}"
-    new = result.job_ids[0]
-    if result.replayed:
-        return f"job {job_id} was already retried as job {new}"
-    with dash.db.transaction() as conn:
-        dq.operator_event(
-            conn,
-            job_id,
-            "retried",
-            operator,
-            f"retried as job {new}; {result.credits_held} credit(s) held",
-        )
-        dq.operator_event(conn, new, "operator", operator, f"retry of job {job_id}")
-    log.info("dashboard: %s retried job %d as %d", operator, job_id, new)
-    return f"job {job_id} retried as job {new}"
-
-
-def _cancel_one(dash: Dashboard, job_id: int, operator: str) -> str:
-    """Cancel through the client, which refunds the hold and writes the timeline event."""
-    try:
-        dash.client.cancel(job_id, reason=f"cancelled by {operator} (dashboard)")
-    except RequestRefused as exc:
-        return f"job {job_id} not cancelled: {exc}"
-    log.info("dashboard: %s cancelled job %d", operator, job_id)
-    return f"job {job_id} cancelled"
-
-
-# --- bulk -------------------------------------------------------------------------------------
-
-
-def _bulk_inputs(values: Any) -> tuple[dq.JobFilter, str]:
-    flt = dq.JobFilter.from_query(values)
-    action = str(values.get("action", ""))
-    if action not in dq.BULK_STATUSES:
-        raise web.HTTPBadRequest(text="refused: action must be retry or cancel\n")
-    return flt, action
-
-
-async def bulk_confirm(request: web.Request) -> web.Response:
-    _require_admin(request)
-    dash = _dash(request)
-    try:
-        flt, action = _bulk_inputs(request.query)
-    except RequestRefused as exc:
-        return _error_page(request, 400, str(exc))
-
-    def read() -> dq.BulkMatch:
-        with dash.db.transaction() as conn:
-            return dq.bulk_match(conn, flt, action)
-
-    match = await dash.run(read)
-    return dash.render(
-        request,
-        "bulk.html",
-        flt=flt,
-        match=match,
-        bulk_max=dq.BULK_MAX,
-        statuses=dq.BULK_STATUSES[action],
-    )
-
-
-async def bulk_run(request: web.Request) -> web.Response:
-    session = _require_admin(request)
-    dash = _dash(request)
-    form = _form(request)
-    try:
-        flt, action = _bulk_inputs(form)
-        max_id = dq.page_cursor(form.get("max_id"))
-        expected = int(form.get("count", "-1"))
-    except (RequestRefused, ValueError) as exc:
-        return _error_page(request, 400, f"refused: {exc}")
-
-    def run() -> str:
-        with dash.db.transaction() as conn:
-            match = dq.bulk_match(conn, flt, action, max_id=max_id)
-        if match.too_many or match.count != expected:
-            return (
-                f"nothing done: {match.count} job(s) match now, not the {expected} you "
-                "confirmed; look again"
-            )
-        one = _retry_one if action == "retry" else _cancel_one
-        results = [one(dash, job_id, session.user.name) for job_id in match.job_ids]
-        done = sum(1 for r in results if " not " not in r)
-        return f"bulk {action}: {done} of {match.count} job(s) done" + (
-            "" if done == match.count else "; the others changed state meanwhile"
-        )
-
-    message = await dash.run(run)
-    session.flash.append(message)
-    raise web.HTTPSeeOther("/jobs?" + flt.query_string())
 
 
 # --- users ------------------------------------------------------------------------------------
@@ -437,13 +307,13 @@ async def user_lookup(request: web.Request) -> web.Response:
         try:
             user_id = int(raw)
         except ValueError:
-            return _error_page(request, 400, "refused: user must be a whole number")
+            return error_page(request, 400, "refused: user must be a whole number")
         raise web.HTTPSeeOther(f"/users/{user_id}")
-    return _dash(request).render(request, "user.html", detail=None, page=None)
+    return dashboard_of(request).render(request, "user.html", detail=None, page=None)
 
 
 async def user(request: web.Request) -> web.Response:
-    dash = _dash(request)
+    dash = dashboard_of(request)
     try:
         user_id = int(request.match_info["user_id"])
         flt = dq.JobFilter(user_id=user_id)
@@ -454,7 +324,7 @@ async def user(request: web.Request) -> web.Response:
 
         detail, page = await dash.run(read)
     except (RequestRefused, ValueError) as exc:
-        return _error_page(request, 400, f"refused: {exc}")
+        return error_page(request, 400, f"refused: {exc}")
     return dash.render(request, "user.html", detail=detail, page=page, flt=flt)
 
 
@@ -462,60 +332,16 @@ async def user(request: web.Request) -> web.Response:
 
 
 async def keys(request: web.Request) -> web.Response:
-    dash = _dash(request)
+    dash = dashboard_of(request)
     redis = await dash.run(_redis_view, dash)
     return dash.render(request, "keys.html", redis=redis)
-
-
-async def key_action(request: web.Request) -> web.Response:
-    session = _require_admin(request)
-    dash = _dash(request)
-    provider, name = request.match_info["provider"], request.match_info["name"]
-    action = request.match_info["action"]
-    operator = session.user.name
-
-    def act() -> KeyStatus:
-        pool = _keys(dash)
-        if action == "enable":
-            return pool.enable(name, provider)
-        return pool.disable(name, provider, f"disabled by {operator} (dashboard)")
-
-    try:
-        status = await dash.run(act)
-    except WorkerError as exc:
-        session.flash.append(f"key not changed: {exc}")
-        raise web.HTTPSeeOther("/keys") from None
-    log.info("dashboard: %s %sd %s key %s", operator, action, provider, name)
-    session.flash.append(f"{status.provider} key {status.name} is {status.state}")
-    raise web.HTTPSeeOther("/keys")
-
-
-async def model_action(request: web.Request) -> web.Response:
-    session = _require_admin(request)
-    dash = _dash(request)
-    group, name = request.match_info["group"], request.match_info["name"]
-    action = request.match_info["action"]
-    operator = session.user.name
-    if name not in _resource_groups(dash).get(group, []):
-        raise web.HTTPNotFound(text="no such model\n")
-
-    def act() -> ResourceStatus:
-        switches = ResourceSwitches(dash.redis, dash.settings.redis_namespace, group)
-        if action == "enable":
-            return switches.enable(name)
-        return switches.disable(name, f"disabled by {operator} (dashboard)")
-
-    status = await dash.run(act)
-    log.info("dashboard: %s %sd model %s", operator, action, name)
-    session.flash.append(f"model {status.name} is {status.state}")
-    raise web.HTTPSeeOther("/keys")
 
 
 # --- live -------------------------------------------------------------------------------------
 
 
 async def _stream(request: web.Request, topic: str, reader: Any) -> web.StreamResponse:
-    dash = _dash(request)
+    dash = dashboard_of(request)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
@@ -540,7 +366,7 @@ async def _stream(request: web.Request, topic: str, reader: Any) -> web.StreamRe
 
 
 async def live_overview(request: web.Request) -> web.StreamResponse:
-    dash = _dash(request)
+    dash = dashboard_of(request)
 
     def read() -> str:
         with dash.db.connection() as conn:
@@ -550,8 +376,8 @@ async def live_overview(request: web.Request) -> web.StreamResponse:
 
 
 async def live_job(request: web.Request) -> web.StreamResponse:
-    dash = _dash(request)
-    job_id = _job_id(request)
+    dash = dashboard_of(request)
+    job_id = job_id_of(request)
 
     def read() -> str | None:
         with dash.db.connection() as conn:
@@ -589,22 +415,24 @@ FILTERS: dict[str, Any] = {"when": _when, "query": _query, "with_filter": _with}
 
 
 def add_routes(app: web.Application) -> None:
+    from worker.dashboard import actions
+
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/logout", logout)
     app.router.add_get("/", overview)
     app.router.add_get("/jobs", jobs)
-    app.router.add_get("/jobs/bulk", bulk_confirm)
-    app.router.add_post("/jobs/bulk", bulk_run)
+    app.router.add_get("/jobs/bulk", actions.bulk_confirm)
+    app.router.add_post("/jobs/bulk", actions.bulk_run)
     app.router.add_get(r"/jobs/{job_id:\d+}", job)
     app.router.add_get(r"/jobs/{job_id:\d+}/file", job_file)
-    app.router.add_post(r"/jobs/{job_id:\d+}/retry", job_retry)
-    app.router.add_post(r"/jobs/{job_id:\d+}/cancel", job_cancel)
+    app.router.add_post(r"/jobs/{job_id:\d+}/retry", actions.job_retry)
+    app.router.add_post(r"/jobs/{job_id:\d+}/cancel", actions.job_cancel)
     app.router.add_get("/users", user_lookup)
     app.router.add_get(r"/users/{user_id:\d+}", user)
     app.router.add_get("/keys", keys)
-    app.router.add_post(r"/keys/{provider}/{name}/{action:enable|disable}", key_action)
-    app.router.add_post(r"/models/{group}/{name:.+}/{action:enable|disable}", model_action)
+    app.router.add_post(r"/keys/{provider}/{name}/{action:enable|disable}", actions.key_action)
+    app.router.add_post(r"/models/{group}/{name:.+}/{action:enable|disable}", actions.model_action)
     app.router.add_get("/live/overview", live_overview)
     app.router.add_get(r"/live/jobs/{job_id:\d+}", live_job)
