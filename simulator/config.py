@@ -71,10 +71,14 @@ class KieKeyConfig:
     ``credits`` is the *live* balance: every accepted task lowers it by its model's price for the
     options sent (a task that fails is given back), so ``GET /_sim/config`` and the credit endpoint
     show what is left and a patch tops it up. ``None`` means unlimited.
+
+    ``account`` groups keys as KIE's accounts do: creates are limited per account (every key of
+    it together), queries per key. ``None``: the key is an account of its own.
     """
 
     credits: float | None = None
     revoked: bool = False
+    account: str | None = None
 
 
 @dataclass
@@ -106,7 +110,8 @@ class KieConfig:
     credits_per_create: float | None = None
     #: A prompt containing this text (case-insensitive) ends in state ``fail`` with failCode 422.
     content_policy_marker: str = "FORBIDDEN"
-    #: Sliding-window limits per key; a limit of 0 disables it.
+    #: Sliding-window limits: creates per account (``keys[...].account``), queries per key;
+    #: a limit of 0 disables it.
     create_limit: int = 20
     create_window_seconds: float = 10.0
     query_limit: int = 10

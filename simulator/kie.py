@@ -218,7 +218,11 @@ def _rate_limited(request: web.Request, bucket: str, key: str) -> web.Response |
         if bucket == "create"
         else (cfg.query_limit, cfg.query_window_seconds)
     )
-    if state.windows.admit(f"kie:{bucket}:{key}", limit, window, time.monotonic()) is None:
+    unit = key
+    account = cfg.keys.get(key)
+    if bucket == "create" and account is not None and account.account is not None:
+        unit = f"account:{account.account}"  # KIE limits an account's creates, not a key's
+    if state.windows.admit(f"kie:{bucket}:{unit}", limit, window, time.monotonic()) is None:
         return None
     # Always a real HTTP 429, without Retry-After, as documented.
     return kie_error(

@@ -31,14 +31,24 @@ _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 @dataclass(frozen=True)
 class ApiKey:
-    """One provider key: known everywhere by ``name``; ``secret`` is only sent to the provider."""
+    """One provider key: known everywhere by ``name``; ``secret`` is only sent to the provider.
+
+    ``account`` is the provider account the key belongs to: the provider limits an account, not
+    a key, so the key pool paces an account's keys together. Empty: the key is its own account,
+    named after the key.
+    """
 
     provider: str
     name: str
     secret: SecretStr = field(repr=False)
+    account: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.account:
+            object.__setattr__(self, "account", self.name)
 
     def __repr__(self) -> str:
-        return f"ApiKey(provider={self.provider!r}, name={self.name!r})"
+        return f"ApiKey(provider={self.provider!r}, name={self.name!r}, account={self.account!r})"
 
 
 @dataclass(frozen=True)
@@ -58,8 +68,18 @@ def key_name_for(secret: str) -> str:
 
 
 def parse_keys(provider: str, variable: str, raw: str) -> tuple[ApiKey, ...]:
-    """Parse ``name=secret,secret2`` (commas or newlines) into keys; names must be unique."""
+    """Parse keys separated by commas or newlines, each ``name=secret@account``, ``name=secret``,
+    ``secret@account`` or a bare ``secret``; key names must be unique.
+
+    ``@account`` says which provider account the key belongs to (keys of one account share its
+    limits). The *last* ``@`` splits it off, and an account name follows the key-name rules, so
+    a secret that itself contains ``@`` must be written with an explicit ``@account``. Without
+    one, the key is the only key of an account named after it; naming that account on another
+    key is refused as ambiguous. Errors name the variable and the entry, never the secret.
+    """
     keys: list[ApiKey] = []
+    explicit: dict[str, int] = {}  # account named with '@' -> the first entry naming it
+    implicit: dict[str, int] = {}  # key without '@account' (its own account) -> its entry
     entries = [e.strip() for e in re.split(r"[,\n]", raw)]
     if raw.strip() and not any(entries):
         raise ConfigError(f"{variable} must list keys as name=secret or bare secrets")
@@ -71,7 +91,8 @@ def parse_keys(provider: str, variable: str, raw: str) -> tuple[ApiKey, ...]:
                     "expected comma-separated keys, each name=secret or a bare secret"
                 )
             continue
-        if "=" in entry:
+        named = "=" in entry
+        if named:
             name, _, secret = entry.partition("=")
             name, secret = name.strip(), secret.strip()
             if not _KEY_NAME.match(name):
@@ -80,7 +101,19 @@ def parse_keys(provider: str, variable: str, raw: str) -> tuple[ApiKey, ...]:
                     "'.', '_' or '-' (at most 64) before '='"
                 )
         else:
-            secret = entry
+            name, secret = "", entry
+        account = ""
+        if "@" in secret:
+            secret, _, account = secret.rpartition("@")
+            secret, account = secret.strip(), account.strip()
+            if not _KEY_NAME.match(account):
+                label = f" ({name})" if name else ""
+                raise ConfigError(
+                    f"{variable} entry {index}{label} has a missing or invalid account name "
+                    "after its last '@'; expected letters, digits, '.', '_' or '-' (at most 64) "
+                    "after it, as in name=secret@account"
+                )
+        if not named:
             name = key_name_for(secret)
         if not secret or any(c.isspace() for c in secret):
             raise ConfigError(
@@ -88,7 +121,18 @@ def parse_keys(provider: str, variable: str, raw: str) -> tuple[ApiKey, ...]:
             )
         if any(k.name == name for k in keys):
             raise ConfigError(f"{variable} names the key {name!r} twice; key names must be unique")
-        keys.append(ApiKey(provider=provider, name=name, secret=SecretStr(secret)))
+        if account:
+            explicit.setdefault(account, index)
+        else:
+            implicit[name] = index
+        keys.append(ApiKey(provider=provider, name=name, secret=SecretStr(secret), account=account))
+    for name, index in implicit.items():
+        if name in explicit:
+            raise ConfigError(
+                f"{variable} entry {index} ({name}) has no @account, so it is an account of its "
+                f"own, but entry {explicit[name]} names {name!r} as its account; add @{name} to "
+                "share that account, or rename one of them"
+            )
     return tuple(keys)
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from worker.config import ApiKey, KindSettings, RateLimit, Settings
     from worker.db import Database
+    from worker.keys import PaceScope
     from worker.models import ResourceGroup
     from worker.outcomes import StepHandler
     from worker.texts import Catalogue
@@ -45,6 +46,8 @@ class Provider:
     through this declaration: ``name`` is how keys, cooldowns and metrics are filed, ``label``
     how an operator writes it, ``keys`` the parsed keys of ``keys_variable``, and ``limits``
     the request pacing per purpose (``{"create": 20/10s}``; a purpose not listed is not paced).
+    ``scopes`` says whose budget a paced purpose draws on: the key's account (the default:
+    every key of one account together) or the key alone (``{"query": PaceScope.KEY}``).
     """
 
     name: str
@@ -52,6 +55,7 @@ class Provider:
     keys_variable: str
     keys: Callable[[Settings], tuple[ApiKey, ...]]
     limits: Callable[[Settings], Mapping[str, RateLimit]] = _no_limits
+    scopes: Mapping[str, PaceScope] = field(default_factory=dict)
     #: Loggers of its client library, kept at WARNING (they may log request URLs and headers).
     loggers: tuple[str, ...] = ()
 

@@ -17,6 +17,7 @@ from jobs.video.tiers import Tier
 from worker import validation as v
 from worker.config import Settings
 from worker.errors import InvalidRequest
+from worker.keys import PaceScope
 from worker.kinds import DoctorOption, JobKind, Provider
 from worker.models import ResourceGroup
 from worker.texts import language_of
@@ -78,11 +79,13 @@ KIE = Provider(
     label="KIE",
     keys_variable="KIE_API_KEYS",
     keys=lambda s: video_settings(s).kie_keys,
-    # KIE's published per-account limits: createTask and recordInfo are paced separately.
+    # KIE's published limits, paced separately: createTask per account (every key of it
+    # together), recordInfo per key.
     limits=lambda s: {
         "create": video_settings(s).kie_create_rate,
         "query": video_settings(s).kie_query_rate,
     },
+    scopes={"create": PaceScope.ACCOUNT, "query": PaceScope.KEY},
 )
 OPENAI = Provider(
     name="openai",

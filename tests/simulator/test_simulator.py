@@ -831,7 +831,7 @@ def test_admin_config_patch_and_reset(sim: RunningSimulator, kie: httpx.Client) 
     after = sim.configure({"kie": {"rate_5xx": 0.25, "keys": {"a": {"credits": 3}}}})
     assert after["kie"]["rate_5xx"] == 0.25
     assert after["kie"]["render_seconds"] == 0.3  # deep merge keeps siblings
-    assert after["kie"]["keys"] == {"a": {"credits": 3, "revoked": False}}
+    assert after["kie"]["keys"] == {"a": {"credits": 3, "revoked": False, "account": None}}
     assert sim.configure({"kie": {"keys": {"a": None}}})["kie"]["keys"] == {}
     for bad in (
         {"kie": {"rate_5xx": 2}},

@@ -1,4 +1,5 @@
-"""`worker keys ls|enable|disable`: the shared key pool, by name. Never the secret."""
+"""`worker keys ls|enable|disable`: the shared key pool, by name, grouped by provider account.
+Never the secret."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 from worker.broker import redis_client
 from worker.cli.context import CliContext
 from worker.cli.output import output, table
-from worker.keys import KeyPool, KeyStatus
+from worker.keys import AccountStatus, KeyPool, KeyStatus, Pace
 from worker.kinds import all_providers
 
 
@@ -24,10 +25,32 @@ def _when(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-def status_dict(s: KeyStatus) -> dict[str, Any]:
+def pace_dict(p: Pace) -> dict[str, Any]:
+    return {
+        "used": p.used,
+        "limit": p.limit.count,
+        "window_seconds": p.limit.seconds,
+        "scope": str(p.scope),
+    }
+
+
+def account_dict(a: AccountStatus) -> dict[str, Any]:
+    return {
+        "provider": a.provider,
+        "account": a.account,
+        "keys": list(a.keys),
+        "pace": {p.purpose: pace_dict(p) for p in a.pace},
+    }
+
+
+def status_dict(s: KeyStatus, account: AccountStatus | None = None) -> dict[str, Any]:
+    """One key's row; ``pace`` holds its account's per-account pace (``account``) beside its own
+    per-key pace, each entry saying its scope."""
+    pace = [*(account.pace if account is not None else ()), *s.pace]
     return {
         "name": s.name,
         "provider": s.provider,
+        "account": s.account,
         "state": str(s.state),
         "cooling_until": _when(s.cooling_until),
         "reason": s.reason,
@@ -36,6 +59,7 @@ def status_dict(s: KeyStatus) -> dict[str, Any]:
         "uses": s.uses,
         "errors": s.errors,
         "last_error": s.last_error,
+        "pace": {p.purpose: pace_dict(p) for p in pace},
     }
 
 
@@ -48,8 +72,20 @@ def keys() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def ls(obj: CliContext, as_json: bool) -> None:
-    """List every configured key with its state (active, cooling, quarantined, disabled)."""
-    rows = [status_dict(s) for s in _pool(obj).statuses()]
+    """List every provider account with its keys and its pace now (requests in the current
+    window of each limit paced per account), then every key with its state (active, cooling,
+    quarantined, disabled) and its pace of the limits paced per key. With --json: one row per
+    key, with its account and both paces."""
+    pool = _pool(obj)
+    by_account = {(a.provider, a.account): a for a in pool.accounts()}
+    accounts = [account_dict(a) for a in by_account.values()]
+    rows = [status_dict(s, by_account.get((s.provider, s.account))) for s in pool.statuses()]
+
+    def pace_text(pace: dict[str, dict[str, Any]]) -> str:
+        return ", ".join(
+            f"{purpose} {p['used']}/{p['limit']} per {p['window_seconds']:g}s"
+            for purpose, p in pace.items()
+        )
 
     def human() -> None:
         if not rows:
@@ -57,17 +93,39 @@ def ls(obj: CliContext, as_json: bool) -> None:
             click.echo(f"no keys configured (set {variables})")
             return
         table(
-            None,
-            ["provider", "name", "state", "until / since", "uses", "errors", "last used", "reason"],
+            "accounts",
+            ["provider", "account", "keys", "pace now"],
+            [
+                [a["provider"], a["account"], ", ".join(a["keys"]), pace_text(a["pace"]) or "-"]
+                for a in accounts
+            ],
+        )
+        click.echo()
+        table(
+            "keys",
+            [
+                "provider",
+                "account",
+                "name",
+                "state",
+                "until / since",
+                "uses",
+                "errors",
+                "last used",
+                "pace now",
+                "reason",
+            ],
             [
                 [
                     r["provider"],
+                    r["account"],
                     r["name"],
                     r["state"],
                     (r["cooling_until"] if r["state"] == "cooling" else r["since"]) or "",
                     r["uses"],
                     r["errors"],
                     r["last_used"] or "never",
+                    pace_text({k: p for k, p in r["pace"].items() if p["scope"] == "key"}) or "-",
                     r["reason"] or r["last_error"] or "",
                 ]
                 for r in rows
