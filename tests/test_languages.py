@@ -237,3 +237,20 @@ def test_every_template_parses() -> None:
         for language, own in catalogue.messages.items():
             for key, template in own.items():
                 list(string.Formatter().parse(template)), (catalogue.name, language, key)
+
+
+def test_a_messages_file_broken_after_start_keeps_the_last_good_texts(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "messages.toml"
+    path.write_text('[ru]\nvideo.caption = "Готово: «{title}»"\n', encoding="utf-8")
+    s = _settings(settings, messages_file=str(path))
+    ru = {"title": "Mug", "language": "ru"}
+    assert video_texts.text(s, ru, "caption") == "Готово: «Mug»"
+    path.write_text('[ru]\nvideo.caption = "Готово: «{titel}» (typo)"\n', encoding="utf-8")
+    assert video_texts.text(s, ru, "caption") == "Готово: «Mug»"  # a user still gets a text
+    assert "uses {titel}" in caplog.text
+    with pytest.raises(ConfigError, match="titel"):  # and the next start refuses it
+        _settings(settings, messages_file=str(path))
+    path.write_text('[ru]\nvideo.caption = "Новое: «{title}»"\n', encoding="utf-8")
+    assert video_texts.text(s, ru, "caption") == "Новое: «Mug»"  # a fixed file is read again

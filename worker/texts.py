@@ -30,6 +30,7 @@ escaping. A caller that ever sends a parse mode must escape user text for it fir
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 import threading
@@ -59,6 +60,7 @@ DEFAULT_LANGUAGE = "en"
 #: A short IETF language tag as Telegram sends it: ``ru``, ``uk``, ``en-US``, ``pt-br``.
 LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
 MAX_TAG_CHARS = 35
+log = logging.getLogger(__name__)
 _KEY = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
 
 PluralForm = Literal["one", "few", "many"]
@@ -189,7 +191,7 @@ class Catalogue:
         fallback = self.english(key)
         if fallback is None:
             raise KeyError(f"catalogue {self.name} has no text {key!r}")
-        extra = overrides(settings) if settings is not None else NO_OVERRIDES
+        extra = overrides(settings, strict=False) if settings is not None else NO_OVERRIDES
         default = settings.default_language if settings is not None else DEFAULT_LANGUAGE
         full_key = f"{self.name}.{key}"
         for tag in candidates(language, default):
@@ -208,7 +210,7 @@ class Catalogue:
         """``key_one``, ``key_few`` or ``key_many`` for ``n`` in the language the text is
         found in (``n`` is passed as a placeholder too)."""
         default = settings.default_language if settings is not None else DEFAULT_LANGUAGE
-        extra = overrides(settings) if settings is not None else NO_OVERRIDES
+        extra = overrides(settings, strict=False) if settings is not None else NO_OVERRIDES
         for tag in candidates(language, default):
             form = f"{key}_{plural(tag, n)}"
             own = self.messages.get(tag, {})
@@ -299,27 +301,45 @@ def catalogues() -> list[Catalogue]:
 
 _lock = threading.Lock()
 _loaded: dict[tuple[Path, int, int], Overrides] = {}
+_last_good: dict[Path, Overrides] = {}
 
 
-def overrides(settings: Settings) -> Overrides:
+def overrides(settings: Settings, *, strict: bool = True) -> Overrides:
     """The overrides ``MESSAGES_FILE`` names (none when unset), read once per file version and
-    checked against every catalogue; :class:`ConfigError` (one sentence) when it is wrong."""
+    checked against every catalogue; :class:`ConfigError` (one sentence) when it is wrong.
+
+    At start (``load_settings``) a wrong file stops the program. Later (``strict=False``, when
+    a text is looked up) a file edited into a wrong one, or removed, is logged and the last good
+    version stays in use: a user's message is never lost to an operator's typo."""
     path = settings.messages_file
     if path is None:
         return NO_OVERRIDES
     try:
-        stat = Path(path).stat()
+        return _read(Path(path))
+    except ConfigError as err:
+        if strict:
+            raise
+        with _lock:
+            good = _last_good.get(Path(path), NO_OVERRIDES)
+        log.warning("%s; the texts in use stay as they were", err)
+        return good
+
+
+def _read(path: Path) -> Overrides:
+    try:
+        stat = path.stat()
     except OSError as exc:
-        raise ConfigError(
-            f"MESSAGES_FILE {path} cannot be read ({exc.strerror or type(exc).__name__})"
-        ) from None
-    version = (Path(path), stat.st_mtime_ns, stat.st_size)
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(f"MESSAGES_FILE {path} cannot be read ({why})") from None
+    version = (path, stat.st_mtime_ns, stat.st_size)
     with _lock:
         found = _loaded.get(version)
     if found is None:
-        found = read_overrides(Path(path), catalogues())
+        found = read_overrides(path, catalogues())
         with _lock:
             _loaded[version] = found
+    with _lock:
+        _last_good[path] = found
     return found
 
 
