@@ -201,6 +201,15 @@ def test_nothing_cites_a_file_outside_the_repository() -> None:
     assert not offences, "citations of files outside the repository:\n" + "\n".join(offences)
 
 
+def test_the_architecture_names_every_module_of_the_framework() -> None:
+    """docs/architecture.md's module list stays true as modules come and go."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = [p.stem for p in WORKER.glob("*.py") if p.stem != "__init__"]
+    modules += [f"{p.name}/" for p in WORKER.iterdir() if (p / "__init__.py").is_file()]
+    missing = sorted(m for m in modules if f"`{m}`" not in doc)
+    assert not missing, f"docs/architecture.md does not name worker's {', '.join(missing)}"
+
+
 def test_no_file_in_the_framework_is_over_500_lines() -> None:
     long = []
     for path in _python_files(WORKER):
