@@ -49,6 +49,13 @@ def test_language_is_validated_and_stored(client: Client, given: str, stored: st
     assert client.job(res.job_ids[0])["payload"].get("language") == stored
 
 
+def test_make_another_keeps_the_language(client: Client) -> None:
+    client.grant(4, 2)
+    (job,) = client.submit_video(user_id=4, product=PRODUCT, language="uk").job_ids
+    (again,) = client.clone(job, user_id=4).job_ids
+    assert client.job(again)["payload"]["language"] == "uk"
+
+
 @pytest.mark.parametrize("bad", ["russian!", "r", "ru-" + "x" * 40, "<b>", 7, "ru\n"])
 def test_a_malformed_language_is_refused_and_changes_nothing(client: Client, bad: object) -> None:
     client.grant(2, 1)

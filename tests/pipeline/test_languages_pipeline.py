@@ -32,6 +32,8 @@ def test_russian_and_ukrainian_users_get_their_texts(pipeline: Pipeline) -> None
     assert video["method"] == "sendVideo"
     assert video["caption"] == "Ваше видео «Кружка» готово."
     assert _buttons(video) == [("Сделать ещё с этим товаром", f"again:{ru}")]
+    # Plain text: no parse_mode is sent, so the user's title needs no escaping.
+    assert all("parse_mode" not in m["params"] for m in pipeline.messages(11))
 
     *_, video = pipeline.messages(12)
     assert video["caption"] == "Ваше відео «Чашка» готове."
