@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import redis
+from dramatiq.brokers.redis import RedisBroker
 
 from worker import ledger, ledger_audit, lifecycle
 from worker.config import Settings
@@ -35,6 +37,7 @@ from worker.leader import LeaderElector, lease_seconds
 from worker.metrics import MAINTENANCE
 from worker.notifications import Notifications
 from worker.sql import maintenance as q
+from worker.stats import queue_depths
 from worker.status import JobStatus
 
 log = logging.getLogger(__name__)
@@ -125,9 +128,15 @@ class Maintenance:
 
     def _redispatch(self, report: TickReport) -> None:
         with self.db.transaction() as conn:
-            rows = conn.execute(
-                q.REDISPATCH, {"after": self.settings.redispatch_after_seconds, "limit": BATCH}
-            ).fetchall()
+            due = {str(r["kind"]): int(r["due"]) for r in conn.execute(q.DUE_BY_KIND).fetchall()}
+        limits = self._lost_messages(due)
+        rows: list[Any] = []
+        with self.db.transaction() as conn:
+            for kind, limit in limits.items():
+                rows += conn.execute(
+                    q.REDISPATCH,
+                    {"kind": kind, "after": self.settings.redispatch_after_seconds, "limit": limit},
+                ).fetchall()
             for r in rows:
                 lifecycle.add_event(
                     conn,
@@ -139,6 +148,26 @@ class Maintenance:
         for r in rows:
             self._wake(r["kind"], r["step"], r["id"])
         report.redispatched = len(rows)
+
+    def _lost_messages(self, due: Mapping[str, int]) -> dict[str, int]:
+        """How many due jobs of each kind may have lost their message: those the kind's queue
+        cannot account for. Behind a backlog the messages wait in Redis, and sending them again
+        would only lengthen the queue. Redis out of reach: every due job may have lost it."""
+        queues = {kind: self.kinds[kind].queue if kind in self.kinds else kind for kind in due}
+        broker = self.dispatcher.broker
+        if not isinstance(broker, RedisBroker):
+            return {kind: min(BATCH, n) for kind, n in due.items() if n > 0}
+        try:
+            depths = queue_depths(
+                broker.client,
+                self.settings.redis_namespace,
+                sorted(set(queues.values())),
+            )
+            ready = {d.queue: d.ready for d in depths}
+        except redis.RedisError:
+            ready = {}
+        limits = {kind: min(BATCH, n - ready.get(queues[kind], 0)) for kind, n in due.items()}
+        return {kind: n for kind, n in limits.items() if n > 0}
 
     def _rescue(self, report: TickReport) -> None:
         with self.db.transaction() as conn:

@@ -172,6 +172,29 @@ def test_lost_messages_are_redispatched(pipeline: Pipeline) -> None:
     assert all("redispatched" in [e["event"] for e in j["events"]] for j in done)
 
 
+def test_a_backlog_waiting_in_redis_is_not_sent_again(pipeline: Pipeline) -> None:
+    """Behind a backlog the messages wait in Redis, not lost: maintenance sends none again (it
+    used to re-send every due job after 30 s, lengthening the queue it was behind). Once some are
+    really lost, it sends exactly those the queue cannot account for."""
+    pipeline.reconfigure(redispatch_after_seconds=0.5)
+    jobs = pipeline.submit(7, count=3, credits=3)
+    assert pipeline.client.dispatcher.flush()
+    time.sleep(1.0)  # due, undispatched for longer than REDISPATCH_AFTER_SECONDS, no worker yet
+    m = _maintenance(pipeline)
+    assert m.elect()
+    assert m.tick().redispatched == 0  # three due jobs, three messages waiting
+    r = redis.Redis.from_url(pipeline.settings.redis_url)
+    queue = f"{pipeline.settings.redis_namespace}:q:video"
+    assert r.llen(queue) == 3
+    r.rpop(queue)  # one message lost
+    assert m.tick().redispatched == 1
+    assert r.llen(queue) == 3
+    m.stop()
+    pipeline.start_worker()
+    done = pipeline.wait(jobs, timeout=40)
+    assert [j["status"] for j in done] == ["succeeded"] * 3
+
+
 def test_submit_while_the_broker_is_down_runs_once_it_is_back(pipeline: Pipeline) -> None:
     down = pipeline.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     from worker.client import Client

@@ -1,15 +1,24 @@
 """Queries of the maintenance loop (run by the one elected worker process)."""
 
 # Queued jobs that are due for a while and were not dispatched recently: their message was
-# probably lost (Redis restarted, or was down at submit). Sending again is harmless.
+# probably lost (Redis restarted, or was down at submit). Sending again is harmless, but with a
+# backlog the messages are not lost, only waiting: the caller limits each kind to the due jobs its
+# Redis queue cannot account for (DUE_BY_KIND minus the ready messages).
 REDISPATCH = """
 UPDATE jobs SET dispatched_at = now()
  WHERE id IN (SELECT id FROM jobs
-               WHERE status = 'queued' AND next_run_at < now() - make_interval(secs => %(after)s)
+               WHERE status = 'queued' AND kind = %(kind)s
+                 AND next_run_at < now() - make_interval(secs => %(after)s)
                  AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => %(after)s))
                ORDER BY next_run_at LIMIT %(limit)s
                  FOR UPDATE SKIP LOCKED)
 RETURNING id, kind, step"""
+
+# Queued jobs that are due now, by kind: each should have a message waiting in its queue.
+DUE_BY_KIND = """
+SELECT kind, count(*) AS due FROM jobs
+ WHERE status = 'queued' AND next_run_at <= now()
+ GROUP BY kind"""
 
 # Running jobs whose lease expired: their worker died or stalled. Back to the queue, with the
 # token taken back, so the next claim knows it follows a rescue of the same step.
