@@ -261,3 +261,24 @@ def test_a_messages_file_broken_after_start_keeps_the_last_good_texts(
         _settings(settings, messages_file=str(path))
     path.write_text('[ru]\nvideo.caption = "Новое: «{title}»"\n', encoding="utf-8")
     assert video_texts.text(s, ru, "caption") == "Новое: «Mug»"  # a fixed file is read again
+
+
+def test_the_report_caption_in_each_language(tmp_path: Path) -> None:
+    from jobs.report.analyse import analyse_file
+    from jobs.report.render import summary_line
+    from jobs.report.texts import caption
+
+    rows = [("2024-03-01", "Mug", "video", "10.00")] * 1500 + [
+        ("2024-03-31", "Cup", "photo", "2.5")
+    ]
+    path = tmp_path / "sales.csv"
+    path.write_text(csv_text(rows), encoding="utf-8")
+    report = analyse_file(path, file_name="sales.csv", period="all", content_type=None)
+    assert caption(None, "en", report) == summary_line(report)  # English as before
+    assert caption(None, "ru", report) == (
+        "1\u00a0501 продажа, $15,002.50 · все продажи, 01.03.2024 – 31.03.2024"
+    )
+    assert caption(None, "uk", report) == (
+        "1\u00a0501 продаж, $15,002.50 · усі продажі, 01.03.2024 – 31.03.2024"
+    )
+    assert caption(None, "de", report) == summary_line(report)

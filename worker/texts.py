@@ -186,6 +186,16 @@ class Catalogue:
         source = english_key(self.messages[DEFAULT_LANGUAGE], key)
         return None if source is None else self.messages[DEFAULT_LANGUAGE][source]
 
+    def language_for(self, settings: Settings | None, language: str | None) -> str:
+        """The language this catalogue answers ``language`` in (for what is written outside
+        it, such as dates and numbers): the first candidate it, or an override, speaks."""
+        extra = overrides(settings, strict=False) if settings is not None else NO_OVERRIDES
+        default = settings.default_language if settings is not None else DEFAULT_LANGUAGE
+        for tag in candidates(language, default):
+            if tag in self.messages or tag in extra.texts:
+                return tag
+        return DEFAULT_LANGUAGE
+
     def template(self, settings: Settings | None, language: str | None, key: str) -> str:
         """The template of ``key`` in the best language for ``language`` (overrides first)."""
         fallback = self.english(key)

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from jobs.report import texts
 from jobs.report.analyse import analyse_file
 from jobs.report.parse import ReportError
 from jobs.report.render import render_html, summary_line
@@ -86,6 +87,8 @@ def analyse(ctx: StepContext) -> Outcome:
             "report": str(dest),
             "report_size": len(html),
             "summary": summary,
+            # what the user reads under the document, in their language (summary: operators')
+            "caption": texts.caption(ctx.settings, payload.get("language"), report),
             "sales": report.sales,
             "earnings": str(report.earnings),
         },
@@ -93,7 +96,7 @@ def analyse(ctx: StepContext) -> Outcome:
 
 
 def deliver(ctx: StepContext) -> Outcome:
-    caption = str(ctx.state.get("summary") or "")
+    caption = str(ctx.state.get("caption") or ctx.state.get("summary") or "")
     chat_id = ctx.chat_id
     sent: list[Sent] = []
     kept = ctx.state.get("telegram_file_id")

@@ -104,4 +104,5 @@ def test_report_file_id_is_stored(pipeline: Pipeline, tmp_path: Path) -> None:
     (job,) = pipeline.wait(res.job_ids)
     (sent,) = pipeline.messages(43)
     assert sent["method"] == "sendDocument"
+    assert sent["caption"] == "1 продажа, $10.00 · все продажи, 01.03.2024"  # the user's language
     assert job["status"] == "succeeded" and job["telegram_file_id"] == sent["file_id"]
