@@ -169,6 +169,7 @@ def run_demo(
     console: Console | None = None,
     database: str = "worker_demo",
     namespace: str = "worker-demo",
+    dashboard: bool = False,
 ) -> dict[str, Any]:
     console = console or Console()
     started = time.monotonic()
@@ -218,6 +219,10 @@ def run_demo(
             jobs = _watch(client, console, timeout, procs, logs, describe)
             summary = _summary(client, jobs, plays, refused, time.monotonic() - started)
         _print_summary(console, summary, logs, settings.database_url)
+        if dashboard:  # `worker demo --dashboard`: up, with one-time credentials, until Ctrl-C
+            from worker.dashboard.demo import serve_until_interrupted
+
+            serve_until_interrupted(console, env, logs, procs)
         return summary
     finally:
         for p in reversed(procs):

@@ -92,6 +92,12 @@ COMMANDS.extend([run_cmd, fake_provider])
 @click.option("--render-seconds", type=float, default=3.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Then serve `worker dashboard` on the demo's jobs, with one-time credentials, "
+    "until Ctrl-C.",
+)
+@click.option(
     "--embedded",
     is_flag=True,
     help="Run on an embedded PostgreSQL and Redis in a temporary directory (the default when "
@@ -101,7 +107,14 @@ COMMANDS.extend([run_cmd, fake_provider])
     "--keep", is_flag=True, help="Keep the embedded servers up until Ctrl-C, printing their URLs."
 )
 @click.pass_obj
-def demo(obj: CliContext, render_seconds: float, as_json: bool, embedded: bool, keep: bool) -> None:
+def demo(
+    obj: CliContext,
+    render_seconds: float,
+    as_json: bool,
+    dashboard: bool,
+    embedded: bool,
+    keep: bool,
+) -> None:
     """Run the whole pipeline on local services and the simulator, with a summary."""
     import sys
 
@@ -112,7 +125,9 @@ def demo(obj: CliContext, render_seconds: float, as_json: bool, embedded: bool, 
 
     console = Console(stderr=True) if as_json else Console()
     with for_demo(obj.settings, force=embedded, say=console.print) as place:
-        summary = run_demo(place.settings, render_seconds=render_seconds, console=console)
+        summary = run_demo(
+            place.settings, render_seconds=render_seconds, console=console, dashboard=dashboard
+        )
         if as_json:
             emit_json(summary)
         if place.servers is not None and keep:
