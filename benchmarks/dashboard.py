@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from benchmarks.common import Progress, print_json, quiet, scratch_settings
+from worker import stats
 from worker.dashboard import queries as dq
 from worker.db import Connection, Database
 from worker.sql import dashboard as q
@@ -227,6 +228,14 @@ def statements(conn: Connection) -> dict[str, Callable[[Connection], Any]]:
         # overview (live: PULSE every 2 s)
         "overview: whole page": dq.overview,
         "overview: pulse (every 2 s while open)": dq.pulse,
+        "overview: last day (one pass)": lambda c: dq._window(c, 86_400),
+        "overview: last hour (one pass)": lambda c: dq._window(c, 3_600),
+        "overview: finished per hour, last day": lambda c: dq._series(c, 86_400, 3_600),
+        "overview: stuck, active, ledger counters": lambda c: (
+            stats.stuck_jobs(c),
+            stats.active_counts(c),
+            stats.ledger_totals(c, with_refunds=False),
+        ),
         # jobs list
         "jobs: newest page, no filter": page(),
         "jobs: page 10,000 deep (keyset)": page(before=newest - 500_000),
