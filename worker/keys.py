@@ -15,33 +15,8 @@ Secrets never leave this process: Redis holds key *names* and state only; the se
 returns those objects. Error texts are scrubbed of the pool's own secrets before they are stored,
 on top of the redaction :class:`~worker.errors.ProviderError` already applies.
 
-Redis layout (``{ns}`` is ``REDIS_NAMESPACE``; key names match ``[A-Za-z0-9_.-]``, so ``:`` is an
-unambiguous separator)::
-
-    {ns}:keys:{provider}:{name}                  HASH, one per key, kept until deleted by hand
-        last_used          epoch seconds of the last hand-out (for people)
-        lru                value of {ns}:keys:seq at the last hand-out (LRU order: exact even
-                           when two hand-outs share a microsecond or the clock steps back)
-        uses               hand-outs, ever
-        last_success       epoch seconds of the last report_success
-        errors             failures reported, ever (any class)
-        last_error         "<CLASS>: <message>", at most 200 characters of message
-        last_error_at      epoch seconds
-        cooling_until      epoch seconds; only ever raised (a past value means "not cooling")
-        quarantine_reason  "<CLASS>: <message>" or an operator's text; present = quarantined
-        quarantined_at     epoch seconds of the first quarantine since the last enable
-        disabled_reason    operator's text; present = disabled
-        disabled_at        epoch seconds
-    {ns}:keys:{provider}:{unit}:pace:{purpose}   ZSET, one per paced purpose and unit: the
-        unit is the key's *account* for a purpose paced per account, the key's *name* for one
-        paced per key (a key without ``@account`` is its own account, named after it, so its
-        zsets are the same either way). Member "<µs>-<seq>", score = integer epoch
-        *microseconds* of each hand-out (integers, so window arithmetic is exact); trimmed to
-        the last max(window, 60 s) and expiring after that, which leaves a minute of history
-        for inspection. Within one purpose every unit has one scope, so an account and a key of
-        the same name never share a zset.
-    {ns}:keys:seq                                STRING, counter of hand-outs (all providers); it
-        has one segment fewer than any key's hash, so no key name can collide with it.
+The Redis layout and the scripts are in :mod:`worker.keyscripts`; the state as operators read
+it, in :mod:`worker.keystate`.
 
 Clock: every timestamp is Redis server time, read with ``TIME`` inside the script that acts on
 it. With workers on several hosts, pacing decisions compare timestamps written by different
@@ -70,15 +45,15 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from redis import Redis, RedisError
 
 from worker.config import ApiKey, RateLimit
 from worker.errors import ErrorClass, NoKeyAvailable, ProviderError, WorkerError
 from worker.http import MAX_RETRY_AFTER_SECONDS
+from worker.keyscripts import ACQUIRE, EXTEND, FAILURE, QUARANTINE, STAMP
+from worker.keystate import AccountStatus, KeyState, KeyStatus, Pace, PaceScope, status_of, text
 from worker.policy import KeyAction, KeyFate, key_fate
 from worker.redaction import MASK, redact
 
@@ -101,221 +76,12 @@ MAX_ERROR_CHARS = 200
 SUCCESS_STAMP_SECONDS = 1.0
 
 
-class PaceScope(StrEnum):
-    """Whose budget a paced purpose draws on: the key's account (every key of it) or the key."""
-
-    ACCOUNT = "account"
-    KEY = "key"
-
-
-class KeyState(StrEnum):
-    """What a key can do now, as operators read it (``worker keys ls``)."""
-
-    ACTIVE = "active"
-    COOLING = "cooling"
-    QUARANTINED = "quarantined"
-    DISABLED = "disabled"
-
-
-@dataclass(frozen=True)
-class KeyStatus:
-    """One key's shared state, by name. Never carries the secret."""
-
-    provider: str
-    name: str
-    account: str
-    state: KeyState
-    cooling_until: float | None
-    reason: str | None
-    since: float | None
-    last_used: float | None
-    uses: int
-    errors: int
-    last_error: str | None
-    #: The key's use of its purposes paced per key (the per-account ones: :class:`AccountStatus`).
-    pace: tuple[Pace, ...] = ()
-
-
-@dataclass(frozen=True)
-class Pace:
-    """How much of one paced purpose's window a unit (an account or a key) has used now."""
-
-    purpose: str
-    scope: PaceScope
-    used: int
-    limit: RateLimit
-
-    def __str__(self) -> str:
-        return f"{self.purpose} {self.used}/{self.limit.count} per {self.limit.seconds:g}s"
-
-
-@dataclass(frozen=True)
-class AccountStatus:
-    """One provider account: its keys (configuration order) and its per-account pace now."""
-
-    provider: str
-    account: str
-    keys: tuple[str, ...]
-    pace: tuple[Pace, ...]
-
-
 class UnknownKey(WorkerError, KeyError):
     """A key name that is not configured for that provider (removed from configuration?)."""
 
     def __str__(self) -> str:
         # KeyError would show the message in quotes; this is a sentence for a person.
         return str(self.args[0]) if self.args else "unknown key"
-
-
-# -- Lua ---------------------------------------------------------------------------------------
-# Shared prelude. ARGV[1] is always the time override in seconds ('' = Redis server TIME).
-_PRELUDE = """
-local function clock_us()
-  if ARGV[1] ~= '' then
-    return math.floor(tonumber(ARGV[1]) * 1000000 + 0.5)
-  end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local function int(us) return string.format('%.0f', us) end
-local function secs(us) return string.format('%.6f', us / 1000000) end
-local function to_us(s)
-  if not s then return nil end
-  return math.floor(tonumber(s) * 1000000 + 0.5)
-end
-local function extend(hkey, until_us)
-  local old = to_us(redis.call('HGET', hkey, 'cooling_until'))
-  if old and old >= until_us then return old end
-  redis.call('HSET', hkey, 'cooling_until', secs(until_us))
-  return until_us
-end
-local function quarantine(hkey, reason, now)
-  if redis.call('HEXISTS', hkey, 'quarantine_reason') == 0 then
-    redis.call('HSET', hkey, 'quarantine_reason', reason, 'quarantined_at', secs(now))
-  end
-end
-"""
-
-# Pick the least recently used key that can serve, and record the use, in one step.
-# KEYS[2i-1], KEYS[2i]: state hash and pace zset of candidate i, in configuration order (keys
-# of one account share the zset of a purpose paced per account); the last KEYS entry is the
-# hand-out counter, whose value also makes each zset member unique.
-# ARGV[2] limit count (0 = unpaced), ARGV[3] window µs, ARGV[4] history µs,
-# ARGV[5] '1' = skip quarantined/disabled keys (pool), '0' = ignore those states (named),
-# ARGV[6..] key names in the same order.
-# Returns {'ok', name} or {'no', retry_at_us or '', now_us, one code per key}; a code is
-# 'd:' disabled, 'q:<reason>' quarantined, 'c:' cooling, 'p:' paced, 'cp:' both.
-_ACQUIRE = (
-    _PRELUDE
-    + """
-local now = clock_us()
-local count = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
-local history = tonumber(ARGV[4])
-local screen = ARGV[5] == '1'
-local best, best_used, retry = nil, nil, nil
-local report = {}
-local n_keys = (#KEYS - 1) / 2
-for i = 1, n_keys do
-  local hkey, zkey = KEYS[2 * i - 1], KEYS[2 * i]
-  local f = redis.call('HMGET', hkey, 'disabled_reason', 'quarantine_reason',
-                       'cooling_until', 'lru')
-  if screen and f[1] then
-    report[i] = 'd:'
-  elseif screen and f[2] then
-    report[i] = 'q:' .. f[2]
-  else
-    local free_at, why = now, ''
-    local cool = to_us(f[3])
-    if cool and cool > now then free_at, why = cool, 'c' end
-    if count > 0 then
-      redis.call('ZREMRANGEBYSCORE', zkey, '-inf', int(now - history))
-      local cutoff = '(' .. int(now - window)
-      local n = redis.call('ZCOUNT', zkey, cutoff, '+inf')
-      if n >= count then
-        -- the key is free again when the oldest use that keeps it at the limit leaves the window
-        local e = redis.call('ZRANGEBYSCORE', zkey, cutoff, '+inf', 'WITHSCORES',
-                             'LIMIT', n - count, 1)
-        local paced_until = tonumber(e[2]) + window
-        if paced_until > free_at then free_at = paced_until end
-        why = why .. 'p'
-      end
-    end
-    if why == '' then
-      local used = tonumber(f[4]) or 0
-      if best == nil or used < best_used then best, best_used = i, used end
-    else
-      report[i] = why .. ':'
-      if retry == nil or free_at < retry then retry = free_at end
-    end
-  end
-end
-if best then
-  local hkey, zkey = KEYS[2 * best - 1], KEYS[2 * best]
-  local uses = redis.call('HINCRBY', hkey, 'uses', 1)
-  local seq = redis.call('INCR', KEYS[#KEYS])
-  redis.call('HSET', hkey, 'last_used', secs(now), 'lru', seq)
-  if count > 0 then
-    redis.call('ZADD', zkey, int(now), int(now) .. '-' .. seq)
-    redis.call('PEXPIRE', zkey, int(math.ceil(history / 1000)))
-  end
-  return {'ok', ARGV[5 + best]}
-end
-local out = {'no', retry and int(retry) or '', int(now)}
-for i = 1, n_keys do out[#out + 1] = report[i] end
-return out
-"""
-)
-
-# KEYS[1] state hash; ARGV[2] last_error text; ARGV[3] cooldown seconds or '';
-# ARGV[4] quarantine reason or ''.
-_FAILURE = (
-    _PRELUDE
-    + """
-local now = clock_us()
-redis.call('HINCRBY', KEYS[1], 'errors', 1)
-redis.call('HSET', KEYS[1], 'last_error', ARGV[2], 'last_error_at', secs(now))
-if ARGV[3] ~= '' then extend(KEYS[1], now + math.floor(tonumber(ARGV[3]) * 1000000 + 0.5)) end
-if ARGV[4] ~= '' then quarantine(KEYS[1], ARGV[4], now) end
-return secs(now)
-"""
-)
-
-# KEYS[1] state hash; ARGV[2] absolute epoch seconds. Returns the effective cooling_until.
-_EXTEND = (
-    _PRELUDE
-    + """
-return secs(extend(KEYS[1], to_us(ARGV[2])))
-"""
-)
-
-# KEYS[1] state hash; ARGV[2] reason.
-_QUARANTINE = (
-    _PRELUDE
-    + """
-quarantine(KEYS[1], ARGV[2], clock_us())
-return 1
-"""
-)
-
-# KEYS[1] state hash; ARGV[2] field holding the time ('disabled_at', 'last_success');
-# ARGV[3], ARGV[4] an optional extra field and value.
-_STAMP = (
-    _PRELUDE
-    + """
-redis.call('HSET', KEYS[1], ARGV[2], secs(clock_us()))
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
-return 1
-"""
-)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(_text(value))
 
 
 def _truncate(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -366,11 +132,11 @@ class KeyPool:
         self._margin = margin
         self._clock = clock
         self._secrets = [s for s in (k.secret.get_secret_value() for k in self._keys) if s]
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._failure = redis.register_script(_FAILURE)
-        self._extend = redis.register_script(_EXTEND)
-        self._quarantine = redis.register_script(_QUARANTINE)
-        self._stamp = redis.register_script(_STAMP)
+        self._acquire = redis.register_script(ACQUIRE)
+        self._failure = redis.register_script(FAILURE)
+        self._extend = redis.register_script(EXTEND)
+        self._quarantine = redis.register_script(QUARANTINE)
+        self._stamp = redis.register_script(STAMP)
         self._stamped: dict[tuple[str, str], float] = {}  # last success written, monotonic
 
     @classmethod
@@ -507,7 +273,7 @@ class KeyPool:
         result = self._extend(
             keys=[self._hash(provider, name)], args=[self._now_arg(), repr(until)]
         )
-        return float(_text(result))
+        return float(text(result))
 
     def quarantine(self, provider: str, name: str, reason: str) -> None:
         """Stop handing the key out until an operator enables it. The first reason is kept."""
@@ -617,7 +383,7 @@ class KeyPool:
             "1" if screen else "0",
         ]
         result = self._acquire(keys=keys, args=[*args, *(k.name for k in candidates)])
-        values = [_text(v) for v in result]
+        values = [text(v) for v in result]
         if values[0] == "ok":
             return next(k for k in candidates if k.name == values[1]), None, 0.0, []
         retry_at = int(values[1]) / 1_000_000 if values[1] else None
@@ -685,8 +451,7 @@ class KeyPool:
         now = self._now()
         paces = self._paces([(key, PaceScope.KEY) for key in keys], now)
         return [
-            self._to_status(key, row, now, pace)
-            for key, row, pace in zip(keys, rows, paces, strict=True)
+            status_of(key, row, now, pace) for key, row, pace in zip(keys, rows, paces, strict=True)
         ]
 
     def accounts(self) -> list[AccountStatus]:
@@ -727,38 +492,3 @@ class KeyPool:
             tuple(Pace(purpose, scope, int(next(counts)), limit) for purpose, limit in purposes)
             for (_, scope), purposes in zip(units, wanted, strict=True)
         ]
-
-    @staticmethod
-    def _to_status(
-        key: ApiKey, raw: Mapping[Any, Any], now: float, pace: tuple[Pace, ...] = ()
-    ) -> KeyStatus:
-        row = {_text(k): _text(v) for k, v in raw.items()}
-        cooling_until = _float(row.get("cooling_until"))
-        if cooling_until is not None and cooling_until <= now:
-            cooling_until = None
-        reason: str | None
-        if "disabled_reason" in row:
-            state, reason = KeyState.DISABLED, row["disabled_reason"]
-            since = _float(row.get("disabled_at"))
-            if "quarantine_reason" in row:
-                reason += f" (also quarantined: {row['quarantine_reason']})"
-        elif "quarantine_reason" in row:
-            state, reason = KeyState.QUARANTINED, row["quarantine_reason"]
-            since = _float(row.get("quarantined_at"))
-        else:
-            state = KeyState.COOLING if cooling_until is not None else KeyState.ACTIVE
-            reason, since = None, None
-        return KeyStatus(
-            provider=key.provider,
-            name=key.name,
-            account=key.account,
-            state=state,
-            cooling_until=cooling_until,
-            reason=reason,
-            since=since,
-            last_used=_float(row.get("last_used")),
-            uses=int(row.get("uses", 0)),
-            errors=int(row.get("errors", 0)),
-            last_error=row.get("last_error"),
-            pace=pace,
-        )
