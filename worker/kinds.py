@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from worker.config import ApiKey, KindSettings, RateLimit, Settings
     from worker.db import Database
-    from worker.keys import PaceScope
+    from worker.keystate import PaceScope
     from worker.models import ResourceGroup
     from worker.outcomes import StepHandler
     from worker.texts import Catalogue

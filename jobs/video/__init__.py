@@ -17,7 +17,7 @@ from jobs.video.tiers import Tier
 from worker import validation as v
 from worker.config import Settings
 from worker.errors import InvalidRequest
-from worker.keys import PaceScope
+from worker.keystate import PaceScope
 from worker.kinds import DoctorOption, JobKind, Provider
 from worker.models import ResourceGroup
 from worker.texts import language_of
