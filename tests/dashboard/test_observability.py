@@ -165,28 +165,22 @@ def test_ledger_audit_exports_its_result_and_runs_once_an_interval(db: Database)
     assert _sample("worker_ledger_check_failed", check="no account is overdrawn") == 0.0
 
 
-def test_the_maintenance_leader_runs_the_ledger_check(settings: Settings, db: Database) -> None:
+def test_the_maintenance_leader_runs_the_ledger_check(settings: Settings) -> None:
     from worker import ledger_audit
-    from worker.dispatch import Dispatcher
-    from worker.kinds import all_kinds
-    from worker.maintenance import Maintenance
-    from worker.notifications import Notifications
+    from worker.runner import WorkerProcess
 
     before = _sample("worker_ledger_check_timestamp_seconds") or 0.0
     ledger_audit._audits.clear()
-    broker_redis = redis_client(settings)
-    dispatcher = Dispatcher.__new__(Dispatcher)  # never used: nothing to re-send in an empty db
-    m = Maintenance(
-        settings,
-        db,
-        dispatcher,
-        {k.name: k for k in all_kinds()},
-        Notifications.__new__(Notifications),
-    )
-    assert m.run_once() is not None
-    audit = ledger_audit.for_database(db)
-    assert audit._running is not None
-    audit._running.join(30)
-    assert (_sample("worker_ledger_check_timestamp_seconds") or 0.0) > before
-    assert audit.last is not None and all(c.ok for c in audit.last)
-    broker_redis.close()
+    w = WorkerProcess(settings, threads=1)  # a worker process's own services, not started
+    w.db.open()
+    try:
+        assert w.maintenance.run_once() is not None  # the only process: it is the leader
+        audit = ledger_audit.for_database(w.db)
+        assert audit._running is not None
+        audit._running.join(30)
+        assert (_sample("worker_ledger_check_timestamp_seconds") or 0.0) > before
+        assert audit.last is not None and all(c.ok for c in audit.last)
+    finally:
+        w.services.close()
+        w.db.close()
+        w.broker.close()
