@@ -331,22 +331,24 @@ def hammer(
 def test_two_keys_of_one_account_under_load_stay_within_its_limit(
     sim: RunningSimulator, ns: str, client: redis.Redis
 ) -> None:
-    # KIE's 20/10 s, scaled down evenly to 5/1 s: two keys of one account
-    tally = hammer(sim, ns, client, {"hex0a1b2c": "shop", "hex3d4e5f": "shop"}, "5/1", 100)
+    # KIE's 20/10 s scaled down to 10/2 s (5 a second): two keys of one account. Without the
+    # pool's 5 % margin this answered 14 429s per 100 (5/1 s) and 10 per 100 (20/10 s).
+    tally = hammer(sim, ns, client, {"hex0a1b2c": "shop", "hex3d4e5f": "shop"}, "10/2", 100)
     assert tally.created + tally.limited == 100
     assert tally.limited <= 1, f"{tally.limited} 429s per 100 creates"
     assert set(tally.by_key) == {"k0", "k1"}  # both keys were used
     elapsed = tally.finished - tally.started
-    # 100 at 5 per second: at least 19 s (the first window is free), not much more
+    # 10 at once, then 90 at 10 per 2.1 s: about 19 s, not less
     assert 18.5 <= elapsed <= 30, elapsed
 
 
 def test_two_accounts_get_twice_the_rate(
     sim: RunningSimulator, ns: str, client: redis.Redis
 ) -> None:
-    tally = hammer(sim, ns, client, {"hex0a1b2c": "one", "hex3d4e5f": "two"}, "5/1", 100)
+    tally = hammer(sim, ns, client, {"hex0a1b2c": "one", "hex3d4e5f": "two"}, "10/2", 100)
     assert tally.created + tally.limited == 100
     assert tally.limited <= 1, f"{tally.limited} 429s per 100 creates"
     elapsed = tally.finished - tally.started
-    # 100 at 10 per second: about 9 s, half the single account's time
-    assert 8.5 <= elapsed <= 15, elapsed
+    # 20 at once, then 80 at 20 per 2.1 s: about 8.4 s, half the single account's time
+    assert 8.2 <= elapsed <= 15, elapsed
+    assert set(tally.by_key) == {"k0", "k1"}
