@@ -58,6 +58,9 @@ class Provider:
     scopes: Mapping[str, PaceScope] = field(default_factory=dict)
     #: Loggers of its client library, kept at WARNING (they may log request URLs and headers).
     loggers: tuple[str, ...] = ()
+    #: What the key's account has left at the provider, for ``worker_provider_balance``
+    #: (read by the maintenance leader every few minutes: ``worker.balance_watch``).
+    balance: Callable[[Settings, ApiKey], float] | None = None
 
 
 def _reason_only(

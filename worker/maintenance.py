@@ -26,7 +26,7 @@ import psycopg
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from worker import ledger, ledger_audit, lifecycle
+from worker import balance_watch, ledger, ledger_audit, lifecycle
 from worker.config import Settings
 from worker.db import Database
 from worker.dispatch import Dispatcher
@@ -113,6 +113,7 @@ class Maintenance:
         self._resolve_open_holds(report)
         self._redispatch_notifications(report)
         ledger_audit.after_tick(self.db)  # hourly `worker ledger check`, exported as metrics
+        balance_watch.after_tick(self.settings)  # providers' balances, every 5 minutes
         for name in (
             "redispatched",
             "rescued",

@@ -15,7 +15,7 @@ from jobs.video.settings import VideoSettings, video_settings
 from jobs.video.texts import TEXTS
 from jobs.video.tiers import Tier
 from worker import validation as v
-from worker.config import Settings
+from worker.config import ApiKey, Settings
 from worker.errors import InvalidRequest
 from worker.keystate import PaceScope
 from worker.kinds import DoctorOption, JobKind, Provider
@@ -86,7 +86,21 @@ KIE = Provider(
         "query": video_settings(s).kie_query_rate,
     },
     scopes={"create": PaceScope.ACCOUNT, "query": PaceScope.KEY},
+    balance=lambda s, key: _kie_balance(s, key),  # defined below, after the declarations
 )
+
+
+def _kie_balance(settings: Settings, key: ApiKey) -> float:
+    """The KIE account's credits left (``GET /api/v1/chat/credit``; free)."""
+    from jobs.video.kie import KieClient  # the bot's process never imports provider clients
+
+    client = KieClient.from_settings(settings, timeout=10.0)
+    try:
+        return client.credit_balance(key)
+    finally:
+        client.close()
+
+
 OPENAI = Provider(
     name="openai",
     label="OpenAI",
