@@ -1,7 +1,7 @@
 """Providers' account balances, read by the maintenance leader, as Prometheus metrics.
 
 A kind's :class:`worker.kinds.Provider` may declare ``balance(settings, key) -> float``: what the
-key's account has left at the provider (KIE's credits, for the video kind). Every
+key's account has left at the provider, in the provider's unit (credits, say). Every
 :data:`INTERVAL_SECONDS` the maintenance leader reads it once per account (its first key: every
 key of an account shares one balance), in a thread of its own so a slow provider never delays a
 tick, and exports ``worker_provider_balance{provider,account,key}``. An alert on it warns before

@@ -34,9 +34,10 @@ Margin: the pool counts hand-outs, the provider counts arrivals. At the limit, t
 that reuses a slot leaves the moment the slot's earlier request leaves the window; if that
 earlier request was slower on its way (a thread scheduled late, a slower connection), both
 arrive within one provider window and the later one gets a 429. So :meth:`from_settings` paces
-over a window ``PACE_MARGIN`` (5 %) longer than the declared one: 20 per 10.5 s for KIE's 20 per
-10 s. Measured against the simulator at 5 per 1 s with 8 threads on two keys of one account:
-14 429s per 100 creates without a margin, none with 2 % or 5 % (tests/test_keys_accounts.py).
+over a window ``PACE_MARGIN`` (5 %) longer than the declared one: a declared 20 per 10 s is
+paced as 20 per 10.5 s. Measured against the simulator at 5 per 1 s with 8 threads on two
+keys of one account: 14 429s per 100 creates without a margin, none with 2 % or 5 %
+(tests/test_keys_accounts.py).
 """
 
 from __future__ import annotations
