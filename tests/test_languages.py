@@ -3,6 +3,7 @@ stores. (The texts a user receives from a running pipeline: tests/pipeline/test_
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -82,7 +83,11 @@ def test_every_catalogue_speaks_english_russian_and_ukrainian() -> None:
             missing = [k for k in english if k not in own]
             assert not missing, (catalogue.name, language, missing)
             for key, template in own.items():
-                # Cyrillic, and no English sentence left untranslated.
+                # Cyrillic, and no English sentence left untranslated (a template of
+                # placeholders and punctuation alone has no words to translate).
+                words = re.sub(r"\{[^}]*\}", "", template)
+                if not any(c.isalpha() for c in words):
+                    continue
                 assert any("\u0400" <= c <= "\u04ff" for c in template), (language, key)
 
 
