@@ -12,7 +12,7 @@ subtag (``en-US`` → ``en``), then ``DEFAULT_LANGUAGE``, then English, the firs
 key, the operator's overrides first at each step.
 
 Overrides: ``MESSAGES_FILE`` names a TOML file, one table per language and one dotted key per
-text, ``<catalogue>.<key>`` (``[ru]`` then ``video.caption = "Ваше видео «{title}» готово."``).
+text, ``<catalogue>.<key>`` (``[ru]`` then ``<kind>.caption = "Готово: «{title}»."``).
 It is read and checked when the settings load (:func:`overrides`): an unknown catalogue or key,
 a malformed language tag or a placeholder the English text does not have stops the program with
 one sentence. An override may also add a language no catalogue speaks: its missing keys fall
@@ -143,7 +143,7 @@ NO_OVERRIDES = Overrides(None, {})
 class Catalogue:
     """One kind's texts (or the framework's), every language it speaks.
 
-    ``name`` is how an override names it (``video``); ``messages`` maps a language to its
+    ``name`` is how an override names it (the kind's name); ``messages`` maps a language to its
     ``key → template``. Checked when built: English has every key, the others only English's
     keys with only English's placeholders; a mistake is a bug, so it raises ``ValueError``.
     """
