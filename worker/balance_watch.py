@@ -102,9 +102,7 @@ class BalanceWatch:
                         exc,
                     )
                     continue
-                BALANCE.labels(provider=provider.name, account=key.account, key=key.name).set(
-                    value
-                )
+                BALANCE.labels(provider=provider.name, account=key.account, key=key.name).set(value)
                 BALANCE_TIMESTAMP.labels(
                     provider=provider.name, account=key.account
                 ).set_to_current_time()

@@ -33,9 +33,10 @@ def test_a_failed_read_keeps_the_last_figure_and_counts(pipeline: Pipeline) -> N
     pipeline.sim.configure({"kie": {"keys": {"sim-kie-1": {"credits": 500}}}})
     BalanceWatch(pipeline.settings).run()
     assert _balance("k1") == 500.0
-    errors = REGISTRY.get_sample_value(
-        "worker_provider_balance_errors_total", {"provider": "kie"}
-    ) or 0.0
+    errors = (
+        REGISTRY.get_sample_value("worker_provider_balance_errors_total", {"provider": "kie"})
+        or 0.0
+    )
     pipeline.sim.configure({"kie": {"keys": {"sim-kie-1": {"revoked": True}}}})
     read = BalanceWatch(pipeline.settings).run()
     assert ("kie", "k1") not in read
