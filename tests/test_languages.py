@@ -134,7 +134,7 @@ def test_the_fallback_order_and_plurals() -> None:
         "many",
     ]
     assert [texts.plural("en", n) for n in (1, 2, 0)] == ["one", "many", "many"]
-    note = video_texts.refund_note
+    note = video_texts.CATALOGUE.refund_note
     assert note(None, "ru", 1) == " Мы вернули вам 1 кредит."
     assert note(None, "ru", 3) == " Мы вернули вам 3 кредита."
     assert note(None, "uk", 5) == " Ми повернули вам 5 кредитів."

@@ -228,6 +228,30 @@ class Catalogue:
                 return self.text(settings, tag, form, n=n, **values)
         return self.text(settings, DEFAULT_LANGUAGE, f"{key}_{plural('en', n)}", n=n, **values)
 
+    def failure(
+        self,
+        settings: Settings | None,
+        language: str | None,
+        user_message: str,
+        price: int,
+        **values: Any,
+    ) -> str:
+        """The catalogue's ``failure`` text: ``reason`` is ``user_message`` in the user's
+        language, ``refund`` the ``refund_one|few|many`` sentence ("" when nothing was paid);
+        ``values`` name the job's subject (its title, its file...)."""
+        return self.text(
+            settings,
+            language,
+            "failure",
+            reason=self.reason(settings, language, user_message),
+            refund=self.refund_note(settings, language, price),
+            **values,
+        )
+
+    def refund_note(self, settings: Settings | None, language: str | None, price: int) -> str:
+        """The sentence saying ``price`` credits came back ("" when the job cost nothing)."""
+        return self.count(settings, language, "refund", price) if price else ""
+
     def reason_key(self, english: str) -> str | None:
         """The key of a reason given by its English text (``None``: not this catalogue's)."""
         return self._reasons.get(english)

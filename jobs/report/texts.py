@@ -111,25 +111,13 @@ def caption(settings: Settings | None, language: str | None, report: Report) -> 
     return text
 
 
-def refund_note(settings: Settings | None, language: str | None, price: int) -> str:
-    """The sentence saying the credits came back ("" when the report cost nothing)."""
-    if not price:
-        return ""
-    return CATALOGUE.count(settings, language, "refund", price)
-
-
 def failure(
     settings: Settings | None, payload: Mapping[str, Any], user_message: str, price: int
 ) -> str:
     """The one message a user gets when a report fails."""
-    language = payload.get("language")
-    return CATALOGUE.text(
-        settings,
-        language,
-        "failure",
-        file_name=str(payload.get("file_name") or "…"),
-        reason=CATALOGUE.reason(settings, language, user_message),
-        refund=refund_note(settings, language, price),
+    file_name = str(payload.get("file_name") or "…")
+    return CATALOGUE.failure(
+        settings, payload.get("language"), user_message, price, file_name=file_name
     )
 
 

@@ -102,26 +102,12 @@ def text(settings: Settings | None, payload: Mapping[str, Any], key: str) -> str
     return CATALOGUE.text(settings, payload.get("language"), key, title=_title(payload))
 
 
-def refund_note(settings: Settings | None, language: str | None, price: int) -> str:
-    """The sentence saying the credits came back ("" when the job cost nothing)."""
-    if not price:
-        return ""
-    return CATALOGUE.count(settings, language, "refund", price)
-
-
 def failure(
     settings: Settings | None, payload: Mapping[str, Any], user_message: str, price: int
 ) -> str:
     """The one message a user gets when a video job fails."""
     language = payload.get("language")
-    return CATALOGUE.text(
-        settings,
-        language,
-        "failure",
-        title=_title(payload),
-        reason=CATALOGUE.reason(settings, language, user_message),
-        refund=refund_note(settings, language, price),
-    )
+    return CATALOGUE.failure(settings, language, user_message, price, title=_title(payload))
 
 
 TEXTS = KindTexts(failure=failure, catalogue=CATALOGUE)
