@@ -12,6 +12,7 @@ import psycopg
 import pytest
 import redis
 
+from tests.loop_server import LoopServer
 from worker.client import Client
 from worker.config import Settings, load_settings
 from worker.db import Database
@@ -148,57 +149,15 @@ def client(settings: Settings, db: Database) -> Iterator[Client]:
 PRODUCT = {"title": "Red ceramic mug", "image_url": "https://example.test/mug.jpg"}
 
 
-class RunningWebhooks:
+class RunningWebhooks(LoopServer):
     """`worker webhooks` (its :class:`WebhookServer`) on its own event loop in a daemon thread,
     listening on a free port: the code under test reaches it over real HTTP."""
 
     def __init__(self, settings: Settings, **limits: float) -> None:
-        import asyncio
-        import threading
-
         from worker.webhook_server import WebhookServer
 
         self.server = WebhookServer(settings, **limits)  # type: ignore[arg-type]
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        async def boot() -> None:
-            try:
-                self.port = await self.server.start("127.0.0.1", 0)
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                ready.set()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(boot())
-            if not failure:
-                self.loop.run_forever()
-            self.loop.close()
-
-        self.thread = threading.Thread(target=run, name="webhooks", daemon=True)
-        self.thread.start()
-        ready.wait(30)
-        if failure:
-            raise RuntimeError(f"worker webhooks did not start: {failure[0]}")
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def call(self, coro: object, timeout: float = 30.0) -> object:
-        """Run a coroutine on the server's loop (e.g. ``wake`` with its pool)."""
-        import asyncio
-
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
-
-    def stop(self) -> None:
-        import asyncio
-
-        if self.loop.is_closed():
-            return
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
+        super().__init__(self.server.start, self.server.stop, "webhooks")
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@ that logs in the way a browser does (the login form's CSRF cookie, then the sess
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.loop_server import LoopServer
 from tests.pipeline.conftest import Pipeline, pipeline, sim, wait_for, worker  # noqa: F401
 from worker.config import Settings
 from worker.dashboard import auth
@@ -33,41 +32,12 @@ def users() -> dict[str, auth.User]:
     )
 
 
-class RunningDashboard:
+class RunningDashboard(LoopServer):
     """The dashboard's aiohttp server on its own event loop in a daemon thread."""
 
     def __init__(self, settings: Settings, db: Database, users: dict[str, auth.User]) -> None:
         self.dashboard = Dashboard(settings, users, db=db, live_interval=0.2)
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        async def boot() -> None:
-            try:
-                self.port = await self.dashboard.start("127.0.0.1", 0)
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                ready.set()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(boot())
-            if not failure:
-                self.loop.run_forever()
-            self.loop.close()
-
-        self.thread = threading.Thread(target=run, name="dashboard", daemon=True)
-        self.thread.start()
-        ready.wait(30)
-        if failure:
-            raise RuntimeError(f"dashboard did not start: {failure[0]}")
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.dashboard.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
+        super().__init__(self.dashboard.start, self.dashboard.stop, "dashboard")
 
 
 @pytest.fixture
