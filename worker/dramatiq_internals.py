@@ -103,6 +103,16 @@ def all_threads(worker: dramatiq.Worker) -> list[Any]:
     return [*worker.workers, *worker.consumers.values()]
 
 
+def set_idle_poll(worker: dramatiq.Worker, ms: int) -> None:
+    """Make every consumer back off at most ``ms`` between fetches of an empty queue: the
+    ``timeout`` of its Redis consumer (and of the thread, for a consumer not yet made)."""
+    for thread in worker.consumers.values():
+        thread.worker_timeout = ms
+        consumer = thread.consumer
+        if consumer is not None and hasattr(consumer, "timeout"):
+            consumer.timeout = ms
+
+
 def take_prefetched(
     worker: dramatiq.Worker,
 ) -> Iterator[tuple[str, Any, list[dramatiq.MessageProxy]]]:

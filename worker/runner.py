@@ -34,6 +34,7 @@ from worker.broker import make_broker, redis_client
 from worker.config import Settings
 from worker.db import Database
 from worker.dispatch import Dispatcher
+from worker.fleet_polling import FleetPolling
 from worker.keys import KeyPool
 from worker.kinds import all_kinds
 from worker.lease_keeper import LeaseKeeper
@@ -124,6 +125,7 @@ class WorkerProcess:
             settings.storage_dir, self.db, settings.storage_retention_days * 86400
         )
         self.worker: dramatiq.Worker | None = None
+        self.fleet: FleetPolling | None = None
 
     def start(self) -> None:
         # PostgreSQL down or full: wait (with backoff, saying so once a minute), never exit.
@@ -139,6 +141,15 @@ class WorkerProcess:
             self.broker, worker_threads=self.threads, worker_timeout=self.settings.idle_poll_ms
         )
         self.worker.start()
+        worker = self.worker
+        self.fleet = FleetPolling(
+            self.redis,
+            self.settings.redis_namespace,
+            leader.holder_id(self.instance),
+            self.settings.idle_poll_ms,
+            lambda ms: internals.set_idle_poll(worker, ms),
+        )
+        self.fleet.start()
         self.leases.start()
         self.maintenance.start()
         self.retention.start()
@@ -278,6 +289,8 @@ class WorkerProcess:
                 )
                 return False
         clean = self.leases.in_flight() == 0
+        if self.fleet is not None:
+            self.fleet.stop()
         self.maintenance.stop()
         self.retention.stop()
         self.leases.stop()
