@@ -306,14 +306,24 @@ _MARKET_ENVELOPE = ("model", "callBackUrl", "input")
 
 async def create_task(request: web.Request) -> web.StreamResponse:
     """``POST /api/v1/jobs/createTask``."""
+    return await _create(request, MARKET, _create_market)
+
+
+async def _create(
+    request: web.Request,
+    family: str,
+    create: Callable[[web.Request, str], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """What every create endpoint does before its own body: the key, the count of create calls
+    by model, the account's create limit, then the request-level faults around ``create``."""
     key = _authenticate(request)
     if isinstance(key, web.Response):
         return key
-    await _note_model(request, MARKET)
+    await _note_model(request, family)
     limited = _rate_limited(request, "create", key)
     if limited is not None:
         return limited
-    return await _with_faults(request, "createTask", lambda: _create_market(request, key))
+    return await _with_faults(request, "createTask", lambda: create(request, key))
 
 
 async def _create_market(request: web.Request, key: str) -> web.StreamResponse:
@@ -349,16 +359,9 @@ async def _create_market(request: web.Request, key: str) -> web.StreamResponse:
 
 
 async def veo_generate(request: web.Request) -> web.StreamResponse:
-    """``POST /api/v1/veo/generate``: Veo 3.1's own create, a flat body (no ``input``)."""
-    key = _authenticate(request)
-    if isinstance(key, web.Response):
-        return key
-    await _note_model(request, VEO)
-    limited = _rate_limited(request, "create", key)
-    if limited is not None:
-        return limited
-    # The request-level faults treat it as the create it is.
-    return await _with_faults(request, "createTask", lambda: _create_veo(request, key))
+    """``POST /api/v1/veo/generate``: Veo 3.1's own create, a flat body (no ``input``); the
+    request-level faults treat it as the create it is."""
+    return await _create(request, VEO, _create_veo)
 
 
 async def _create_veo(request: web.Request, key: str) -> web.StreamResponse:
