@@ -180,6 +180,10 @@ async def bot_method(request: web.Request) -> web.StreamResponse:
         return tg_error(
             request, 429, f"Too Many Requests: retry after {wait}", {"retry_after": wait}
         )
+    from simulator import telegram_bot  # the bot's own methods (it imports this module)
+
+    if method in telegram_bot.METHODS:
+        return await telegram_bot.dispatch(request, state, token, method, params)
     return _dispatch(request, state, token, method, params, uploads)
 
 

@@ -164,6 +164,83 @@ class RunningSimulator:
         result: list[dict[str, Any]] = self._get("/_sim/messages", chat_id=chat_id)
         return result
 
+    # --- Telegram: a user in a bot's chat (simulator.telegram_bot) ----------------------------
+
+    def send_text(
+        self,
+        user_id: int,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        language_code: str | None = None,
+        first_name: str | None = None,
+    ) -> dict[str, Any]:
+        """The user sends ``text`` to the bot (their private chat unless ``chat_id``); returns
+        the update the bot will get from ``getUpdates``."""
+        body = {"user_id": user_id, "text": text, "chat_id": chat_id}
+        body |= {"language_code": language_code, "first_name": first_name}
+        result: dict[str, Any] = self._post(
+            "/_sim/telegram/updates/message", {k: v for k, v in body.items() if v is not None}
+        )
+        return result
+
+    def send_photo(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        chat_id: int | None = None,
+        language_code: str | None = None,
+        caption: str | None = None,
+    ) -> dict[str, Any]:
+        """The user sends ``data`` as a photo: ``message.photo`` lists its sizes, largest
+        (the bytes as sent) last, each a file ``getFile`` finds; returns the update."""
+        params = {"user_id": user_id, "chat_id": chat_id, "language_code": language_code}
+        params |= {"caption": caption}
+        response = self._http.post(
+            "/_sim/telegram/updates/photo",
+            params={k: v for k, v in params.items() if v is not None},
+            content=data,
+        )
+        if response.status_code == 400:
+            raise ValueError(response.json().get("error", response.text))
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def press_button(
+        self,
+        user_id: int,
+        message_id: int,
+        data: str,
+        *,
+        chat_id: int | None = None,
+        language_code: str | None = None,
+    ) -> dict[str, Any]:
+        """The user presses a button with ``data`` on the bot's message ``message_id`` (any
+        ``data`` of 1 to 64 bytes, as a modified client could send); returns the update.
+        ``ValueError`` for longer data or a message the bot never sent to that chat."""
+        body = {"user_id": user_id, "message_id": message_id, "data": data, "chat_id": chat_id}
+        body["language_code"] = language_code
+        result: dict[str, Any] = self._post(
+            "/_sim/telegram/updates/callback_query",
+            {k: v for k, v in body.items() if v is not None},
+        )
+        return result
+
+    def chat(self, chat_id: int | str) -> dict[str, Any]:
+        """The chat's transcript: ``sent`` (every message the bot or the worker sent there, in
+        order: ``kind``, ``text``, ``caption``, current ``reply_markup``, ``edits``),
+        ``received`` (the user's updates) and ``callback_queries`` (each press: ``data``,
+        ``answered``, ``answer_text``, ``show_alert``)."""
+        result: dict[str, Any] = self._get(f"/_sim/telegram/chats/{chat_id}")
+        return result
+
+    def pending_updates(self) -> list[dict[str, Any]]:
+        """Updates the bot has not confirmed with a ``getUpdates`` offset yet."""
+        result: list[dict[str, Any]] = self._get("/_sim/telegram/updates")
+        return result
+
     def tasks(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._get("/_sim/tasks")
         return result
