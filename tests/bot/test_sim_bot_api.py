@@ -148,9 +148,7 @@ def test_button_presses_answers_and_edits(api: httpx.Client, sim: RunningSimulat
 
     edited = call(api, "editMessageReplyMarkup", chat_id=USER, message_id=sent["message_id"])
     assert "reply_markup" not in edited and edited["edit_date"] > 0
-    status, why = error(
-        api, "editMessageReplyMarkup", chat_id=USER, message_id=sent["message_id"]
-    )
+    status, why = error(api, "editMessageReplyMarkup", chat_id=USER, message_id=sent["message_id"])
     assert status == 400 and "message is not modified" in why
     status, why = error(api, "editMessageReplyMarkup", chat_id=USER, message_id=999_999)
     assert (status, why) == (400, "Bad Request: message to edit not found")
@@ -170,7 +168,9 @@ def test_button_presses_answers_and_edits(api: httpx.Client, sim: RunningSimulat
     }
 
 
-def test_reply_keyboards_are_kept_with_the_message(api: httpx.Client, sim: RunningSimulator) -> None:
+def test_reply_keyboards_are_kept_with_the_message(
+    api: httpx.Client, sim: RunningSimulator
+) -> None:
     markup = {"keyboard": [[{"text": "1"}, {"text": "3"}]], "resize_keyboard": True}
     call(api, "sendMessage", chat_id=USER, text="Pick", reply_markup=markup)
     assert sim.chat(USER)["sent"][0]["reply_markup"] == markup

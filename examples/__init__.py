@@ -1,0 +1,1 @@
+"""Programs that use the worker from the outside, as a customer's code would."""
