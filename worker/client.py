@@ -16,7 +16,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -24,10 +24,12 @@ from psycopg.types.json import Jsonb
 from jobs._client import AsyncKindSubmits, KindSubmits
 from worker import ledger, lifecycle
 from worker import validation as v
+from worker.admission import Admission
 from worker.config import Settings, load_settings
 from worker.db import Database
 from worker.dispatch import Dispatcher
 from worker.errors import (
+    Busy,
     InsufficientCredits,
     InvalidRequest,
     JobStateConflict,
@@ -39,12 +41,14 @@ from worker.errors import (
 from worker.events import EventCode
 from worker.kinds import JobKind, get_kind
 from worker.ledger import Balance
+from worker.sql import gate as admission_q
 from worker.sql import jobs as q
 from worker.status import JobStatus
 
 __all__ = [
     "AsyncClient",
     "Balance",
+    "Busy",
     "Client",
     "InsufficientCredits",
     "InvalidRequest",
@@ -63,6 +67,9 @@ class SubmitResult:
     credits_held: int
     available: int
     replayed: bool = False
+    #: Expected seconds from now until the request's last result is delivered (``None``: the
+    #: kind has no bottleneck to estimate; ``worker.admission``). Recomputed on a replay.
+    eta_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,6 +138,7 @@ class Client(KindSubmits):
         self._owns_db = db is None
         self.db = db or Database.from_settings(settings).open()
         self._dispatcher = dispatcher
+        self.admission = Admission(settings, self.db)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Client:
@@ -190,13 +198,32 @@ class Client(KindSubmits):
                 "cloned_from": cloned_from,
             }
         )
+        # Busy is decided before anything is written: no request, hold, job or message.
+        eta = self.admission.admit(
+            kind,
+            payload,
+            count=count,
+            user_id=user_id,
+            replay=lambda: self._known_request(user_id, idempotency_key),
+        )
         result = self._submit_tx(
             kind, user_id, chat_id, payload, count, idempotency_key, fingerprint, cloned_from
         )
+        if eta is not None:
+            result = replace(result, eta_seconds=eta)
         if not result.replayed:
             for job_id in result.job_ids:
                 self.dispatcher.send(kind.queue, job_id, actor=kind.actor(kind.first_step))
         return result
+
+    def _known_request(self, user_id: int, idempotency_key: str | None) -> bool:
+        """Whether the user already made a request with this key (a replay is never Busy)."""
+        if idempotency_key is None:
+            return False
+        row = self.db.fetchone(
+            admission_q.REQUEST_BY_KEY, {"user_id": user_id, "idempotency_key": idempotency_key}
+        )
+        return row is not None
 
     def _submit_tx(
         self,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from worker import lifecycle
+from worker import fair_gate, lifecycle
 from worker.config import ApiKey
 from worker.db_retry import with_db_retry
 from worker.errors import ErrorClass, ProviderError
@@ -36,6 +36,8 @@ class StepContext:
         #: the step's terminal call, or on their own once the step is over.
         self.unmarked: list[lifecycle.SentMark] = []
         self._after_commit: list[Callable[[], None]] = []
+        #: This run passed its kind's gate (``worker.fair_gate``): later keys skip it.
+        self.gate_passed = False
 
     @property
     def job_id(self) -> int:
@@ -193,6 +195,16 @@ class StepContext:
                 log.exception("job %s: an after-commit callback failed", self.job_id)
 
     def acquire_key(self, provider: str, purpose: str = "default") -> ApiKey:
+        """A key; at the kind's bottleneck (``JobKind.gate``), once it is the job's turn."""
+        gate = self.kind.gate
+        if (
+            gate is not None
+            and not self.gate_passed
+            and gate.holds(self.claim.step, provider, purpose)
+        ):
+            key = fair_gate.acquire(self, gate)
+            self.gate_passed = True
+            return key
         return self.services.keys.acquire(provider, purpose)
 
     def acquire_named_key(self, provider: str, name: str, purpose: str = "default") -> ApiKey:

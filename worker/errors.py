@@ -136,6 +136,21 @@ class InsufficientCredits(RequestRefused):
         )
 
 
+class Busy(RequestRefused):
+    """The estimated wait for the request's last result is longer than the admission limit
+    (``ADMISSION_MAX_WAIT_SECONDS``): refused before anything is written (no request, hold, job
+    or message). ``eta_seconds`` is the estimate; ``max_wait_seconds`` the limit it exceeds."""
+
+    def __init__(self, kind: str, eta_seconds: float, max_wait_seconds: float) -> None:
+        self.kind = kind
+        self.eta_seconds = eta_seconds
+        self.max_wait_seconds = max_wait_seconds
+        super().__init__(
+            f"{kind} is busy: the estimated wait is {eta_seconds:.0f} s, longer than the "
+            f"{max_wait_seconds:.0f} s allowed; try again later"
+        )
+
+
 class UnknownJob(RequestRefused, LookupError):
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id

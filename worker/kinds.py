@@ -97,6 +97,34 @@ class DoctorOption:
     help: str
 
 
+def _no_priority(settings: Settings, payload: Mapping[str, Any]) -> int:
+    return 0
+
+
+def _nothing_after(settings: Settings, payload: Mapping[str, Any]) -> float:
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A kind's bottleneck: the step where its jobs wait for a provider's paced ``purpose``
+    (``worker.fair_gate``). Jobs pass in fair order (round-robin across users, each user's own
+    in order), ``priority`` first (higher first). ``after_seconds`` is the typical time from the
+    gate to the finished job (render, delivery) and ``before_seconds`` from submit to the gate,
+    when recent history has no figure (``worker.admission``)."""
+
+    step: str
+    provider: str
+    purpose: str
+    priority: Callable[[Settings, Mapping[str, Any]], int] = _no_priority
+    after_seconds: Callable[[Settings, Mapping[str, Any]], float] = _nothing_after
+    before_seconds: float = 0.0
+
+    def holds(self, step: str, provider: str, purpose: str) -> bool:
+        """Whether a key of ``provider`` for ``purpose`` taken at ``step`` goes through it."""
+        return (step, provider, purpose) == (self.step, self.provider, self.purpose)
+
+
 @dataclass(frozen=True)
 class JobKind:
     """Static description of a job kind.
@@ -150,6 +178,8 @@ class JobKind:
     #: retention: ``(STORAGE_DIR, db, retention seconds, dry run) → (files, bytes)``.
     #: A job's own files are the framework's to prune (``worker.retention``).
     prune_shared: Callable[[Path, Database, float, bool], tuple[int, int]] | None = None
+    #: The bottleneck its jobs wait at, in fair order (``worker.fair_gate``); none: no gate.
+    gate: Gate | None = None
 
     def failure_text(
         self,

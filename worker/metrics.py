@@ -7,7 +7,7 @@ Counters and histograms are updated where things happen; gauges that need the da
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 STEPS = Counter(
     "worker_steps_total", "Steps run, by kind, step and outcome", ["kind", "step", "outcome"]
@@ -56,4 +56,29 @@ CALLBACKS_MISSED = Counter(
     "Tasks a safety-net poll found ended with no callback before it (callbacks on): lost or "
     "misrouted callbacks",
     ["kind", "provider"],
+)
+
+# The fair gate at a kind's bottleneck (worker.fair_gate) and admission (worker.admission). The
+# gauges are set by the processes that read the backlog (a submit's estimate, a worker passing
+# the gate, `worker jobs stats`), at most every few seconds: aggregate them with max.
+GATE_BACKLOG = Gauge(
+    "worker_gate_backlog",
+    "Jobs waiting at the kind's bottleneck for a provider slot",
+    ["kind", "provider"],
+    multiprocess_mode="max",
+)
+GATE_WAIT_SECONDS = Histogram(
+    "worker_gate_wait_seconds",
+    "Seconds from submit to passing the kind's bottleneck (a provider slot taken)",
+    ["kind"],
+    buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600),
+)
+ADMISSION_ETA = Gauge(
+    "worker_admission_eta_seconds",
+    "The estimated seconds to the result a new one-job request would get now",
+    ["kind"],
+    multiprocess_mode="max",
+)
+BUSY_REFUSALS = Counter(
+    "worker_busy_refusals_total", "Requests refused as Busy (estimate over the limit)", ["kind"]
 )

@@ -15,6 +15,7 @@ and the options ``VIDEO_DURATION``, ``VIDEO_RESOLUTION``, ``VIDEO_ORIENTATION``,
 
     [tiers.premium]
     price = 4
+    priority = 1                  # passes KIE's create limit before lower tiers (default 0)
     chain = [
       { model = "veo3_fast", resolution = "1080p" },   # ... or per model
       { model = "bytedance/seedance-2", duration = 8 },
@@ -42,9 +43,18 @@ from jobs.video.catalog import (
     parse_sound,
 )
 from jobs.video.models import DEFAULT_CHAIN, get_model
+from worker.config import Settings
 from worker.errors import ConfigError
 
-__all__ = ["ChainEntry", "Tier", "Tiers", "tiers_from_env", "tiers_from_file"]
+__all__ = [
+    "ChainEntry",
+    "Tier",
+    "Tiers",
+    "gate_priority",
+    "seconds_after_gate",
+    "tiers_from_env",
+    "tiers_from_file",
+]
 
 DEFAULT_TIER = "standard"
 _OPTION_KEYS = ("duration", "resolution", "orientation", "sound")
@@ -71,6 +81,8 @@ class Tier:
     name: str
     price: int
     chain: tuple[ChainEntry, ...]
+    #: Its jobs take KIE's create slots before those of lower tiers (then fair among users).
+    priority: int = 0
 
     @property
     def prompt_cap(self) -> int:
@@ -204,12 +216,15 @@ def _tier(name: str, body: Any, where: str) -> Tier:
         raise ConfigError(f"{where}: a tier name is letters, digits, - and _ (at most 32)")
     if not isinstance(body, dict):
         raise ConfigError(f"{where} is not a table")
-    unknown = set(body) - {"price", "chain", *_OPTION_KEYS}
+    unknown = set(body) - {"price", "priority", "chain", *_OPTION_KEYS}
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     price = body.get("price")
     if not isinstance(price, int) or isinstance(price, bool) or price < 0:
         raise ConfigError(f"{where}: price must be a whole number of credits, 0 or more")
+    priority = body.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool) or abs(priority) > 1000:
+        raise ConfigError(f"{where}: priority must be a whole number from -1000 to 1000")
     chain_raw = body.get("chain")
     if not isinstance(chain_raw, list) or not chain_raw:
         raise ConfigError(f"{where}: chain must be a list of one model or more")
@@ -239,7 +254,7 @@ def _tier(name: str, body: Any, where: str) -> Tier:
             sound=own.sound if own.sound is not None else shared.sound,
         )
         chain.append(_entry(spec, merged, f"{at} ({spec.id})"))
-    return Tier(name, price, tuple(chain))
+    return Tier(name, price, tuple(chain), priority)
 
 
 def _options(body: Mapping[str, Any], where: str) -> Options:
@@ -270,3 +285,29 @@ def chain_from_payload(items: Sequence[Mapping[str, Any]]) -> tuple[ChainEntry, 
         ChainEntry(get_model(str(i["model"])), Options.from_dict(i.get("options") or {}))
         for i in items
     )
+
+
+#: Typical seconds from KIE's create to the user's chat beyond the render: the poll that finds
+#: it done, the download and the upload to Telegram.
+DELIVERY_SECONDS = 15.0
+
+
+def _tier_of(settings: Settings, payload: Mapping[str, Any]) -> Tier:
+    from jobs.video.settings import video_settings  # the settings module imports this one
+
+    tiers = video_settings(settings).tiers
+    name = payload.get("tier")
+    return tiers.get(name if isinstance(name, str) and name in tiers.names else None)
+
+
+def gate_priority(settings: Settings, payload: Mapping[str, Any]) -> int:
+    """The priority of a job's tier at KIE's create limit (``worker.fair_gate``)."""
+    return _tier_of(settings, payload).priority
+
+
+def seconds_after_gate(settings: Settings, payload: Mapping[str, Any]) -> float:
+    """Typical seconds from the create slot to the delivered video, from the catalog: the first
+    model of the job's chain renders, then it is delivered (``worker.admission``)."""
+    stored = payload.get("chain")
+    chain = chain_from_payload(stored) if stored else _tier_of(settings, payload).chain
+    return float(chain[0].model.render_seconds) + DELIVERY_SECONDS

@@ -1,0 +1,279 @@
+"""Honest waits at submit: the estimate of when a request's last result arrives, and ``Busy``.
+
+A kind with a bottleneck (``JobKind.gate``: the step where its jobs wait for a provider's paced
+create slot, :mod:`worker.fair_gate`) gets an estimate for every request::
+
+    eta = before + ahead / capacity + after
+
+* ``ahead``: the jobs that would pass the gate before the request's last job, in the order the
+  new jobs would get (fair: the current round, behind the user's own waiting jobs; or submit
+  order), counted from a cached figure of the waiting jobs by priority and turn (at most
+  :data:`BACKLOG_TTL_SECONDS` old), plus one indexed query of the user's last waiting turn
+  when anything waits at all.
+* ``capacity``: the accounts' slots per second, from the provider's declared limit for the
+  gate's purpose and the configured keys' accounts, paced as the key pool paces them.
+* ``after``: the typical time from the gate to the finished job, the median of the last
+  hour's succeeded jobs (cached), else what the kind declares (render and delivery); ``before``
+  likewise for submit → gate.
+
+A request whose estimate is over the limit (``ADMISSION_MAX_WAIT_SECONDS``; unset: the job's
+deadline minus the kind's declared time after the gate) is refused with :class:`Busy` before
+anything is written. Jobs still in the steps before the gate (a few seconds) are not counted.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.config import Settings
+from worker.db import Database
+from worker.errors import Busy
+from worker.keys import PACE_MARGIN
+from worker.keystate import PaceScope
+from worker.kinds import Gate, JobKind
+from worker.metrics import ADMISSION_ETA, BUSY_REFUSALS, GATE_BACKLOG
+from worker.sql import gate as q
+
+#: How old the cached backlog may be when a submit reads it.
+BACKLOG_TTL_SECONDS = 1.0
+#: How long the typical times from history are reused.
+HISTORY_TTL_SECONDS = 30.0
+#: The history the typical times come from.
+HISTORY_SECONDS = 3600.0
+#: Succeeded jobs the history needs before its medians replace the declared figures.
+HISTORY_MIN_JOBS = 3
+
+
+@dataclass(frozen=True)
+class Account:
+    """One budget the gate's purpose draws on (an account, or a key where paced per key)."""
+
+    name: str
+    keys: int
+    per_second: float
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The slots per second the configured accounts allow at a gate (``inf``: not paced, or no
+    keys to pace)."""
+
+    provider: str
+    accounts: tuple[Account, ...]
+    per_second: float
+
+    @property
+    def width(self) -> int:
+        """How many jobs at the head of the order may try for a slot at once."""
+        return max(1, len(self.accounts))
+
+    def seconds_for(self, jobs: float) -> float:
+        if jobs <= 0 or math.isinf(self.per_second) or self.per_second <= 0:
+            return 0.0
+        return jobs / self.per_second
+
+
+def capacity(settings: Settings, kind: JobKind) -> Capacity | None:
+    """The gate's capacity (``None``: the kind has no gate)."""
+    gate = kind.gate
+    if gate is None:
+        return None
+    provider = next((p for p in kind.providers if p.name == gate.provider), None)
+    if provider is None:
+        return Capacity(gate.provider, (), math.inf)
+    limit = provider.limits(settings).get(gate.purpose)
+    scope = provider.scopes.get(gate.purpose, PaceScope.ACCOUNT)
+    groups: dict[str, int] = {}
+    for key in provider.keys(settings):
+        name = key.account if scope is PaceScope.ACCOUNT else key.name
+        groups[name] = groups.get(name, 0) + 1
+    rate = math.inf if limit is None else limit.count / (limit.seconds * (1 + PACE_MARGIN))
+    accounts = tuple(Account(name, n, rate) for name, n in groups.items())
+    # No keys: nothing to estimate (such a job fails at once for want of a key, not slowly).
+    return Capacity(provider.name, accounts, rate * len(accounts) if accounts else math.inf)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The jobs waiting at a gate, by priority (highest first) and turn."""
+
+    levels: Mapping[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(n for level in self.levels.values() for _, n in level)
+
+    def above(self, priority: int) -> int:
+        return sum(n for p, level in self.levels.items() if p > priority for _, n in level)
+
+    def at(self, priority: int, *, through_turn: float = math.inf) -> int:
+        return sum(n for t, n in self.levels.get(priority, ()) if t <= through_turn)
+
+    def round(self, priority: int) -> int:
+        """The current round at ``priority``: the smallest turn waiting (0: none waits)."""
+        level = self.levels.get(priority, ())
+        return level[0][0] if level else 0
+
+
+@dataclass(frozen=True)
+class Typical:
+    """Typical seconds from submit to the gate and from the gate to the finished job, from
+    history (``None``: too few recent jobs; the kind's declared figures are used)."""
+
+    before: float | None = None
+    after: float | None = None
+
+
+class Admission:
+    """The estimates at submit, for one process (thread-safe; cheap: see the module)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        ttl: float = BACKLOG_TTL_SECONDS,
+        history_ttl: float = HISTORY_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.ttl = ttl
+        self.history_ttl = history_ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._backlog: dict[str, tuple[float, Backlog]] = {}
+        self._typical: dict[str, tuple[float, Typical]] = {}
+        self._capacity: dict[str, Capacity | None] = {}
+
+    # -- cached figures --------------------------------------------------------------------
+
+    def capacity(self, kind: JobKind) -> Capacity | None:
+        if kind.name not in self._capacity:
+            self._capacity[kind.name] = capacity(self.settings, kind)
+        return self._capacity[kind.name]
+
+    def backlog(self, kind: JobKind, *, fresh: bool = False) -> Backlog:
+        now = self._clock()
+        with self._lock:
+            cached = self._backlog.get(kind.name)
+            if cached is not None and not fresh and now - cached[0] < self.ttl:
+                return cached[1]
+            levels: dict[int, list[tuple[int, int]]] = {}
+            for r in self.db.fetchall(q.BACKLOG, {"gate": kind.name}):
+                levels.setdefault(int(r["priority"]), []).append((int(r["turn"]), int(r["n"])))
+            backlog = Backlog({p: tuple(level) for p, level in levels.items()})
+            self._backlog[kind.name] = (now, backlog)
+        self._export(kind, backlog)
+        return backlog
+
+    def typical(self, kind: JobKind) -> Typical:
+        now = self._clock()
+        with self._lock:
+            cached = self._typical.get(kind.name)
+            if cached is not None and now - cached[0] < self.history_ttl:
+                return cached[1]
+            row = self.db.fetchone(q.HISTORY, {"gate": kind.name, "seconds": HISTORY_SECONDS})
+            typical = Typical()
+            if row is not None and int(row["succeeded"] or 0) >= HISTORY_MIN_JOBS:
+                typical = Typical(_float(row["before_s"]), _float(row["after_s"]))
+            self._typical[kind.name] = (now, typical)
+        return typical
+
+    def _export(self, kind: JobKind, backlog: Backlog) -> None:
+        cap = self.capacity(kind)
+        if kind.gate is None or cap is None:
+            return
+        GATE_BACKLOG.labels(kind=kind.name, provider=cap.provider).set(backlog.total)
+        eta = self._eta(kind, kind.gate, cap, backlog, {}, count=1, last_turn=None)
+        ADMISSION_ETA.labels(kind=kind.name).set(min(eta, 1e9))
+
+    # -- the estimate ----------------------------------------------------------------------
+
+    def after_seconds(self, kind: JobKind, payload: Mapping[str, Any]) -> float:
+        """Typical seconds from the gate to the finished job: history, else the declaration."""
+        assert kind.gate is not None
+        after = self.typical(kind).after
+        return after if after is not None else kind.gate.after_seconds(self.settings, payload)
+
+    def estimate(
+        self,
+        kind: JobKind,
+        payload: Mapping[str, Any],
+        *,
+        count: int = 1,
+        user_id: int | None = None,
+    ) -> float | None:
+        """Expected seconds from now to the last of ``count`` new jobs' results (``None``: the
+        kind has no gate, so nothing is estimated)."""
+        gate, cap = kind.gate, self.capacity(kind)
+        if gate is None or cap is None:
+            return None
+        backlog = self.backlog(kind)
+        last_turn = None
+        priority = gate.priority(self.settings, payload)
+        if user_id is not None and self.settings.fair_order and backlog.at(priority):
+            row = self.db.fetchone(
+                q.USER_LAST_TURN, {"gate": kind.name, "user_id": user_id, "priority": priority}
+            )
+            last_turn = int(row["turn"]) if row is not None else None
+        return self._eta(kind, gate, cap, backlog, payload, count=count, last_turn=last_turn)
+
+    def _eta(
+        self,
+        kind: JobKind,
+        gate: Gate,
+        cap: Capacity,
+        backlog: Backlog,
+        payload: Mapping[str, Any],
+        *,
+        count: int,
+        last_turn: int | None,
+    ) -> float:
+        priority = gate.priority(self.settings, payload)
+        if self.settings.fair_order:
+            first = max(backlog.round(priority), last_turn + 1 if last_turn is not None else 0)
+            ahead = backlog.above(priority) + backlog.at(priority, through_turn=first + count - 1)
+        else:
+            ahead = backlog.above(priority) + backlog.at(priority)
+        typical = self.typical(kind)
+        before = typical.before if typical.before is not None else gate.before_seconds
+        wait = cap.seconds_for(ahead + count - 1)
+        return round(before + wait + self.after_seconds(kind, payload), 1)
+
+    def max_wait(self, kind: JobKind, payload: Mapping[str, Any]) -> float:
+        """The admission limit: ``ADMISSION_MAX_WAIT_SECONDS``, else the job's deadline minus the
+        kind's declared time after the gate."""
+        if self.settings.admission_max_wait_seconds is not None:
+            return self.settings.admission_max_wait_seconds
+        after = kind.gate.after_seconds(self.settings, payload) if kind.gate else 0.0
+        return max(0.0, kind.deadline(self.settings, payload) - after)
+
+    def admit(
+        self,
+        kind: JobKind,
+        payload: Mapping[str, Any],
+        *,
+        count: int,
+        user_id: int,
+        replay: Callable[[], bool] = lambda: False,
+    ) -> float | None:
+        """The estimate for a new request, or :class:`Busy` when it is over the limit (unless
+        ``replay()`` says the request was already accepted: its idempotent replay)."""
+        eta = self.estimate(kind, payload, count=count, user_id=user_id)
+        if eta is None:
+            return None
+        limit = self.max_wait(kind, payload)
+        if eta > limit and not replay():
+            BUSY_REFUSALS.labels(kind=kind.name).inc()
+            raise Busy(kind.name, eta, limit)
+        return eta
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,76 @@
+"""Queries of the fair gate at a kind's bottleneck (``worker.fair_gate``, ``worker.admission``;
+the table and ``gate_enter`` are in migrations/0009_fair_turns.sql)."""
+
+# A job reaching the gate: its turn and the jobs waiting ahead of it (one round trip).
+ENTER = """
+SELECT turn, ahead
+  FROM gate_enter(%(id)s, %(gate)s, %(user_id)s, %(priority)s, %(fair)s, %(step)s,
+                  %(before)s)"""
+
+# The job passed (it holds a create key now); the job that now stands at the window's last place
+# is made due at once (woken), so no slot waits for a sleeping job. Fair order.
+_PASS = """
+WITH passed AS (
+UPDATE gate_turns SET passed_at = now()
+ WHERE job_id = %(id)s AND passed_at IS NULL
+RETURNING job_id
+), following AS (
+SELECT job_id FROM gate_turns
+ WHERE gate = %(gate)s AND passed_at IS NULL AND job_id <> %(id)s
+ ORDER BY {order} OFFSET %(skip)s LIMIT 1
+), woken AS (
+UPDATE jobs SET next_run_at = now(), updated_at = now()
+  FROM following
+ WHERE jobs.id = following.job_id AND jobs.status = 'queued' AND jobs.step = %(step)s
+   AND jobs.next_run_at > now()
+RETURNING jobs.id
+)
+SELECT (SELECT count(*) FROM passed) AS passed, (SELECT array_agg(id) FROM woken) AS woken"""
+
+PASS_FAIR = _PASS.format(order="priority DESC, turn, job_id")
+PASS_FIFO = _PASS.format(order="priority DESC, job_id")
+
+# The waiting jobs by priority and turn: what the estimate at submit reads (cached).
+BACKLOG = """
+SELECT priority, turn, count(*) AS n FROM gate_turns
+ WHERE gate = %(gate)s AND passed_at IS NULL
+ GROUP BY priority, turn ORDER BY priority DESC, turn"""
+
+# One user's waiting jobs at one priority: their last turn.
+USER_LAST_TURN = """
+SELECT turn FROM gate_turns
+ WHERE gate = %(gate)s AND user_id = %(user_id)s AND priority = %(priority)s
+   AND passed_at IS NULL
+ ORDER BY turn DESC LIMIT 1"""
+
+# Recent history (the last hour's passes): the typical seconds before the gate (submit → gate)
+# and after it (gate → succeeded), medians.
+HISTORY = """
+SELECT percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM g.entered_at - j.created_at)) AS before_s,
+       percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM j.finished_at - g.passed_at))
+           FILTER (WHERE j.status = 'succeeded') AS after_s,
+       count(*) FILTER (WHERE j.status = 'succeeded') AS succeeded
+  FROM gate_turns g JOIN jobs j ON j.id = g.job_id
+ WHERE g.gate = %(gate)s AND g.passed_at > now() - make_interval(secs => %(seconds)s)"""
+
+# Users' waits, submit → gate passed, over the window.
+WAITS = """
+SELECT count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM g.passed_at - j.created_at)) AS p50,
+       percentile_cont(0.95) WITHIN GROUP (
+           ORDER BY extract(epoch FROM g.passed_at - j.created_at)) AS p95,
+       max(extract(epoch FROM g.passed_at - j.created_at)) AS max
+  FROM gate_turns g JOIN jobs j ON j.id = g.job_id
+ WHERE g.gate = %(gate)s AND g.passed_at > now() - make_interval(secs => %(seconds)s)"""
+
+# Rows of jobs that passed long ago (kept a day for the figures above).
+PRUNE = """
+DELETE FROM gate_turns
+ WHERE gate = %(gate)s AND passed_at < now() - make_interval(secs => %(seconds)s)"""
+
+# A request the user already made with this idempotency key (its replay is never Busy).
+REQUEST_BY_KEY = """
+SELECT id FROM requests WHERE user_id = %(user_id)s AND idempotency_key = %(idempotency_key)s"""
