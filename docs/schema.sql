@@ -1,5 +1,5 @@
 -- The database schema after every migration, read from PostgreSQL's catalog.
--- Migrations applied: 0001_initial, 0002_one_round_trip, 0003_finish_in_one_call, 0004_rescued_claim, 0005_end_job, 0006_leader_lease, 0007_dashboard_filters.
+-- Migrations applied: 0001_initial, 0002_one_round_trip, 0003_finish_in_one_call, 0004_rescued_claim, 0005_end_job, 0006_leader_lease, 0007_dashboard_filters, 0008_request_messages.
 -- Generated; do not edit. Change the schema with a new file in migrations/, then run
 --   .venv/bin/python -m worker.schema > docs/schema.sql
 -- tests/test_schema_doc.py fails while this file differs from what they make.
@@ -124,11 +124,15 @@ CREATE TABLE notifications (
     detail          text DEFAULT ''::text NOT NULL,
     created_at      timestamp with time zone DEFAULT now() NOT NULL,
     updated_at      timestamp with time zone DEFAULT now() NOT NULL,
+    -- set on a message about the whole request (summary, progress): at most one per request and kind
+    request_id      uuid,
     CONSTRAINT notifications_pkey PRIMARY KEY (job_id, kind),
     CONSTRAINT notifications_job_id_fkey FOREIGN KEY (job_id) REFERENCES jobs(id),
+    CONSTRAINT notifications_request_id_fkey FOREIGN KEY (request_id) REFERENCES requests(id),
     CONSTRAINT notifications_status_check CHECK (status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'retry'::text, 'undeliverable'::text]))
 );
 CREATE INDEX notifications_due ON public.notifications USING btree (next_attempt_at) WHERE (outbox AND (status = ANY (ARRAY['pending'::text, 'retry'::text])));
+CREATE UNIQUE INDEX notifications_request_kind ON public.notifications USING btree (request_id, kind) WHERE (request_id IS NOT NULL);
 
 CREATE TABLE requests (
     id              uuid NOT NULL,
@@ -178,7 +182,7 @@ CREATE UNIQUE INDEX transfers_resolve_once ON public.transfers USING btree (pend
 
 -- == Functions, by signature (their bodies are in migrations/) ==
 
-FUNCTION end_job(p_id bigint, p_claims bigint, p_force boolean, p_status text, p_state jsonb, p_result text, p_error_class text, p_error text, p_user_error text, p_code text, p_event text, p_detail text, p_data jsonb, p_notify_kind text, p_notify_text text) RETURNS boolean LANGUAGE plpgsql VOLATILE;
+FUNCTION end_job(p_id bigint, p_claims bigint, p_force boolean, p_status text, p_state jsonb, p_result text, p_error_class text, p_error text, p_user_error text, p_code text, p_event text, p_detail text, p_data jsonb, p_notify_kind text, p_notify_text text, OUT done boolean, OUT request_message text) RETURNS record LANGUAGE plpgsql VOLATILE;
 FUNCTION event_code_of(p_event text) RETURNS text LANGUAGE sql IMMUTABLE;
 FUNCTION job_events_default_code() RETURNS trigger LANGUAGE plpgsql VOLATILE;
 FUNCTION job_transfer_id(p_job_id bigint, p_kind integer) RETURNS uuid LANGUAGE sql IMMUTABLE;

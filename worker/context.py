@@ -123,11 +123,17 @@ class StepContext:
         with self.services.db.connection() as conn:
             lifecycle.add_event(conn, self.job_id, event, detail, data)
 
-    def notify(self, kind: str, text: str) -> bool:
-        """Queue a message to the user (at most one per job and kind)."""
+    def notify(self, kind: str, text: str, *, per_request: bool = False) -> bool:
+        """Queue a message to the user (at most one per job and kind; with ``per_request``, one
+        per request and kind: the first of its jobs to queue it wins, in any process)."""
         with self.services.db.connection() as conn:
             queued = Notifications.enqueue(
-                conn, job_id=self.job_id, kind=kind, chat_id=self.chat_id, text=text
+                conn,
+                job_id=self.job_id,
+                kind=kind,
+                chat_id=self.chat_id,
+                text=text,
+                per_request=per_request,
             )
         if queued:
             self.services.notifications.wake(self.job_id, kind)

@@ -87,6 +87,31 @@ class KindTexts:
 
 
 @dataclass(frozen=True)
+class RequestTally:
+    """How the jobs of one request ended, for its summary message (``JobKind.summary``).
+
+    ``refunded`` is the credits the ledger gave back for its failed and cancelled jobs;
+    ``button_job`` the job a "make another" button points at: the last that succeeded, else the
+    first."""
+
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    refunded: int
+    button_job: int
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message a kind writes for the framework to send: its text (plain, no parse mode) and
+    an optional ``reply_markup`` (``worker.telegram.inline_keyboard``)."""
+
+    text: str
+    reply_markup: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class DoctorOption:
     """A `worker doctor` option a kind's key checks take: ``--flag`` on the command line, the
     keyword ``name`` in the checks (e.g. the balance below which an account gets a warning)."""
@@ -178,6 +203,10 @@ class JobKind:
     #: retention: ``(STORAGE_DIR, db, retention seconds, dry run) → (files, bytes)``.
     #: A job's own files are the framework's to prune (``worker.retention``).
     prune_shared: Callable[[Path, Database, float, bool], tuple[int, int]] | None = None
+    #: The one message a request of several jobs gets once its last job ended
+    #: (``(settings, the payload of the tally's button job, tally) → Message``), sent through
+    #: the outbox at most once (``worker.notifications``); none: no summary is sent.
+    summary: Callable[[Settings | None, Mapping[str, Any], RequestTally], Message] | None = None
     #: The bottleneck its jobs wait at, in fair order (``worker.fair_gate``); none: no gate.
     gate: Gate | None = None
 

@@ -10,6 +10,7 @@ captures the hold, failure and cancellation refund it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -254,14 +255,21 @@ def end(
     claim: Claim | None = None,
     force: bool = False,
     sent: SentMark | None = None,
+    wake: Callable[[int, str], None] | None = None,
 ) -> bool:
     """End the job: the only way any job reaches a terminal state (``end_job``,
-    migrations/0005). In one statement: the status (fenced by ``claim``'s token; without a claim
-    only a job nobody holds, or any active job with ``force``), the hold's capture or refund (a
-    ledger transfer), the event, giving up a result message left in ``retry`` that nobody will
-    retry now, and the outbox message. ``sent`` (a message the step sent just before) is marked
-    in the same statement, and stands even if the claim was lost, since it went out either way.
-    False: the job was not in a state this call may end, and nothing changed."""
+    migrations/0005 and 0008). In one statement: the status (fenced by ``claim``'s token; without
+    a claim only a job nobody holds, or any active job with ``force``), the hold's capture or
+    refund (a ledger transfer), the event, giving up a result message left in ``retry`` that
+    nobody will retry now, the outbox message, and, when this job is the last of a request of
+    several to end, the request's summary (decided under a lock of the request's row: exactly
+    one of its jobs queues it). ``sent`` (a message the step sent just before) is marked in the
+    same statement, and stands even if the claim was lost, since it went out either way.
+
+    ``wake(job_id, kind)`` is called for the summary once the statement is committed, that is
+    at once on a connection in autocommit mode; inside the caller's transaction it is not called
+    (the row is not visible yet) and the maintenance loop's outbox re-send sends the summary at
+    its next tick. False: the job was not in a state this call may end, and nothing changed."""
     if ending.status not in TERMINAL:
         raise ValueError(f"a job cannot end {ending.status!r}")
     params = {
@@ -291,7 +299,13 @@ def end(
         if refusal is None:
             raise
         raise refusal from None
-    return bool(row and row["done"])
+    if row is None or not row["done"]:
+        return False
+    message = row["request_message"]
+    committed = conn.info.transaction_status is psycopg.pq.TransactionStatus.IDLE
+    if message is not None and wake is not None and committed:
+        wake(job_id, str(message))
+    return True
 
 
 def succeed(

@@ -7,32 +7,45 @@ claim and the send leaves it ``sending`` and it is not sent again (at most once 
 Telegram's 403 (blocked) and 400 (chat not found) make the row ``undeliverable`` and never touch
 the job; otherwise the policy table decides (``worker.policy.decide`` with nothing to rotate to):
 rate limits and outages put it back to ``retry`` with a delay, outages a few times at most.
+
+A message about a whole request (``request_id`` set) is at most one per request and kind: the
+"still working" message (:meth:`Notifications.enqueue` with ``per_request``) and the summary
+that ``end_job`` queues when a request's last job ends (migrations/0008). The summary is written
+when it is sent: the job's kind renders it (``JobKind.summary``) from the request's tally, in
+the user's language, with its buttons; the text sent is stored on the row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
 from worker import lifecycle
 from worker.db import Connection, Database
 from worker.dispatch import Dispatcher
-from worker.errors import ProviderError
+from worker.errors import ProviderError, WorkerError
 from worker.events import EventCode
+from worker.kinds import Message, RequestTally, UnknownKind, get_kind
 from worker.metrics import NOTIFICATIONS
 from worker.policy import Action, Backoff, decide
 from worker.sql import notifications as q
 from worker.status import NotificationStatus
 from worker.telegram import TelegramNotifier
 
+if TYPE_CHECKING:
+    from worker.config import Settings
+
 log = logging.getLogger(__name__)
 
 QUEUE = "notify"
 MAX_SEND_ATTEMPTS = 5
+#: The kind of the message a request of several jobs gets once its last job ended.
+SUMMARY = "summary"
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,7 @@ class SendResult:
     message_id: int | None = None
     error: ProviderError | None = None
     delay: float = 0.0  # before the next attempt (retry only)
+    text: str | None = None  # the text written at send time, stored on the row (None: as queued)
 
 
 class Notifications:
@@ -51,35 +65,122 @@ class Notifications:
         telegram: TelegramNotifier | None,
         dispatcher: Dispatcher,
         backoff: Backoff,
+        settings: Settings | None = None,
     ) -> None:
         self.db = db
         self.telegram = telegram
         self.dispatcher = dispatcher
         self.backoff = backoff
+        self.settings = settings  # the operator's texts and language, for messages written here
 
     # -- the outbox ------------------------------------------------------------------------
 
     @staticmethod
-    def enqueue(conn: Connection, *, job_id: int, kind: str, chat_id: int, text: str) -> bool:
+    def enqueue(
+        conn: Connection,
+        *,
+        job_id: int,
+        kind: str,
+        chat_id: int,
+        text: str,
+        per_request: bool = False,
+    ) -> bool:
         """Write a message to the outbox inside the caller's transaction. False if this job
-        already has a message of this kind (it is never sent twice)."""
-        row = conn.execute(
-            q.ENQUEUE, {"job_id": job_id, "kind": kind, "chat_id": chat_id, "text": text}
-        ).fetchone()
-        return row is not None
+        already has a message of this kind, or with ``per_request`` if any job of its request
+        has (the message is about the whole request: one, whichever job queues it first)."""
+        params = {
+            "job_id": job_id,
+            "kind": kind,
+            "chat_id": chat_id,
+            "text": text,
+            "per_request": per_request,
+        }
+        return conn.execute(q.ENQUEUE, params).fetchone() is not None
 
     def wake(self, job_id: int, kind: str, delay_ms: int | None = None) -> None:
         self.dispatcher.send(QUEUE, job_id, kind, delay_ms=delay_ms)
 
     def deliver(self, job_id: int, kind: str) -> SendResult:
-        """Send one outbox message (the ``notify`` actor's body)."""
+        """Send one outbox message (the ``notify`` actor's body). A request's summary goes
+        after its job's own messages still waiting (the last job's failure message, whose
+        wake-up may come second): they are sent first, here."""
+        if kind == SUMMARY:
+            with self.db.connection() as conn:
+                before = conn.execute(q.WAITING_BEFORE, {"job_id": job_id, "kind": kind})
+                kinds = [str(r["kind"]) for r in before.fetchall()]
+            for other in kinds:
+                self.deliver(job_id, other)
         with self.db.connection() as conn:
             row = conn.execute(q.CLAIM_EXISTING, {"job_id": job_id, "kind": kind}).fetchone()
+            written = self._summary(conn, row) if row and row["kind"] == SUMMARY else None
         if row is None:
             return SendResult(NotificationStatus.SKIPPED, "already handled or not due")
-        result = self._send(row, lambda t: t.send_message(int(row["chat_id"]), row["text"]))
+        chat_id = int(row["chat_id"])
+        if isinstance(written, str):  # nothing to send: say why on the row and the timeline
+            result = self._give_up(row, written)
+        elif written is not None:
+            message = written
+            result = self._send(
+                row,
+                lambda t: t.send_message(chat_id, message.text, reply_markup=message.reply_markup),
+                text=message.text,
+            )
+            if result.status is NotificationStatus.SENT:  # on the timeline: what the user read
+                with self.db.connection() as conn:
+                    lifecycle.add_event(
+                        conn,
+                        job_id,
+                        f"{kind} message sent",
+                        f"{message.text} (request {row['request_id']})",
+                        code=EventCode.MESSAGE_SENT,
+                    )
+        else:
+            result = self._send(row, lambda t: t.send_message(chat_id, row["text"]))
         if result.status is NotificationStatus.RETRY:
             self.wake(job_id, kind, int(result.delay * 1000))
+        return result
+
+    def _summary(self, conn: Connection, row: dict[str, Any]) -> Message | str:
+        """The request's summary, written now by its kind from the request's tally; a string
+        says why there is nothing to send."""
+        if row["request_id"] is None:
+            return "a summary must belong to a request"
+        tally = conn.execute(q.REQUEST_TALLY, {"request_id": row["request_id"]}).fetchone()
+        if tally is None or int(tally["active"]):
+            return "the request still has jobs in progress"
+        try:
+            kind = get_kind(str(tally["kind"]))
+        except UnknownKind as exc:
+            return str(exc)
+        if kind.summary is None:
+            return f"the {kind.name} kind sends no summary"
+        counts = RequestTally(
+            total=int(tally["total"]),
+            succeeded=int(tally["succeeded"]),
+            failed=int(tally["failed"]),
+            cancelled=int(tally["cancelled"]),
+            refunded=int(tally["refunded"]),
+            button_job=int(tally["button_job"]),
+        )
+        try:
+            return kind.summary(self.settings, dict(tally["payload"]), counts)
+        except (WorkerError, ValueError, KeyError) as exc:
+            log.exception("job %s: the %s kind's summary failed", row["job_id"], kind.name)
+            return f"the summary could not be written: {exc}"
+
+    def _give_up(self, row: dict[str, Any], why: str) -> SendResult:
+        result = SendResult(NotificationStatus.UNDELIVERABLE, why)
+        job_id, kind = int(row["job_id"]), str(row["kind"])
+        NOTIFICATIONS.labels(kind=kind, outcome=str(result.status)).inc()
+        with self.db.transaction() as conn:
+            self._mark(conn, job_id, kind, result)
+            lifecycle.add_event(
+                conn,
+                job_id,
+                f"{kind} message {result.status}",
+                why,
+                code=EventCode.of_message(result.status),
+            )
         return result
 
     # -- sending under a claim (the result file, sent by the step itself) -----------------
@@ -151,6 +252,7 @@ class Notifications:
         send: Callable[[TelegramNotifier], int],
         *,
         defer_sent: bool = False,
+        text: str | None = None,
     ) -> SendResult:
         job_id, kind = int(row["job_id"]), str(row["kind"])
         if self.telegram is None:
@@ -163,6 +265,7 @@ class Notifications:
                 result = SendResult(NotificationStatus.SENT, f"message {message_id}", message_id)
             except ProviderError as err:
                 result = self._classify(err, int(row["attempts"]))
+        result = dataclasses.replace(result, text=text)
         NOTIFICATIONS.labels(kind=kind, outcome=str(result.status)).inc()
         if result.status is NotificationStatus.SENT:
             if not defer_sent:
@@ -191,6 +294,7 @@ class Notifications:
                 "message_id": result.message_id,
                 "detail": result.detail,
                 "delay": result.delay,
+                "text": result.text,
             },
         )
 

@@ -264,10 +264,11 @@ class Runtime:
             state=outcome.state,
             result=outcome.result,
         )
+        wake = self.services.notifications.wake  # the request's summary, if this end queues it
 
         def write() -> bool:
             with self.services.db.connection() as conn:  # one statement (end_job)
-                return lifecycle.end(conn, c.job_id, ending, claim=c, sent=sent)
+                return lifecycle.end(conn, c.job_id, ending, claim=c, sent=sent, wake=wake)
 
         done = with_db_retry(write)
         if sent is not None:
@@ -286,10 +287,11 @@ class Runtime:
             notify_text=ctx.kind.failure_text(c.payload, err.user_message, c.price, ctx.settings),
             state=outcome.state,
         )
+        wake = self.services.notifications.wake  # the request's summary, if this end queues it
 
         def write() -> bool:
             with self.services.db.connection() as conn:  # one statement (end_job)
-                return lifecycle.end(conn, c.job_id, ending, claim=c)
+                return lifecycle.end(conn, c.job_id, ending, claim=c, wake=wake)
 
         if not with_db_retry(write):
             raise LeaseLost(f"job {c.job_id} was taken over before it could fail")

@@ -36,7 +36,7 @@ class Services:
         self.telegram = telegram
         self.storage = Storage.from_settings(settings)
         self.backoff = Backoff(settings.backoff_base_seconds, settings.backoff_max_seconds)
-        self.notifications = Notifications(db, telegram, dispatcher, self.backoff)
+        self.notifications = Notifications(db, telegram, dispatcher, self.backoff, settings)
         self._extensions: dict[str, Any] = {}
         self._lock = threading.Lock()
 

@@ -12,6 +12,7 @@ from typing import Any
 from jobs.video.availability import GROUP as MODELS_GROUP
 from jobs.video.availability import model_names
 from jobs.video.settings import VideoSettings, video_settings
+from jobs.video.summary import summary
 from jobs.video.texts import TEXTS
 from jobs.video.tiers import Tier, gate_priority, seconds_after_gate
 from worker import validation as v
@@ -138,6 +139,7 @@ KIND = JobKind(
     demo_module="jobs.video.demo",
     cli_module="jobs.video.cli",
     texts=TEXTS,
+    summary=summary,  # one message for a request of several videos, once its last ended
     # The bottleneck: KIE's create slots, taken by the submit step in fair order (worker.fair_gate).
     gate=Gate(
         step="submit",

@@ -20,6 +20,11 @@ from worker.cli.output import submit_result
 @click.option("--count", type=int, default=1, show_default=True, help="Number of videos.")
 @click.option("--idempotency-key", help="Same key + same request returns the first result.")
 @click.option("--tier", help="The tier sold (its price and models); default: the default tier.")
+@click.option(
+    "--language",
+    help="The user's language, as Telegram's language_code (en, ru, uk, en-US): every text "
+    "about the videos is in it (default: DEFAULT_LANGUAGE).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def submit(
@@ -32,6 +37,7 @@ def submit(
     count: int,
     idempotency_key: str | None,
     tier: str | None,
+    language: str | None,
     as_json: bool,
 ) -> None:
     """Submit COUNT videos of one product for USER, holding their credits."""
@@ -45,6 +51,7 @@ def submit(
         count=count,
         idempotency_key=idempotency_key,
         tier=tier,
+        language=language,
     )
     submit_result(result, as_json)
 

@@ -226,11 +226,12 @@ def poll(ctx: StepContext) -> Outcome:
     if task.state is TaskState.FAIL:
         return _failed(ctx, task, how)
 
-    # Still rendering. One "still working" message once it takes long.
+    # Still rendering. One "still working" message once it takes long, per request: the first
+    # of its videos to get here queues it, the others find it queued.
     running_for = ctx.seconds_since(ctx.created_at)
     progress_after = video_settings(ctx.settings).progress_after_seconds
     if running_for > progress_after and not ctx.state.get("progress_sent"):
-        ctx.notify("progress", texts.text(ctx.settings, ctx.payload, "progress"))
+        ctx.notify("progress", texts.text(ctx.settings, ctx.payload, "progress"), per_request=True)
         state_extra = {"progress_sent": True}
     else:
         state_extra = {}

@@ -72,10 +72,11 @@ RETURNING *, now() AS db_now
 )
 SELECT * FROM moved"""
 
-# The one way a job ends (migrations/0005): with a claim token (a step) or without (the
+# The one way a job ends (migrations/0005, 0008): with a claim token (a step) or without (the
 # maintenance loop, a cancel). The CTE marks a message the step itself sent just before
 # (``sent_kind``; null: none) in the same statement; it stands even if the claim was lost, since
-# the message went out either way.
+# the message went out either way. ``request_message`` names a message about the whole request
+# that this end queued (``summary``: the job was the last of its request), null if none.
 END = """
 WITH marked AS (
 UPDATE notifications
@@ -84,9 +85,10 @@ UPDATE notifications
  WHERE job_id = %(id)s AND kind = %(sent_kind)s AND status = 'sending'
 RETURNING job_id
 )
-SELECT end_job(%(id)s, %(claims)s, %(force)s, %(status)s, %(state)s, %(result)s,
+SELECT ended.done, ended.request_message
+  FROM end_job(%(id)s, %(claims)s, %(force)s, %(status)s, %(state)s, %(result)s,
                %(error_class)s, %(error)s, %(user_error)s, %(code)s, %(event)s, %(detail)s,
-               %(data)s, %(notify_kind)s, %(notify_text)s) AS done"""
+               %(data)s, %(notify_kind)s, %(notify_text)s) AS ended"""
 
 TASK_OF = """
 SELECT provider_task_id FROM jobs WHERE id = %(id)s"""
