@@ -10,7 +10,11 @@ It behaves like KIE's documentation, including the parts a client gets wrong:
 error codes that arrive either inside an HTTP 200 body or as the real status, ``msg`` or
 ``message``, HTML bodies on 5xx, ``""`` or ``null`` for empty fields, a task that fails after it
 was accepted, and a timed-out create that still created (and charged) a task. A task created with a
-``callBackUrl`` is called back when it ends (see ``simulator.callbacks``).
+``callBackUrl`` is called back when it ends (see ``simulator.callbacks``). A task whose image is
+a Telegram file URL (``/file/bot<token>/...``) fails with "image fetch failed": a guard, since
+such a URL hands the bot token to KIE. Product photos reach KIE through its File Upload API
+(``simulator.kie_upload``, whose URLs point back at this simulator). ``GET /_sim/kie/creates``
+shows the body of every task created (its image URL among them).
 
 Order of checks for each request: authentication, rate limit, injected fault, then the request
 itself. Injected faults are decided before any side effect, except the timeout fault, which answers
@@ -20,10 +24,12 @@ late after doing the work (a real gateway timeout says nothing about what happen
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import json
 import secrets
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -57,6 +63,8 @@ VEO_CONTENT_POLICY_FAIL = (
     "400",
     "Your prompt was flagged by Website as violating content policies",
 )
+#: What a task whose image KIE cannot fetch ends with.
+IMAGE_FETCH_FAIL = ("422", "image fetch failed: the image URL could not be downloaded")
 #: Credit balance reported for a key without a budget.
 UNLIMITED_CREDIT = 1000
 
@@ -193,7 +201,7 @@ async def _with_faults(request: web.Request, endpoint: str, handler: Handler) ->
 # --- authentication and limits -------------------------------------------------------------------
 
 
-def _authenticate(request: web.Request) -> str | web.Response:
+def authenticate(request: web.Request) -> str | web.Response:
     """The caller's key, or the 401 answer for a missing, unknown or revoked one."""
     state = get_state(request)
     cfg = state.config.kie
@@ -316,7 +324,7 @@ async def _create(
 ) -> web.StreamResponse:
     """What every create endpoint does before its own body: the key, the count of create calls
     by model, the account's create limit, then the request-level faults around ``create``."""
-    key = _authenticate(request)
+    key = authenticate(request)
     if isinstance(key, web.Response):
         return key
     await _note_model(request, family)
@@ -413,20 +421,27 @@ def _accept(
         callback_url=callback,
         created=time.time(),
         render_seconds=render,
-        public_base=_public_base(request),
+        public_base=public_base(request),
         family=spec.family,
         credits=price,
         resolution=str(spec.value(params, "resolution") or ""),
         aspect_ratio=str(spec.value(params, "aspect_ratio") or ""),
     )
     marker = cfg.content_policy_marker
-    if marker and marker.lower() in task.prompt.lower():
+    if _names_telegram_file(params):
+        # A guard: KIE is never to be given a Telegram file URL (it carries the bot token).
+        task.fail_code, task.fail_msg = IMAGE_FETCH_FAIL
+        task.fail_after = render * 0.1
+    elif marker and marker.lower() in task.prompt.lower():
         # Moderation answers early: the failure shows once the task leaves ``waiting``.
         task.fail_code, task.fail_msg = VEO_CONTENT_POLICY_FAIL if veo else CONTENT_POLICY_FAIL
         task.fail_after = render * 0.1
     elif state.roll(cfg.rate_generation_fail):
         task.fail_code, task.fail_msg = GENERATION_FAIL
         task.fail_after = render
+    creates_log(state).append(
+        {"task_id": task.task_id, "key": key, "model": spec.name, "body": body, "at": task.created}
+    )
     state.tasks[task.task_id] = task
     state.bill(task)
     get_callbacks(request).schedule(task)
@@ -435,12 +450,49 @@ def _accept(
     return kie_ok(request, {"taskId": task.task_id})
 
 
+class _CreatesLog:
+    def __init__(self) -> None:
+        self.epoch = -1
+        self.entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
+
+
+_CREATES: weakref.WeakKeyDictionary[SimState, _CreatesLog] = weakref.WeakKeyDictionary()
+
+
+def creates_log(state: SimState) -> collections.deque[dict[str, Any]]:
+    """The body of every accepted create (task id, key, model), since the last reset."""
+    log = _CREATES.get(state)
+    if log is None:
+        log = _CREATES[state] = _CreatesLog()
+    if log.epoch != state.epoch:
+        log.epoch = state.epoch
+        log.entries.clear()
+    return log.entries
+
+
+async def admin_creates(request: web.Request) -> web.Response:
+    """``GET /_sim/kie/creates``: the body of every task created since the last reset."""
+    return web.json_response({"creates": list(creates_log(get_state(request)))})
+
+
+def _names_telegram_file(params: dict[str, Any]) -> bool:
+    """Whether an image field of the request is a Telegram file URL (``/file/bot<token>/``)."""
+    values: list[Any] = list(params.values())
+    while values:
+        value = values.pop()
+        if isinstance(value, list):
+            values.extend(value)
+        elif isinstance(value, str) and "/file/bot" in value and is_url(value):
+            return True
+    return False
+
+
 # --- recordInfo (Market) -------------------------------------------------------------------------
 
 
 async def record_info(request: web.Request) -> web.StreamResponse:
     """``GET /api/v1/jobs/recordInfo?taskId=...``: the task's state, computed from the clock."""
-    key = _authenticate(request)
+    key = authenticate(request)
     if isinstance(key, web.Response):
         return key
     limited = _rate_limited(request, "query", key)
@@ -451,7 +503,7 @@ async def record_info(request: web.Request) -> web.StreamResponse:
 
 async def veo_record_info(request: web.Request) -> web.StreamResponse:
     """``GET /api/v1/veo/record-info?taskId=...``: a Veo task, with ``successFlag``."""
-    key = _authenticate(request)
+    key = authenticate(request)
     if isinstance(key, web.Response):
         return key
     limited = _rate_limited(request, "query", key)
@@ -478,7 +530,7 @@ async def _record(request: web.Request, key: str, family: str) -> web.StreamResp
     task.polls += 1
     if key not in task.polled_by:
         task.polled_by.append(key)
-    base = _public_base(request)
+    base = public_base(request)
     now = time.time()
     data = (
         veo_record_data(state, task, base, now)
@@ -488,7 +540,7 @@ async def _record(request: web.Request, key: str, family: str) -> web.StreamResp
     return kie_ok(request, data)
 
 
-def _public_base(request: web.Request) -> str:
+def public_base(request: web.Request) -> str:
     configured = get_state(request).config.kie.public_url
     if configured:
         return configured.rstrip("/")
@@ -500,7 +552,7 @@ def _public_base(request: web.Request) -> str:
 
 async def credit(request: web.Request) -> web.StreamResponse:
     """``GET /api/v1/chat/credit``: the key's remaining budget (1000 when unlimited)."""
-    key = _authenticate(request)
+    key = authenticate(request)
     if isinstance(key, web.Response):
         return key
 
@@ -567,4 +619,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/v1/veo/record-info", veo_record_info, name="kie.veoRecordInfo"),
         web.get("/api/v1/chat/credit", credit, name="kie.credit"),
         web.get("/files/{name}", result_file, name="kie.files"),
+        web.get("/_sim/kie/creates", admin_creates, name="admin.kie_creates"),
     ]

@@ -5,6 +5,13 @@ HTTP status, so the official SDK raises the same exception classes it raises aga
 service. The answer to a product description is a short, plausible video prompt, built
 deterministically from the last user message so tests can assert on it.
 
+An image input (``{"type": "image_url", "image_url": {"url": ...}}``, or the Responses API's
+``{"type": "input_image", "image_url": ...}``) whose URL is a file this simulator serves (KIE's
+upload store, ``simulator.kie_upload``) is opened with Pillow and its dominant colour named in
+the prompt ("a red product"), so a test can show the prompt saw the photo. An image whose URL
+contains ``refuse-image``, or whose bytes contain ``REFUSE-IMAGE``, is refused like a flagged
+text. Every request's texts and image URLs are kept: ``GET /_sim/openai/requests``.
+
 Refusals come in all four documented forms (two HTTP 400 codes, ``message.refusal`` and
 ``finish_reason == "content_filter"``); ``refusal_mode = "cycle"`` rotates through them so a test
 suite meets every form without configuring each.
@@ -13,19 +20,42 @@ suite meets every form without configuring each.
 from __future__ import annotations
 
 import asyncio
+import collections
+import io
 import math
 import re
 import secrets
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from PIL import Image, UnidentifiedImageError
 
-from simulator.state import bearer_token, current_call, get_state
+from simulator import kie_upload
+from simulator.state import SimState, bearer_token, current_call, get_state
 
 CYCLE = ("http400", "invalid_prompt", "refusal", "content_filter")
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
+
+#: An image refused as a flagged text is: its URL contains the first, its bytes the second.
+REFUSE_IMAGE_URL = "refuse-image"
+REFUSE_IMAGE_BYTES = b"REFUSE-IMAGE"
+#: Colours a product is named by: the nearest of these to most of the photo's pixels.
+PALETTE = {
+    "red": (200, 30, 30),
+    "orange": (240, 140, 20),
+    "yellow": (240, 220, 40),
+    "green": (40, 160, 60),
+    "blue": (40, 80, 200),
+    "purple": (120, 50, 160),
+    "pink": (240, 150, 190),
+    "brown": (120, 70, 30),
+    "black": (15, 15, 15),
+    "white": (240, 240, 240),
+    "grey": (128, 128, 128),
+}
 
 _TITLE_LINE = re.compile(
     r"^\s*(?:product\s+)?(?:title|name|product)\s*[:\-\u2013]\s*(.+?)\s*$", re.I
@@ -181,13 +211,21 @@ async def _complete(request: web.Request, body: dict[str, Any]) -> web.Response:
             None,
             "stream",
         )
-    texts = [_text_of(m) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    texts = [_text_of(m) for m in users]
+    images = [url for m in users for url in image_urls(m)]
+    requests_log(state).append(
+        {"at": time.time(), "model": model, "texts": texts, "images": images}
+    )
     user_text = texts[-1] if texts else ""
     marker = cfg.content_policy_marker.lower()
     flagged = bool(marker) and any(marker in t.lower() for t in texts)
+    seen = [_look_at(state, url) for url in images]
+    flagged = flagged or any(refused for refused, _ in seen)
+    colour = next((c for _, c in seen if c), None)
 
     finish_reason = "stop"
-    content: str | None = video_prompt(user_text)
+    content: str | None = video_prompt(user_text, colour)
     refusal: str | None = None
     if flagged:
         mode = cfg.refusal_mode
@@ -270,6 +308,84 @@ def _text_of(message: dict[str, Any]) -> str:
     return ""
 
 
+def image_urls(message: dict[str, Any]) -> list[str]:
+    """The URLs of a message's image inputs (Chat Completions' and the Responses API's)."""
+    content = message.get("content")
+    urls: list[str] = []
+    if not isinstance(content, list):
+        return urls
+    for part in content:
+        if not isinstance(part, dict) or part.get("type") not in ("image_url", "input_image"):
+            continue
+        ref = part.get("image_url")
+        url = ref.get("url") if isinstance(ref, dict) else ref
+        if isinstance(url, str) and url:
+            urls.append(url)
+    return urls
+
+
+def _look_at(state: SimState, url: str) -> tuple[bool, str | None]:
+    """``(refused, dominant colour)`` of an image input; a colour only for a file this
+    simulator serves (another URL is not fetched)."""
+    if REFUSE_IMAGE_URL in url:
+        return True, None
+    upload = kie_upload.lookup(state, url)
+    if upload is None:
+        return False, None
+    upload.fetches += 1
+    if REFUSE_IMAGE_BYTES in upload.data:
+        return True, None
+    return False, dominant_colour(upload.data)
+
+
+def dominant_colour(data: bytes) -> str | None:
+    """The :data:`PALETTE` name nearest to most pixels of an image (None: not an image)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            small = image.convert("RGB").resize((16, 16))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    names = collections.Counter(
+        _nearest(small.getpixel((x, y))) for x in range(16) for y in range(16)
+    )
+    return names.most_common(1)[0][0]
+
+
+def _nearest(pixel: Any) -> str:
+    r, g, b = pixel[:3]
+    return min(
+        PALETTE,
+        key=lambda n: (
+            (r - PALETTE[n][0]) ** 2 + (g - PALETTE[n][1]) ** 2 + (b - PALETTE[n][2]) ** 2
+        ),
+    )
+
+
+class _RequestLog:
+    def __init__(self) -> None:
+        self.epoch = -1
+        self.entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
+
+
+_LOGS: weakref.WeakKeyDictionary[SimState, _RequestLog] = weakref.WeakKeyDictionary()
+
+
+def requests_log(state: SimState) -> collections.deque[dict[str, Any]]:
+    """The chat completion requests (model, user texts, image URLs) since the last reset."""
+    log = _LOGS.get(state)
+    if log is None:
+        log = _LOGS[state] = _RequestLog()
+    if log.epoch != state.epoch:
+        log.epoch = state.epoch
+        log.entries.clear()
+    return log.entries
+
+
+async def admin_requests(request: web.Request) -> web.Response:
+    """``GET /_sim/openai/requests``: every chat completion request since the last reset."""
+    return web.json_response({"requests": list(requests_log(get_state(request)))})
+
+
 def _tokens(text: str) -> int:
     """A rough token count (four characters a token), enough for plausible ``usage``."""
     return max(1, math.ceil(len(text) / 4)) if text else 0
@@ -292,9 +408,12 @@ def _clip(text: str, limit: int = 80) -> str:
     return text or "the product"
 
 
-def video_prompt(user_text: str) -> str:
-    """A plausible image-to-video prompt about the product in ``user_text``."""
+def video_prompt(user_text: str, colour: str | None = None) -> str:
+    """A plausible image-to-video prompt about the product in ``user_text`` (and, when the
+    photo was seen, of its dominant ``colour``)."""
     subject = product_subject(user_text)
+    if colour:
+        subject = f"{subject} (a {colour} product, as in the photo)"
     return (
         f"A slow cinematic push-in on {subject}, resting on a clean studio surface under soft key "
         "light. The camera glides in a gentle arc as reflections travel across its surface and "
@@ -324,4 +443,5 @@ def routes() -> list[web.RouteDef]:
     return [
         web.post("/v1/chat/completions", chat_completions, name="openai.chat.completions"),
         web.get("/v1/models", list_models, name="openai.models"),
+        web.get("/_sim/openai/requests", admin_requests, name="admin.openai_requests"),
     ]

@@ -16,7 +16,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from simulator import admin, kie, kie_records, openai, telegram, telegram_bot
+from simulator import (
+    admin,
+    kie,
+    kie_records,
+    kie_upload,
+    openai,
+    telegram,
+    telegram_bot,
+    telegram_files,
+)
 from simulator.callbacks import CALLBACKS_KEY, Callbacks
 from simulator.config import SimConfig
 from simulator.state import CALL_KEY, STATE_KEY, SimState
@@ -63,7 +72,9 @@ def build_app(config: SimConfig) -> web.Application:
     app[CALLBACKS_KEY] = callbacks = Callbacks(state, kie_records.callback_body)
     app[telegram_bot.BOT_KEY] = telegram_bot.BotChannel()
     app.on_cleanup.append(callbacks.close)
-    app.add_routes([*kie.routes(), *openai.routes(), *telegram.routes(), *admin.routes()])
+    # telegram_files (getFile, file downloads) before telegram's catch-all /bot<token>/<method>
+    app.add_routes([*kie.routes(), *kie_upload.routes(), *openai.routes()])
+    app.add_routes([*telegram_files.routes(), *telegram.routes(), *admin.routes()])
     app.add_routes(telegram_bot.routes())  # the user's side of a bot's chat (/_sim/telegram/...)
     return app
 

@@ -37,10 +37,12 @@ __all__ = [
     "DOCUMENT",
     "MAX_CALLBACK_DATA_BYTES",
     "MAX_CAPTION_CHARS",
+    "MAX_DOWNLOAD_BYTES",
     "MAX_TEXT_CHARS",
     "MAX_UPLOAD_BYTES",
     "Media",
     "Sent",
+    "TelegramFile",
     "TelegramNotifier",
     "inline_keyboard",
 ]
@@ -52,6 +54,8 @@ PROVIDER = "telegram"
 MAX_TEXT_CHARS = 4096
 MAX_CAPTION_CHARS = 1024
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+#: The largest file a bot may download (``getFile``).
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 _ELLIPSIS = "\u2026"
 #: An inline button's ``callback_data``: 1 to 64 bytes.
 MAX_CALLBACK_DATA_BYTES = 64
@@ -78,6 +82,17 @@ class Sent:
 
     message_id: int
     file_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TelegramFile:
+    """What ``getFile`` says of a file a user sent: its ``file_path`` is where it is downloaded
+    from (:meth:`TelegramNotifier.download_file`; the download URL carries the bot token)."""
+
+    file_id: str
+    file_unique_id: str
+    file_size: int | None
+    file_path: str
 
 
 def inline_keyboard(rows: Sequence[Sequence[tuple[str, str]]]) -> dict[str, Any]:
@@ -247,7 +262,65 @@ class TelegramNotifier:
         """Upload a file as a document (see :meth:`send_file`)."""
         return self.send_file(chat_id, path, DOCUMENT, caption=caption, link=link)
 
+    def get_file(self, file_id: str) -> TelegramFile:
+        """``getFile``: where a file a user sent can be downloaded. Telegram refuses a file
+        above 20 MB (400 "file is too big") and an unknown ``file_id`` (400): USER_ERROR."""
+        try:
+            result = self._call("getFile", data={"file_id": file_id})
+        except ProviderError as err:
+            if err.error_class is ErrorClass.USER_ERROR and "too big" in err.message.lower():
+                detail = err.message.removeprefix("getFile: ")
+                raise self._error(
+                    ErrorClass.USER_ERROR, "getFile", detail, err.status, "file_too_large"
+                ) from None
+            raise
+        path = result.get("file_path") if isinstance(result, dict) else None
+        if not isinstance(path, str) or not path or ".." in path or path.startswith("/"):
+            raise self._malformed("getFile", "result.file_path is missing or not a relative path")
+        size = result.get("file_size")
+        return TelegramFile(
+            file_id=str(result.get("file_id") or file_id),
+            file_unique_id=str(result.get("file_unique_id") or ""),
+            file_size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+            file_path=path,
+        )
+
+    def download_file(self, file_id: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
+        """The bytes of a file a user sent (``getFile``, then the download), at most
+        ``max_bytes``: a larger one is USER_ERROR (``code="file_too_large"``), refused from its
+        ``file_size`` before the download or cut off while streaming. The download URL carries
+        the bot token: it is never logged, stored or put into an error."""
+        found = self.get_file(file_id)
+        if found.file_size is not None and found.file_size > max_bytes:
+            raise self._too_large(found.file_size, max_bytes)
+        url = f"{self.api_url}/file/bot{self._token}/{found.file_path}"
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            with self._http.stream("GET", url, timeout=self.timeout) as response:
+                status = response.status_code
+                if status != 200:
+                    cls = ErrorClass.TEMPORARY if status >= 500 else ErrorClass.USER_ERROR
+                    raise self._error(cls, "file download", f"HTTP {status}", status, status)
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise self._too_large(size, max_bytes)
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            kind = type(exc).__name__
+            raise self._error(ErrorClass.TEMPORARY, "file download", f"failed ({kind})") from None
+        return b"".join(chunks)
+
     # -- helpers ---------------------------------------------------------------------------
+
+    def _too_large(self, size: int, limit: int) -> ProviderError:
+        return self._error(
+            ErrorClass.USER_ERROR,
+            "file download",
+            f"the file is over {size:,} bytes, above the {limit:,}-byte download limit",
+            code="file_too_large",
+        )
 
     def _send_link(
         self,

@@ -1,4 +1,4 @@
-"""The video job: product info → prompt (OpenAI) → KIE task → poll → deliver the mp4.
+"""The video job: product info → photo (KIE upload) → prompt (OpenAI) → KIE task → poll → deliver.
 
 This module is what the framework and the bot need to *submit* a video job (validation, price,
 deadline). The steps live in :mod:`jobs.video.steps` and are only imported by workers.
@@ -6,24 +6,26 @@ deadline). The steps live in :mod:`jobs.video.steps` and are only imported by wo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from jobs.video.availability import GROUP as MODELS_GROUP
 from jobs.video.availability import model_names
 from jobs.video.settings import VideoSettings, video_settings
-from jobs.video.summary import summary
 from jobs.video.texts import TEXTS
-from jobs.video.tiers import Tier, gate_priority, seconds_after_gate
+from jobs.video.tiers import Tier
 from worker import validation as v
 from worker.config import ApiKey, Settings
 from worker.errors import InvalidRequest
 from worker.keystate import PaceScope
-from worker.kinds import DoctorOption, Gate, JobKind, Provider
+from worker.kinds import DoctorOption, JobKind, Provider
 from worker.models import ResourceGroup
 from worker.texts import language_of
 
-PRODUCT_FIELDS = ("title", "description", "image_url", "tier", "language")
+PRODUCT_FIELDS = ("title", "description", "image_url", "photo_file_id", "tier", "language")
+#: A Telegram ``file_id``: an opaque token of URL-safe base64 characters.
+_FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
 #: Payload fields the kind adds at submit (what was sold): not part of a clone's request.
 _SOLD_FIELDS = ("model", "chain")
 
@@ -41,7 +43,7 @@ def validate_product(product: Mapping[str, Any], settings: Settings) -> dict[str
     product = v.mapping("product", product, known=PRODUCT_FIELDS)
     payload: dict[str, Any] = {
         "title": v.text("product.title", product.get("title"), max_len=200),
-        "image_url": v.http_url("product.image_url", product.get("image_url")),
+        **_image_of(product),
     }
     description = v.text(
         "product.description", product.get("description"), max_len=2000, required=False
@@ -58,6 +60,24 @@ def validate_product(product: Mapping[str, Any], settings: Settings) -> dict[str
     payload["tier"] = tier.name
     payload["chain"] = [e.as_dict() for e in tier.chain]
     return payload
+
+
+def _image_of(product: Mapping[str, Any]) -> dict[str, str]:
+    """The product's photo: ``image_url`` (a public link) or ``photo_file_id`` (a photo the
+    user sent the bot, fetched by the worker through the Bot API), exactly one of the two."""
+    url, file_id = product.get("image_url"), product.get("photo_file_id")
+    if url is not None and file_id is not None:
+        raise InvalidRequest("product.photo_file_id", "give either image_url or photo_file_id")
+    if file_id is not None:
+        if not isinstance(file_id, str) or not _FILE_ID.fullmatch(file_id):
+            raise InvalidRequest(
+                "product.photo_file_id",
+                "must be a Telegram file_id: 1 to 256 letters, digits, '_' or '-'",
+            )
+        return {"photo_file_id": file_id}
+    if url is None:
+        raise InvalidRequest("product.image_url", "is required (or give photo_file_id)")
+    return {"image_url": v.http_url("product.image_url", url)}
 
 
 def price(settings: Settings, payload: Mapping[str, Any]) -> int:
@@ -82,11 +102,14 @@ KIE = Provider(
     keys=lambda s: video_settings(s).kie_keys,
     # KIE's published limits, paced separately: createTask per account (every key of it
     # together), recordInfo per key.
+    # A photo's upload (File Upload API) is paced per account too, at the create limit, in a
+    # bucket of its own: uploads never take a createTask's turn.
     limits=lambda s: {
         "create": video_settings(s).kie_create_rate,
+        "upload": video_settings(s).kie_create_rate,
         "query": video_settings(s).kie_query_rate,
     },
-    scopes={"create": PaceScope.ACCOUNT, "query": PaceScope.KEY},
+    scopes={"create": PaceScope.ACCOUNT, "upload": PaceScope.ACCOUNT, "query": PaceScope.KEY},
     balance=lambda s, key: _kie_balance(s, key),  # defined below, after the declarations
 )
 
@@ -113,7 +136,7 @@ OPENAI = Provider(
 
 KIND = JobKind(
     name="video",
-    steps=("prompt", "submit", "poll", "deliver"),
+    steps=("photo", "prompt", "submit", "poll", "deliver"),
     validate=validate_product,
     price=price,
     deadline=deadline,
@@ -139,17 +162,9 @@ KIND = JobKind(
     demo_module="jobs.video.demo",
     cli_module="jobs.video.cli",
     texts=TEXTS,
-    summary=summary,  # one message for a request of several videos, once its last ended
-    # The bottleneck: KIE's create slots, taken by the submit step in fair order (worker.fair_gate).
-    gate=Gate(
-        step="submit",
-        provider="kie",
-        purpose="create",
-        priority=gate_priority,
-        after_seconds=seconds_after_gate,
-        before_seconds=5.0,
-    ),
     step_events={
+        "photo uploaded": "photo",
+        "photo reused": "photo",
         "prompt written": "prompt",
         "task created": "submit",
         "task already created": "submit",

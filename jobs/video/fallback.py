@@ -14,6 +14,7 @@ import time
 
 from jobs.video import availability
 from jobs.video.availability import ProbeGate, probe_gate
+from jobs.video.intake import job_image_url
 from jobs.video.kie import KieClient
 from jobs.video.settings import video_settings
 from jobs.video.tiers import ChainEntry, chain_from_payload
@@ -93,9 +94,8 @@ def _create(
     error (no task was made) is raised for the caller to fall through."""
     model = entry.model
     key = ctx.acquire_key("kie", "create")
-    inputs = model.build(
-        entry.options, prompt=ctx.state["prompt"], image_url=ctx.payload["image_url"]
-    )
+    image_url = job_image_url(ctx.state, ctx.payload)  # the photo step's upload, else the link
+    inputs = model.build(entry.options, prompt=ctx.state["prompt"], image_url=image_url)
     try:
         return kie.create_task(key, model, inputs, callback_url=callback), key, entry
     except ProviderError as err:

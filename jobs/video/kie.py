@@ -1,4 +1,5 @@
-"""KIE "Market" jobs API client: create an image-to-video task, query it, read the balance.
+"""KIE "Market" jobs API client: create an image-to-video task, query it, read the balance,
+and upload a product photo (the File Upload API, on its own host).
 
 Every failure of an exchange is classified here, once, into a :class:`~worker.errors.ErrorClass`
 and raised as :class:`~worker.errors.ProviderError`; the pipeline above never looks at an HTTP
@@ -37,6 +38,7 @@ __all__ = [
     "KieClient",
     "KieTask",
     "TaskState",
+    "Uploaded",
     "classify_task_failure",
     "outcome_unknown",
 ]
@@ -52,6 +54,10 @@ _RECORD_PATH = "/api/v1/jobs/recordInfo"
 _VEO_CREATE_PATH = "/api/v1/veo/generate"
 _VEO_RECORD_PATH = "/api/v1/veo/record-info"
 _CREDIT_PATH = "/api/v1/chat/credit"
+#: The File Upload API, on its own host (``KIE_UPLOAD_URL``).
+_UPLOAD_PATH = "/api/file-stream-upload"
+#: How long KIE keeps an uploaded file: its pages say 24 hours and 3 days; the shorter holds.
+UPLOAD_LIFETIME_SECONDS = 24 * 3600.0
 
 # What the user reads. Short and plain: the operator message carries the details.
 _USER_POLICY = "The video service refused this product image or description as not allowed."
@@ -241,6 +247,14 @@ def _result_urls(raw: Any) -> tuple[str, ...]:
     return tuple(u for u in urls if u.strip())
 
 
+@dataclass(frozen=True)
+class Uploaded:
+    """A file KIE's File Upload API holds: the URL it serves it at, and its size."""
+
+    url: str
+    size: int
+
+
 class KieClient:
     """A thin, typed client of the KIE jobs API; one instance is shared by all threads.
 
@@ -254,8 +268,10 @@ class KieClient:
         *,
         timeout: float,
         http: httpx.Client | None = None,
+        upload_url: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.upload_url = (upload_url or base_url).rstrip("/")
         # Connect fails fast; read covers KIE's slow but successful answers.
         self.timeout = provider_http.timeout(timeout)
         self._owns_http = http is None
@@ -273,6 +289,7 @@ class KieClient:
             s.kie_base_url,
             timeout=timeout if timeout is not None else s.kie_timeout,
             http=http,
+            upload_url=s.kie_upload_url,
         )
 
     def close(self) -> None:
@@ -446,6 +463,33 @@ class KieClient:
             credits=_as_credits(data.get("creditsConsumed")),
         )
 
+    def upload_file(
+        self, key: ApiKey, content: bytes, *, file_name: str, mime: str, upload_path: str
+    ) -> Uploaded:
+        """Upload one file to KIE's File Upload API (``POST /api/file-stream-upload``, multipart
+        ``file``, ``uploadPath``, ``fileName``; free) and return where KIE serves it. Errors are
+        classified as createTask's are; KIE keeps the file for a limited time
+        (:data:`UPLOAD_LIFETIME_SECONDS`). An upload is safe to repeat: the same ``fileName``
+        in the same ``uploadPath`` replaces the file."""
+        data = self._exchange(
+            key,
+            "POST",
+            _UPLOAD_PATH,
+            endpoint="file upload",
+            not_found=None,
+            form=(
+                {"uploadPath": upload_path, "fileName": file_name},
+                {"file": (file_name, content, mime)},
+            ),
+            base_url=self.upload_url,
+        )
+        url = data.get("downloadUrl") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise self._malformed(key, "file upload", "data.downloadUrl is missing or not a URL")
+        size = _as_int(data.get("fileSize"))
+        log.debug("kie file upload of %d bytes with key %s", len(content), key.name)
+        return Uploaded(url=url, size=size if size is not None else len(content))
+
     def credit_balance(self, key: ApiKey) -> float:
         """The account's remaining credits (for ``worker doctor`` and the key pool's alerts)."""
         data = self._exchange(key, "GET", _CREDIT_PATH, endpoint="credit", not_found=None)
@@ -466,26 +510,26 @@ class KieClient:
         params: dict[str, str] | None = None,
         not_found: ErrorClass | None,
         creates: bool = False,
+        form: tuple[dict[str, str], dict[str, Any]] | None = None,
+        base_url: str | None = None,
     ) -> Any:
         """Send one request and return the body's ``data``, or raise a classified error.
 
         ``not_found`` is the class of a 404 for this endpoint (``None``: the endpoint or model
         is gone, UNAVAILABLE). ``creates`` marks a create request, whose "model paused" or
-        "model not supported" answer is UNAVAILABLE.
-        """
+        "model not supported" answer is UNAVAILABLE. ``form``: a multipart body (fields, files)
+        instead of JSON, to ``base_url`` when given (the File Upload API's host)."""
         headers = {
             "Authorization": f"Bearer {key.secret.get_secret_value()}",
             "Accept": "application/json",
         }
+        data, files = form or (None, None)
+        url = (base_url or self.base_url) + path
         try:
             response = self._http.request(
-                method,
-                self.base_url + path,
-                headers=headers,
-                json=json_body,
-                params=params,
-                timeout=self.timeout,
-            )
+                method, url, headers=headers, json=json_body, data=data, files=files,
+                params=params, timeout=self.timeout,
+            )  # fmt: skip
         except httpx.TimeoutException as exc:
             raise ProviderError(
                 ErrorClass.TEMPORARY,

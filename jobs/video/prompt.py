@@ -1,4 +1,9 @@
-"""Turn a product's title and description into one prompt for the image-to-video model.
+"""Turn a product's title, description and photo into one prompt for the image-to-video model.
+
+With ``OPENAI_VISION`` on (the default) the photo goes with the text as an image input
+(``{"type": "image_url", ...}``, ``detail: low``), so the prompt can name the product's real
+colours, materials and shape; a refusal then names the photo too. An image OpenAI cannot fetch
+or read is ``code="image_unreadable"``: the prompt step writes the prompt from the text alone.
 
 The chat completion goes through the official ``openai`` SDK with its retries off
 (``max_retries=0``): the SDK would otherwise retry 429 and 5xx twice on its own, quota errors
@@ -21,12 +26,13 @@ from worker.errors import ErrorClass, ProviderError
 if TYPE_CHECKING:
     from worker.config import ApiKey, Settings
 
-__all__ = ["PROVIDER", "SYSTEM_PROMPT", "PromptGenerator"]
+__all__ = ["IMAGE_UNREADABLE", "PROVIDER", "SYSTEM_PROMPT", "PromptGenerator"]
 
 #: The instructions given to the model. ``{max_chars}`` is filled from the generator's limit.
 SYSTEM_PROMPT = (
     "You write prompts for an image-to-video AI model. The user gives you a product's title and "
-    "description; the model also receives a photo of that product. Write ONE prompt, in English, "
+    "description, and often its photo; the model also receives that photo. When you see the "
+    "photo, name the product's real colours, materials and shape. Write ONE prompt, in English, "
     "for a short, realistic product video that shows the product from the photo as it is: keep "
     "its shape, colours, materials and proportions. Describe the scene, one smooth camera motion "
     "(for example a slow orbit, a push-in or a gentle pan), the lighting and the mood. Do not ask "
@@ -44,6 +50,17 @@ _USER_REFUSED = (
     "The product description was refused by the AI service as not allowed. "
     "Please change the title or description."
 )
+
+_USER_REFUSED_PHOTO = (
+    "The product photo or description was refused by the AI service as not allowed. "
+    "Please change the photo, title or description."
+)
+#: OpenAI's 400 codes for an image input it could not fetch or decode.
+_IMAGE_CODES = frozenset(
+    {"invalid_image_url", "invalid_image", "image_parse_error", "invalid_image_format"}
+)
+#: The code of a :class:`ProviderError` for such an image (the caller may go on without it).
+IMAGE_UNREADABLE = "image_unreadable"
 
 _REFUSAL_CODES = frozenset({"invalid_prompt", "content_policy_violation"})
 _BILLING_CODES = frozenset(
@@ -151,19 +168,22 @@ class PromptGenerator:
         return self.max_chars if max_chars is None else max(1, min(self.max_chars, max_chars))
 
     def generate(
-        self, key: ApiKey, *, title: str, description: str | None, max_chars: int | None = None
+        self,
+        key: ApiKey,
+        *,
+        title: str,
+        description: str | None,
+        max_chars: int | None = None,
+        image_url: str | None = None,
     ) -> str:
         """One chat completion: the prompt for the video model, at most ``max_chars`` long
-        (the video models' smallest prompt cap; never more than the generator's own limit)."""
+        (the video models' smallest prompt cap; never more than the generator's own limit).
+        ``image_url``: the product photo, sent as an image input with the text."""
         limit = self._limit(max_chars)
-        product = f"Product title: {title.strip()}"
-        if description and description.strip():
-            product += f"\nProduct description: {description.strip()}"
-        messages: Any = [
-            {"role": "system", "content": self.system_prompt(limit)},
-            {"role": "user", "content": product},
-        ]
-        body = {"model": self.model, "messages": messages}
+        body = {
+            "model": self.model,
+            "messages": self._messages(limit, title, description, image_url),
+        }
         try:
             # The SDK's low-level ``post`` with ``cast_to=object``: the same request, headers,
             # auth and typed errors as ``chat.completions.create``, without checking our dict
@@ -173,7 +193,7 @@ class PromptGenerator:
         except openai.APIStatusError as exc:
             # Not chained: the SDK's text holds the provider's message, which may echo the key;
             # ours carries the same facts, redacted.
-            raise self._classify(key, exc) from None
+            raise self._classify(key, exc, image=bool(image_url)) from None
         except openai.APITimeoutError as exc:
             raise ProviderError(
                 ErrorClass.TEMPORARY,
@@ -213,9 +233,9 @@ class PromptGenerator:
             raise self._temporary(key, "malformed response: no message")
         refusal = message.get("refusal")
         if refusal:
-            raise self._refused(key, f"refusal: {refusal}")
+            raise self._refused(key, f"refusal: {refusal}", image=bool(image_url))
         if choice.get("finish_reason") == "content_filter":
-            raise self._refused(key, "finish_reason content_filter")
+            raise self._refused(key, "finish_reason content_filter", image=bool(image_url))
         content = message.get("content")
         if not isinstance(content, str):
             raise self._temporary(key, "malformed response: no message content")
@@ -225,13 +245,35 @@ class PromptGenerator:
         log.debug("prompt of %d characters generated with key %s", len(prompt), key.name)
         return prompt
 
+    def _messages(
+        self, limit: int, title: str, description: str | None, image_url: str | None
+    ) -> list[dict[str, Any]]:
+        """The system prompt, and the product as text (with the photo as an image input)."""
+        product = f"Product title: {title.strip()}"
+        if description and description.strip():
+            product += f"\nProduct description: {description.strip()}"
+        content: Any = product
+        if image_url:
+            content = [
+                {"type": "text", "text": product},
+                {"type": "image_url", "image_url": {"url": image_url, "detail": "low"}},
+            ]
+        return [
+            {"role": "system", "content": self.system_prompt(limit)},
+            {"role": "user", "content": content},
+        ]
+
     # -- classification --------------------------------------------------------------------
 
-    def _classify(self, key: ApiKey, exc: openai.APIStatusError) -> ProviderError:
+    def _classify(
+        self, key: ApiKey, exc: openai.APIStatusError, *, image: bool = False
+    ) -> ProviderError:
         """Map an HTTP error of the SDK to its class.
 
         Two 429s differ completely: ``rate_limit_exceeded`` is a wait, the quota family is
-        money and no wait will fix it, so the key must be quarantined (BILLING).
+        money and no wait will fix it, so the key must be quarantined (BILLING). With a photo
+        sent (``image``), a refusal names the photo, and a photo OpenAI could not fetch or read
+        is :data:`IMAGE_UNREADABLE`.
         """
         status = exc.status_code
         code = _error_field(exc, "code")
@@ -239,7 +281,9 @@ class PromptGenerator:
         retry_after: float | None = None
         user: str | None = None
         if status == 400 and (code in _REFUSAL_CODES or kind in _REFUSAL_CODES):
-            cls, user = ErrorClass.USER_ERROR, _USER_REFUSED
+            cls, user = ErrorClass.USER_ERROR, _USER_REFUSED_PHOTO if image else _USER_REFUSED
+        elif status == 400 and image and code in _IMAGE_CODES:
+            cls, code = ErrorClass.USER_ERROR, IMAGE_UNREADABLE
         elif status == 429 and (code in _BILLING_CODES or kind in _BILLING_CODES):
             cls = ErrorClass.BILLING
         elif status == 429:
@@ -270,14 +314,14 @@ class PromptGenerator:
             key_name=key.name,
         )
 
-    def _refused(self, key: ApiKey, detail: str) -> ProviderError:
+    def _refused(self, key: ApiKey, detail: str, *, image: bool = False) -> ProviderError:
         return ProviderError(
             ErrorClass.USER_ERROR,
             f"chat completion refused: {detail[:500]}",
             provider=PROVIDER,
             status=200,
             code="refusal",
-            user_message=_USER_REFUSED,
+            user_message=_USER_REFUSED_PHOTO if image else _USER_REFUSED,
             key_name=key.name,
         )
 

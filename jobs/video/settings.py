@@ -52,11 +52,15 @@ class VideoSettings(KindSettings):
     kie_timeout: float = Field(30.0, gt=0)
     #: The first poll waits at least this long after createTask (0: KIE's schedule, 2–3 s).
     kie_first_poll_seconds: float = Field(0.0, ge=0)
+    #: KIE's File Upload API (``POST /api/file-stream-upload``): where a product photo goes.
+    kie_upload_url: str = "https://kieai.redpandaai.co"
 
     openai_api_keys: SecretStr = SecretStr("")
     openai_base_url: str = "https://api.openai.com/v1"
     openai_model: str = "gpt-4o-mini"
     openai_timeout: float = Field(30.0, gt=0)
+    #: The prompt step sends the product photo to the model as an image input.
+    openai_vision: bool = True
 
     video_price_credits: int = Field(1, ge=0)
     #: The ``standard`` tier's chain: model ids in fallback order (``jobs.video.tiers``).
@@ -78,6 +82,9 @@ class VideoSettings(KindSettings):
     #: (callback_data ``menu``) too when this is on.
     video_menu_button: bool = False
     max_video_bytes: int = Field(500 * 1024 * 1024, gt=0)
+    #: An ``image_url`` job's photo is downloaded, checked and uploaded to KIE by the worker
+    #: (as a Telegram photo is), so a link KIE could not fetch fails before any money is spent.
+    video_rehost_images: bool = False
 
     _kie_keys: tuple[ApiKey, ...] = PrivateAttr(default=())
     _openai_keys: tuple[ApiKey, ...] = PrivateAttr(default=())
@@ -86,7 +93,7 @@ class VideoSettings(KindSettings):
     _deadlines: dict[str, float] = PrivateAttr(default_factory=dict)
     _tiers: Tiers | None = PrivateAttr(default=None)
 
-    @field_validator("kie_base_url", "openai_base_url")
+    @field_validator("kie_base_url", "kie_upload_url", "openai_base_url")
     @classmethod
     def _http_url(cls, v: str, info: Any) -> str:
         return check_url(str(info.field_name).upper(), v.rstrip("/"), ("http", "https"))

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any
 
@@ -26,9 +27,10 @@ from jobs.video import texts
 from jobs.video.callbacks import callback_url
 from jobs.video.catalog import Family, Options
 from jobs.video.fallback import create_on_chain, job_chain
+from jobs.video.intake import job_image_url, photo
 from jobs.video.kie import KieClient, KieTask, TaskState
 from jobs.video.models import get_model
-from jobs.video.prompt import PromptGenerator
+from jobs.video.prompt import IMAGE_UNREADABLE, PromptGenerator
 from jobs.video.settings import video_settings
 from worker.config import Settings
 from worker.context import StepContext
@@ -106,18 +108,30 @@ def looks_like_mp4(head: bytes) -> bool:
 
 
 def prompt(ctx: StepContext) -> Outcome:
+    """The video prompt from the title, the description and (``OPENAI_VISION``) the photo; a
+    photo OpenAI cannot fetch or read is left out rather than failing the job."""
     key = ctx.acquire_key("openai")
-    text = _openai(ctx).generate(
+    vision = video_settings(ctx.settings).openai_vision
+    image = job_image_url(ctx.state, ctx.payload) if vision else None
+    write = functools.partial(
+        _openai(ctx).generate,
         key,
         title=ctx.payload["title"],
         description=ctx.payload.get("description"),
         max_chars=_prompt_cap(ctx),
     )
+    seen = " and the photo" if image else ""
+    try:
+        text = write(image_url=image)
+    except ProviderError as err:
+        if err.code != IMAGE_UNREADABLE:
+            raise
+        text, seen = write(), f" (not the photo: {err.message[:200]})"
     ctx.services.keys.report_success(key)
     return Next(
         "submit",
         event="prompt written",
-        detail=f"{len(text)} characters with OpenAI key {key.name}",
+        detail=f"{len(text)} characters with OpenAI key {key.name}, from the text{seen}",
         state={"prompt": text, "prompt_key": key.name},
     )
 
@@ -418,4 +432,4 @@ def deliver(ctx: StepContext) -> Outcome:
     )
 
 
-HANDLERS = {"prompt": prompt, "submit": submit, "poll": poll, "deliver": deliver}
+HANDLERS = {"photo": photo, "prompt": prompt, "submit": submit, "poll": poll, "deliver": deliver}

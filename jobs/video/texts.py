@@ -53,6 +53,32 @@ CATALOGUE = Catalogue(
                 "The product description was refused by the AI service as not allowed. "
                 "Please change the title or description."
             ),
+            # photo intake
+            "reason.photo_too_large": "The photo is too large. Please send a photo under 20 MB.",
+            "reason.photo_too_small": (
+                "The photo is too small. Please send a photo at least 300 pixels on each side."
+            ),
+            "reason.photo_type": (
+                "This file is not a supported photo. Please send a JPEG, PNG or WEBP photo."
+            ),
+            "reason.photo_unreadable": (
+                "The photo could not be read. Please send it again as a JPEG, PNG or WEBP photo."
+            ),
+            "reason.photo_aspect": (
+                "The photo is too long and narrow. Please send a photo whose long side is at "
+                "most 2.5 times its short side."
+            ),
+            "reason.photo_gone": (
+                "The photo could not be fetched from Telegram. Please send it again."
+            ),
+            "reason.photo_link": (
+                "The product image could not be downloaded from its link. Please check the link "
+                "or send the photo itself."
+            ),
+            "reason.refused_photo": (
+                "The product photo or description was refused by the AI service as not allowed. "
+                "Please change the photo, title or description."
+            ),
         },
         "ru": {
             "failure": "К сожалению, не получилось сделать видео «{title}». {reason}{refund}",
@@ -90,6 +116,36 @@ CATALOGUE = Catalogue(
                 "ИИ-сервис отклонил описание товара как недопустимое. "
                 "Пожалуйста, измените название или описание."
             ),
+            # photo intake
+            "reason.photo_too_large": (
+                "Фото слишком большое. Пожалуйста, отправьте фото размером меньше 20 МБ."
+            ),
+            "reason.photo_too_small": (
+                "Фото слишком маленькое. Пожалуйста, отправьте фото не меньше 300 пикселей "
+                "по каждой стороне."
+            ),
+            "reason.photo_type": (
+                "Этот файл не подходит. Пожалуйста, отправьте фото в формате JPEG, PNG или WEBP."
+            ),
+            "reason.photo_unreadable": (
+                "Не удалось прочитать фото. Пожалуйста, отправьте его ещё раз в формате JPEG, "
+                "PNG или WEBP."
+            ),
+            "reason.photo_aspect": (
+                "Фото слишком вытянутое. Пожалуйста, отправьте фото, у которого длинная сторона "
+                "не больше чем в 2,5 раза длиннее короткой."
+            ),
+            "reason.photo_gone": (
+                "Не удалось получить фото из Telegram. Пожалуйста, отправьте его ещё раз."
+            ),
+            "reason.photo_link": (
+                "Не удалось скачать изображение товара по ссылке. Пожалуйста, проверьте ссылку "
+                "или отправьте само фото."
+            ),
+            "reason.refused_photo": (
+                "ИИ-сервис отклонил фото или описание товара как недопустимое. "
+                "Пожалуйста, измените фото, название или описание."
+            ),
         },
         "uk": {
             "failure": "На жаль, не вдалося зробити відео «{title}». {reason}{refund}",
@@ -124,6 +180,35 @@ CATALOGUE = Catalogue(
             "reason.refused": (
                 "Сервіс ШІ відхилив опис товару як неприпустимий. "
                 "Будь ласка, змініть назву або опис."
+            ),
+            # photo intake
+            "reason.photo_too_large": (
+                "Фото завелике. Будь ласка, надішліть фото розміром менше 20 МБ."
+            ),
+            "reason.photo_too_small": (
+                "Фото замале. Будь ласка, надішліть фото щонайменше 300 пікселів з кожного боку."
+            ),
+            "reason.photo_type": (
+                "Цей файл не підходить. Будь ласка, надішліть фото у форматі JPEG, PNG або WEBP."
+            ),
+            "reason.photo_unreadable": (
+                "Не вдалося прочитати фото. Будь ласка, надішліть його ще раз у форматі JPEG, "
+                "PNG або WEBP."
+            ),
+            "reason.photo_aspect": (
+                "Фото надто видовжене. Будь ласка, надішліть фото, у якого довга сторона "
+                "не більш ніж у 2,5 раза довша за коротку."
+            ),
+            "reason.photo_gone": (
+                "Не вдалося отримати фото з Telegram. Будь ласка, надішліть його ще раз."
+            ),
+            "reason.photo_link": (
+                "Не вдалося завантажити зображення товару за посиланням. Будь ласка, перевірте "
+                "посилання або надішліть саме фото."
+            ),
+            "reason.refused_photo": (
+                "Сервіс ШІ відхилив фото або опис товару як неприпустимі. "
+                "Будь ласка, змініть фото, назву або опис."
             ),
         },
     },
