@@ -13,13 +13,14 @@ from typing import Any
 from jobs.video.availability import GROUP as MODELS_GROUP
 from jobs.video.availability import model_names
 from jobs.video.settings import VideoSettings, video_settings
+from jobs.video.summary import summary
 from jobs.video.texts import TEXTS
-from jobs.video.tiers import Tier
+from jobs.video.tiers import Tier, gate_priority, seconds_after_gate
 from worker import validation as v
 from worker.config import ApiKey, Settings
 from worker.errors import InvalidRequest
 from worker.keystate import PaceScope
-from worker.kinds import DoctorOption, JobKind, Provider
+from worker.kinds import DoctorOption, Gate, JobKind, Provider
 from worker.models import ResourceGroup
 from worker.texts import language_of
 
@@ -162,6 +163,16 @@ KIND = JobKind(
     demo_module="jobs.video.demo",
     cli_module="jobs.video.cli",
     texts=TEXTS,
+    summary=summary,  # one message for a request of several videos, once its last ended
+    # The bottleneck: KIE's create slots, taken by the submit step in fair order (worker.fair_gate).
+    gate=Gate(
+        step="submit",
+        provider="kie",
+        purpose="create",
+        priority=gate_priority,
+        after_seconds=seconds_after_gate,
+        before_seconds=5.0,
+    ),
     step_events={
         "photo uploaded": "photo",
         "photo reused": "photo",
