@@ -1,5 +1,5 @@
 -- The database schema after every migration, read from PostgreSQL's catalog.
--- Migrations applied: 0001_initial, 0002_one_round_trip, 0003_finish_in_one_call, 0004_rescued_claim, 0005_end_job, 0006_leader_lease, 0007_dashboard_filters, 0008_request_messages.
+-- Migrations applied: 0001_initial, 0002_one_round_trip, 0003_finish_in_one_call, 0004_rescued_claim, 0005_end_job, 0006_leader_lease, 0007_dashboard_filters, 0008_request_messages, 0009_fair_turns.
 -- Generated; do not edit. Change the schema with a new file in migrations/, then run
 --   .venv/bin/python -m worker.schema > docs/schema.sql
 -- tests/test_schema_doc.py fails while this file differs from what they make.
@@ -26,6 +26,22 @@ CREATE TABLE accounts (
     CONSTRAINT accounts_no_overdraft CHECK (NOT no_overdraft OR (debits_pending + debits_posted) <= credits_posted),
     CONSTRAINT accounts_user_id_check CHECK (user_id > 0)
 );
+
+CREATE TABLE gate_turns (
+    job_id     bigint NOT NULL,
+    gate       text NOT NULL,
+    user_id    bigint NOT NULL,
+    priority   integer DEFAULT 0 NOT NULL,
+    turn       bigint NOT NULL,
+    entered_at timestamp with time zone DEFAULT now() NOT NULL,
+    passed_at  timestamp with time zone,
+    CONSTRAINT gate_turns_pkey PRIMARY KEY (job_id),
+    CONSTRAINT gate_turns_job_id_fkey FOREIGN KEY (job_id) REFERENCES jobs(id) ON DELETE CASCADE
+);
+CREATE INDEX gate_turns_fair ON public.gate_turns USING btree (gate, priority DESC, turn, job_id) WHERE (passed_at IS NULL);
+CREATE INDEX gate_turns_fifo ON public.gate_turns USING btree (gate, priority DESC, job_id) WHERE (passed_at IS NULL);
+CREATE INDEX gate_turns_passed ON public.gate_turns USING btree (gate, passed_at) WHERE (passed_at IS NOT NULL);
+CREATE INDEX gate_turns_user ON public.gate_turns USING btree (gate, user_id, priority, turn) WHERE (passed_at IS NULL);
 
 CREATE TABLE job_events (
     id     bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -184,6 +200,8 @@ CREATE UNIQUE INDEX transfers_resolve_once ON public.transfers USING btree (pend
 
 FUNCTION end_job(p_id bigint, p_claims bigint, p_force boolean, p_status text, p_state jsonb, p_result text, p_error_class text, p_error text, p_user_error text, p_code text, p_event text, p_detail text, p_data jsonb, p_notify_kind text, p_notify_text text, OUT done boolean, OUT request_message text) RETURNS record LANGUAGE plpgsql VOLATILE;
 FUNCTION event_code_of(p_event text) RETURNS text LANGUAGE sql IMMUTABLE;
+FUNCTION gate_enter(p_job bigint, p_gate text, p_user bigint, p_priority integer, p_fair boolean, p_step text, p_before text[]) RETURNS TABLE(turn bigint, ahead bigint) LANGUAGE plpgsql VOLATILE;
+FUNCTION gate_turn_end() RETURNS trigger LANGUAGE plpgsql VOLATILE;
 FUNCTION job_events_default_code() RETURNS trigger LANGUAGE plpgsql VOLATILE;
 FUNCTION job_transfer_id(p_job_id bigint, p_kind integer) RETURNS uuid LANGUAGE sql IMMUTABLE;
 FUNCTION refuse_mutation() RETURNS trigger LANGUAGE plpgsql VOLATILE;
@@ -196,6 +214,7 @@ FUNCTION transfers_check_resolution() RETURNS trigger LANGUAGE plpgsql VOLATILE;
 
 CREATE TRIGGER job_events_default_code BEFORE INSERT ON job_events FOR EACH ROW EXECUTE FUNCTION job_events_default_code();
 CREATE TRIGGER job_events_immutable BEFORE DELETE OR UPDATE ON job_events FOR EACH ROW EXECUTE FUNCTION refuse_mutation();
+CREATE TRIGGER jobs_leave_gate AFTER UPDATE OF status ON jobs FOR EACH ROW WHEN ((new.status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text])) AND old.status IS DISTINCT FROM new.status) EXECUTE FUNCTION gate_turn_end();
 CREATE TRIGGER transfers_apply AFTER INSERT ON transfers FOR EACH ROW EXECUTE FUNCTION transfers_apply();
 CREATE TRIGGER transfers_check_resolution BEFORE INSERT ON transfers FOR EACH ROW EXECUTE FUNCTION transfers_check_resolution();
 CREATE TRIGGER transfers_immutable BEFORE DELETE OR UPDATE ON transfers FOR EACH ROW EXECUTE FUNCTION refuse_mutation();
