@@ -108,6 +108,8 @@ class BotChannel:
     allowed: frozenset[str] | None = None
     #: Bumped by each ``getUpdates``: a poll that sees it change was replaced (409).
     poll_generation: int = 0
+    #: The token the bot last called with: the ``from`` of its messages in callback queries.
+    token: str | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def sync(self, epoch: int) -> BotChannel:
@@ -160,6 +162,7 @@ async def dispatch(
 ) -> web.Response:
     """Answer one of :data:`METHODS` (called by ``simulator.telegram.bot_method``)."""
     channel = request.app[BOT_KEY].sync(state.epoch)
+    channel.token = token
     if method == "getUpdates":
         return await _get_updates(request, channel, params)
     if method == "answerCallbackQuery":
@@ -437,7 +440,7 @@ def inject_callback_query(
     query = {
         "id": query_id,
         "from": user,
-        "message": message_object(state, record, None),
+        "message": message_object(state, record, channel.token),
         "chat_instance": str(int(instance, 16)),
         "data": data,
     }

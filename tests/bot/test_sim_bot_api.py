@@ -135,6 +135,7 @@ def test_button_presses_answers_and_edits(api: httpx.Client, sim: RunningSimulat
     query = update["callback_query"]
     assert query["data"] == "n:3" and query["from"]["language_code"] == "uk"
     assert query["message"]["message_id"] == sent["message_id"]
+    assert query["message"]["from"] == sent["from"]  # the bot, as getMe names it
     assert query["message"]["text"] == "How many?"
     assert query["message"]["reply_markup"] == _keyboard(("3", "n:3"))
     (polled,) = call(api, "getUpdates")
