@@ -33,14 +33,16 @@ def make(settings: Settings, db: Database) -> Iterator[Callable[..., Client]]:
 
     def factory(**overrides: Any) -> Client:
         s = load_settings(
-            database_url=settings.database_url,
-            redis_url=settings.redis_url,
-            redis_namespace=settings.redis_namespace,
-            storage_dir=str(settings.storage_dir),
-            kie_api_keys=KEYS,
-            kie_create_limit="10/10",
-            _env_file=None,
-            **overrides,
+            **{
+                "database_url": settings.database_url,
+                "redis_url": settings.redis_url,
+                "redis_namespace": settings.redis_namespace,
+                "storage_dir": str(settings.storage_dir),
+                "kie_api_keys": KEYS,
+                "kie_create_limit": "10/10",
+                "_env_file": None,
+                **overrides,
+            }
         )
         client = Client(s, db=db)
         client.admission.ttl = 0.0  # read the backlog afresh at every submit
@@ -197,3 +199,22 @@ def test_the_default_limit_is_the_deadline_less_render_and_delivery(
     assert replay.replayed and replay.eta_seconds is not None
     # The operator's limit replaces the default.
     assert make(admission_max_wait_seconds=900.0).admission.max_wait(KIND, payload) == 900.0
+
+
+def test_stats_and_doctor_show_the_backlog(make: Callable[..., Client]) -> None:
+    from worker.cli.stats_cmd import admission_figures
+    from worker.doctor.backlog import backlog_checks
+
+    # One account at one create a minute: about 3 creates fit before a 400 s deadline.
+    client = make(kie_create_limit="1/60", video_deadline_seconds=400.0)
+    (healthy,) = backlog_checks(client.settings, timeout=3.0)
+    assert healthy.name == "video backlog" and healthy.ok and not healthy.warning
+    _waiting_users(client, range(400, 406))
+    figures = admission_figures(client.settings, client.db)["video"]
+    assert figures["waiting"] == 6 and figures["provider"] == "kie"
+    assert figures["accounts"] == [{"account": "acct", "keys": 2, "per_minute": 1.0}]
+    assert figures["clear_seconds"] == pytest.approx(6 * 63.0, abs=1.0)
+    assert figures["eta_seconds"] > figures["max_wait_seconds"]
+    assert figures["waits_last_hour"]["jobs"] == 0  # none passed yet
+    (late,) = backlog_checks(client.settings, timeout=3.0)
+    assert late.ok and late.warning and "would miss it" in late.detail, late

@@ -274,6 +274,52 @@ class Admission:
             raise Busy(kind.name, eta, limit)
         return eta
 
+    # -- what operators read ---------------------------------------------------------------
+
+    def report(self, kind: JobKind) -> dict[str, Any] | None:
+        """The gate's figures for `worker jobs stats` and `worker doctor` (``None``: no gate):
+        the jobs waiting, each account's create capacity, the time to clear the backlog, the
+        users' waits (submit → gate passed, last hour), the estimate a new one-job request
+        would get now and the limit it is held to."""
+        gate, cap = kind.gate, self.capacity(kind)
+        if gate is None or cap is None:
+            return None
+        backlog = self.backlog(kind, fresh=True)
+        waits = self.db.fetchone(q.WAITS, {"gate": kind.name, "seconds": HISTORY_SECONDS}) or {}
+        limit = self.max_wait(kind, {})
+        return {
+            "provider": cap.provider,
+            "purpose": gate.purpose,
+            "fair_order": self.settings.fair_order,
+            "waiting": backlog.total,
+            "waiting_by_priority": {
+                str(p): backlog.at(p) for p in sorted(backlog.levels, reverse=True)
+            },
+            "accounts": [
+                {"account": a.name, "keys": a.keys, "per_minute": _finite(a.per_second * 60)}
+                for a in cap.accounts
+            ],
+            "per_minute": _finite(cap.per_second * 60),
+            "clear_seconds": round(cap.seconds_for(backlog.total), 1),
+            "waits_last_hour": {
+                "jobs": int(waits.get("n") or 0),
+                "p50_seconds": _rounded(waits.get("p50")),
+                "p95_seconds": _rounded(waits.get("p95")),
+                "max_seconds": _rounded(waits.get("max")),
+            },
+            "eta_seconds": self._eta(kind, gate, cap, backlog, {}, count=1, last_turn=None),
+            "max_wait_seconds": limit,
+            "creatable_before_deadline": _finite(cap.per_second * limit),
+        }
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) else round(value, 1)
+
+
+def _rounded(value: Any) -> float | None:
+    return None if value is None else round(float(value), 1)
+
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)

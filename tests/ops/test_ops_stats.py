@@ -184,7 +184,7 @@ def test_stats_command(
     result = CliRunner().invoke(cli, ["jobs", "stats", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert set(doc) == {"generated_at", "windows", "all_time", "stuck", "spend"}
+    assert set(doc) == {"generated_at", "windows", "all_time", "stuck", "spend", "admission"}
     assert doc["spend"] == {"last_hour": [], "last_day": []}  # no job recorded a spend here
     assert set(doc["windows"]) == {"last_hour", "last_day"}
     assert doc["windows"]["last_hour"]["credits"]["refunded"] == 1

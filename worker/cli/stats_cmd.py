@@ -7,8 +7,12 @@ from typing import Any
 import click
 
 from worker import stats as data
+from worker.admission import Admission
 from worker.cli.context import CliContext
 from worker.cli.output import console, output, table
+from worker.config import Settings
+from worker.db import Database
+from worker.kinds import all_kinds
 
 
 @click.command("stats")
@@ -20,7 +24,50 @@ def stats(obj: CliContext, as_json: bool) -> None:
         # One snapshot for every query, so the tables add up.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         document = data.collect(conn)
+    document["admission"] = admission_figures(obj.settings, obj.db)
     output(as_json, document, lambda: _print(document))
+
+
+def admission_figures(settings: Settings, db: Database) -> dict[str, Any]:
+    """Each gated kind's backlog at its bottleneck, users' waits and the ETA of a new request
+    (``worker.admission``), by kind."""
+    admission = Admission(settings, db)
+    reports = {kind.name: admission.report(kind) for kind in all_kinds()}
+    return {name: report for name, report in reports.items() if report is not None}
+
+
+def _print_admission(figures: dict[str, Any]) -> None:
+    for kind, f in figures.items():
+        console.print()
+        clear = duration(f["clear_seconds"]) if f["waiting"] else "-"
+        table(
+            f"{kind}: waiting for {f['provider']} {f['purpose']} slots "
+            f"({'fair order' if f['fair_order'] else 'submit order'}): {f['waiting']} jobs, "
+            f"clear in {clear}",
+            ["account", "keys", "slots per minute"],
+            [[a["account"], a["keys"], _per_minute(a["per_minute"])] for a in f["accounts"]]
+            + [
+                [
+                    "all accounts",
+                    sum(a["keys"] for a in f["accounts"]),
+                    _per_minute(f["per_minute"]),
+                ]
+            ],
+        )
+        w = f["waits_last_hour"]
+        console.print(
+            f"users' waits, submit → slot (last hour, {w['jobs']} jobs): "
+            f"p50 {duration(w['p50_seconds'])}, p95 {duration(w['p95_seconds'])}, "
+            f"max {duration(w['max_seconds'])}"
+        )
+        console.print(
+            f"a new one-{kind} request now: ETA {duration(f['eta_seconds'])} "
+            f"(refused as Busy over {duration(f['max_wait_seconds'])})"
+        )
+
+
+def _per_minute(value: float | None) -> str:
+    return "not paced" if value is None else f"{value:g}"
 
 
 def duration(seconds: float | None) -> str:
@@ -165,6 +212,8 @@ def _print(doc: dict[str, Any]) -> None:
                 for r in spend_day
             ],
         )
+
+    _print_admission(doc.get("admission") or {})
 
     stuck = doc["stuck"]
     console.print()

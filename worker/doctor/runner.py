@@ -11,6 +11,8 @@ from functools import partial
 from typing import Any
 
 from worker.config import Settings
+from worker.doctor.backlog import backlog_checks
+from worker.doctor.backlog import names as backlog_names
 from worker.doctor.check import Check, first_line
 from worker.doctor.postgres import NAMES as POSTGRES_NAMES
 from worker.doctor.postgres import postgres_checks
@@ -101,6 +103,14 @@ def run_checks(
         ),
         *_key_tasks(settings, timeout, given),
     ]
+    if backlog_names():
+        tasks.append(
+            _Task(
+                backlog_names(),
+                lambda: backlog_checks(settings, timeout=timeout),
+                "Check DATABASE_URL and that the schema is current (`worker migrate`).",
+            )
+        )
     if settings.telegram_bot_token.get_secret_value():
         tasks.append(
             _Task(
