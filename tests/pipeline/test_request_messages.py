@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -142,6 +143,37 @@ def test_cancelled_jobs_count_and_the_summary_goes_once(pipeline: Pipeline) -> N
     assert _buttons(summary) == [("Make another with this product", f"again:{min(gone)}")]
     assert [len(_summaries(pipeline, r)) for r in (jobs, gone)] == [1, 1]
     assert _available(pipeline, 34) == 1 and _available(pipeline, 35) == 3
+
+
+def test_jobs_failed_by_their_deadline_in_the_maintenance_loop_get_the_summary(
+    pipeline: Pipeline,
+) -> None:
+    from worker.broker import make_broker
+    from worker.dispatch import Dispatcher
+    from worker.kinds import all_kinds
+    from worker.maintenance import Maintenance
+    from worker.notifications import Notifications
+    from worker.policy import Backoff
+
+    pipeline.reconfigure(video_deadline_seconds=0.5)
+    jobs = pipeline.submit(41, count=3, credits=3, title=TITLE)
+    time.sleep(0.8)
+    d = Dispatcher(make_broker(pipeline.settings))
+    notes = Notifications(pipeline.db, None, d, Backoff(0.1, 0.2))
+    m = Maintenance(pipeline.settings, pipeline.db, d, {k.name: k for k in all_kinds()}, notes)
+    assert m.elect() and m.tick().expired == 3
+    m.stop()
+    d.close()
+    assert len(_summaries(pipeline, jobs)) == 1
+    pipeline.start_worker()  # its maintenance loop sends the summary queued in a transaction
+    pipeline.wait(jobs)
+    texts = _texts(pipeline, 41)
+    assert len(texts) == 4
+    assert sum(t.startswith("Sorry, your video") for t in texts) == 3
+    assert texts[-1] == (
+        f"0 of 3 videos of “{TITLE}” are ready, 3 failed and 3 credits were refunded."
+    )
+    assert _available(pipeline, 41) == 3
 
 
 def test_two_jobs_ending_at_once_queue_exactly_one_summary(pipeline: Pipeline) -> None:
