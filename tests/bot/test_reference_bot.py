@@ -9,6 +9,7 @@ test reads is what each chat shows, the ledger and the job rows.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -239,3 +240,65 @@ def test_a_russian_user_and_a_forged_button(
     secret = BOT_TOKEN.split(":", 1)[1]
     assert bot.logs.lines, "the bot's log was captured"
     assert not [line for line in bot.logs.lines if secret in line]
+
+
+TIERS = """
+default = "standard"
+
+[tiers.standard]
+price = 1
+chain = ["bytedance/seedance-2-mini"]
+
+[tiers.premium]
+price = 4
+chain = ["kling-2.6/image-to-video"]
+"""
+
+
+def test_tiers_and_a_refusal_that_keeps_the_order(
+    pipeline: Pipeline, sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """With two tiers the bot asks which; a refusal (too few credits) is an alert on the press,
+    changes nothing, and leaves the order open for another choice. No worker: the jobs wait."""
+    tiers = tmp_path / "tiers.toml"
+    tiers.write_text(TIERS, encoding="utf-8")
+    pipeline.reconfigure(video_tiers_file=str(tiers), admission_max_wait_seconds=600)
+    pipeline.client.grant(ANNA, 5)
+    running = RunningBot(pipeline).start()
+    try:
+        anna = Chat(sim, ANNA, "en")
+        anna.send_photo(_photo())
+        described = anna.say("Desk lamp")
+        since = len(anna.sent())
+        anna.press(described, "skip")
+        counts = anna.next_reply(since, "the count keyboard")
+        assert counts["text"] == "How many videos of “Desk lamp”?"
+        since = len(anna.sent())
+        anna.press(counts, "count:3")
+        asked = anna.next_reply(since, "the tier keyboard")
+        assert asked["text"] == "Which quality?"
+        assert _buttons(asked) == [
+            ("standard: 1 credit per video", "tier:0"),
+            ("premium: 4 credits per video", "tier:1"),
+        ]
+        refused = anna.press(asked, "tier:1")
+        assert refused["answer_text"] == (
+            "Not enough credits: this needs 12 credits, you have 5 credits."
+        )
+        assert refused["show_alert"]
+        assert _jobs_of(pipeline, ANNA) == []
+        assert pipeline.client.balance(ANNA).available == 5
+        assert anna.sent()[-1]["message_id"] == asked["message_id"]  # nothing else said
+
+        since = len(anna.sent())
+        assert anna.press(asked, "tier:0")["answer_text"] == "On its way!"
+        assert anna.next_reply(since, "the confirmation")["text"].startswith(
+            "Got it! 3 videos of “Desk lamp” are on their way."
+        )
+        jobs = [pipeline.client.job(j) for j in _jobs_of(pipeline, ANNA)]
+        assert [(j["tier"], j["price"]) for j in jobs] == [("standard", 1)] * 3
+        balance = pipeline.client.balance(ANNA)
+        assert (balance.available, balance.held) == (2, 3)
+        assert all(q["answered"] for q in sim.chat(ANNA)["callback_queries"])
+    finally:
+        running.stop()
