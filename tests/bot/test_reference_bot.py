@@ -302,3 +302,31 @@ def test_tiers_and_a_refusal_that_keeps_the_order(
         assert all(q["answered"] for q in sim.chat(ANNA)["callback_queries"])
     finally:
         running.stop()
+
+
+def test_welcome_credits_once_per_user_and_the_menu(
+    pipeline: Pipeline, sim: RunningSimulator
+) -> None:
+    """``BOT_WELCOME_CREDITS`` grants once per user, whatever the number of /start; "menu"
+    shows the balance again; a stray text gets a hint. No worker needed."""
+    running = RunningBot(pipeline, welcome_credits=3).start()
+    try:
+        anna = Chat(sim, ANNA, "uk")
+        first = anna.say("/start")
+        assert first["text"] == (
+            "Ласкаво просимо! Ось 3 кредити, щоб спробувати.\nВітаю! У вас 3 кредити.\n"
+            "Надішліть фото вашого товару, і я зроблю з нього короткі відео."
+        )
+        assert anna.say("/start")["text"].startswith("Вітаю! У вас 3 кредити.")
+        assert pipeline.client.balance(ANNA).available == 3
+        assert anna.say("привіт")["text"] == "Щоб почати, надішліть фото вашого товару."
+        since = len(anna.sent())
+        assert anna.press(first, "menu")["answered"]
+        assert anna.next_reply(since, "the menu")["text"].startswith("Вітаю! У вас 3 кредити.")
+        assert anna.press(first, "no-such-button")["answer_text"] == "Ця кнопка більше не діє."
+    finally:
+        running.stop()
+    grants = pipeline.db.fetchone(
+        "SELECT count(*) AS n FROM transfers WHERE kind = 'single' AND reason = 'welcome credits'"
+    )
+    assert grants == {"n": 1}
