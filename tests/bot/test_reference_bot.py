@@ -19,8 +19,6 @@ from simulator.testing import RunningSimulator
 from tests.bot.conftest import RunningBot
 from tests.pipeline.conftest import BOT_TOKEN, Pipeline, wait_for
 
-pytestmark = pytest.mark.slow
-
 ANNA = 7001  # speaks English
 BORIS = 7002  # speaks Russian
 GRANTED = 10
@@ -54,9 +52,12 @@ class Chat:
         return messages
 
     def next_reply(self, since: int, what: str, timeout: float = REPLY_SECONDS) -> dict[str, Any]:
-        """The first message the bot sent after the first ``since`` ones."""
+        """The first text the bot sent after the first ``since`` messages (a video the worker
+        sends meanwhile is not the bot's reply)."""
         message: dict[str, Any] = wait_for(
-            lambda: next(iter(self.sent()[since:]), None), timeout, what
+            lambda: next((m for m in self.sent()[since:] if m["kind"] == "text"), None),
+            timeout,
+            what,
         )
         return message
 
