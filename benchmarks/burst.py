@@ -8,7 +8,12 @@ KIE's limit, 20 creates per 10 s, and 60-second renders; KIE calls back when a v
 (`worker webhooks` runs beside two `worker run` processes). Time is scaled down evenly by
 ``--scale``: the limit's window, the render time, the deadline (30 min) and the submit window are
 all divided by it, so one run is minutes rather than an hour. Every time reported is in real,
-unscaled seconds (measured × scale); the ETA's error is a ratio, the same either way.
+unscaled seconds (measured × scale); the ETA's error is a ratio, the same either way. What does
+not scale: the machine's own latency (a step's hand-offs, about 0.5 s a video, weigh ``scale``
+times more; "one video alone" shows it) and the catalog's declared render time, which the
+estimate uses until it has history. So each pass first makes ``--warmup`` videos one at a time
+(the recent history a running service has), and ``ADMISSION_MAX_WAIT_SECONDS`` is set to its
+default scaled: (deadline − the declared render and delivery time) / scale.
 
 It runs twice in one invocation, each pass on a fresh database, Redis namespace and simulator:
 first come, first served (``FAIR_ORDER=false``), then fair (``FAIR_ORDER=true``). For each pass:
@@ -30,22 +35,16 @@ import json
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import worker.errors
 from benchmarks.common import PRODUCT, Progress, Stack, quiet, stack, to_stderr, wait_until
-from worker.client import Client
-
-
-class _NeverRaised(Exception):
-    """Stands for ``Busy`` until the worker has it (issue #20's admission)."""
-
-
-#: TODO(H4): ``from worker.client import Busy`` once it lands.
-Busy: type[Exception] = getattr(worker.errors, "Busy", _NeverRaised)
+from jobs.video.tiers import seconds_after_gate
+from worker.client import Busy, Client
+from worker.config import load_settings
 
 #: KIE's published limit for one account: 20 new generations per 10 s.
 CREATE_LIMIT, CREATE_WINDOW_SECONDS = 20, 10.0
@@ -58,7 +57,7 @@ ACCOUNT = "burst"
 SECRETS = {"burst-a": "bench-kie-burst-a", "burst-b": "bench-kie-burst-b"}
 #: The deadline failure's wording (worker.lifecycle.deadline_error).
 DEADLINE_WORDS = "within its deadline"
-SUBMIT_THREADS = 4
+SUBMIT_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -97,13 +96,14 @@ def run(
     workers: int = 2,
     threads: int = 8,
     progress: Progress = quiet,
+    warmup: int = 5,
 ) -> dict[str, Any]:
     if users < 1 or scale <= 0:
         raise ValueError("users must be at least 1 and scale positive")
     load = arrivals(users, seed, SUBMIT_WINDOW_SECONDS / scale)
     passes: dict[str, dict[str, Any]] = {}
     for label, fair in (("fifo", False), ("fair", True)):
-        passes[label] = run_pass(load, fair, scale, workers, threads, progress, label)
+        passes[label] = run_pass(load, fair, scale, workers, threads, warmup, progress, label)
     fifo, fair_ = passes["fifo"], passes["fair"]
     result: dict[str, Any] = {
         "users": users,
@@ -111,6 +111,7 @@ def run(
         "scale": scale,
         "time_unit": "real unscaled seconds (measured x scale)",
         "seed": seed,
+        "warmup_videos": warmup,
         "fifo_first_video_p95_s": fifo["first_video_p95_s"],
         "fair_first_video_p95_s": fair_["first_video_p95_s"],
         "fair_deadline_failures": fair_["deadline_failures"],
@@ -146,6 +147,7 @@ def run_pass(
     scale: float,
     workers: int,
     threads: int,
+    warmup: int,
     progress: Progress,
     label: str,
 ) -> dict[str, Any]:
@@ -166,12 +168,16 @@ def run_pass(
         "kie_create_limit": f"{CREATE_LIMIT}/{CREATE_WINDOW_SECONDS / scale:g}",
         "video_deadline_seconds": deadline,
         "fair_order": "true" if fair else "false",
+        "admission_max_wait_seconds": admission_max_wait(scale),
     }
     with stack(f"wbench_burst_{label}", sim, **settings) as s:
         s.start_webhooks(safety_poll_seconds=max(1.0, 120.0 / scale))
         s.start_workers(workers, threads)
         progress(f"{label}: starting {workers} workers")
         wait_ready(s)
+        progress(f"{label}: {warmup} videos before the burst")
+        alone = warm_up(s, warmup, len(load) + 1, deadline + 60, CREATE_WINDOW_SECONDS / scale)
+        seen = max((c["seq"] for c in s.sim.calls("kie", "createTask")), default=0)
         for a in load:
             s.client.grant(a.user_id, a.count, idempotency_key=f"burst-{a.user_id}")
         progress(f"{label}: submitting {len(load)} requests")
@@ -181,7 +187,9 @@ def run_pass(
         admitted = sum(a.arrival.count for a in answers if not a.busy)
 
         def finished() -> bool:
-            ended = s.count("status IN ('succeeded', 'failed', 'cancelled')")
+            ended = s.count(
+                "status IN ('succeeded', 'failed', 'cancelled') AND user_id <= %s", (len(load),)
+            )
             progress(f"{label}: {ended} of {admitted} jobs finished")
             return ended >= admitted
 
@@ -189,19 +197,69 @@ def run_pass(
         wall = time.monotonic() - t0
         rows = s.db.fetchall(
             "SELECT request_id::text AS request_id, user_id, status, error, created_at,"
-            " finished_at FROM jobs"
+            " finished_at FROM jobs WHERE user_id <= %s",
+            (len(load),),
         )
-        stats = s.sim.stats()
-    out = measure(answers, rows, stats, scale)
+        creates = s.sim.calls("kie", "createTask", since=seen)
+    out = {**measure(answers, rows, scale), **create_figures(creates, scale)}
     out.update(
         {
             "fair_order": fair,
             "all_finished": done,
+            # one video with no one ahead (the warm-up's median): the floor of the times above
+            "alone_video_s": _round(alone * scale if alone is not None else None),
             "submit_wall_seconds": round(submit_wall, 2),
             "pass_wall_seconds": round(wall, 1),
         }
     )
     return out
+
+
+def admission_max_wait(scale: float) -> float:
+    """``ADMISSION_MAX_WAIT_SECONDS`` at its default, scaled: the deadline minus the typical time
+    after the create slot that the catalog declares for the default chain (unscaled, it would
+    exceed the scaled deadline and refuse everyone)."""
+    after = seconds_after_gate(load_settings(_env_file=None), {})
+    return (DEADLINE_SECONDS - after) / scale
+
+
+def warm_up(s: Stack, videos: int, first_user: int, timeout: float, window: float) -> float | None:
+    """The service has been running: ``videos`` single-video requests made before the burst, so
+    the estimate's recent history exists, as in production. Their own client: the burst's
+    reads the history afresh, and admits them whatever its estimate (before any history, it
+    holds the catalog's unscaled render time). Then one create window passes, so the burst
+    starts at a full budget. Returns the median seconds one of them took, submit to finish:
+    a video's time with no one ahead, this machine's floor at this scale."""
+    unlimited = s.settings.model_copy(update={"admission_max_wait_seconds": 1e9})
+    with Client(unlimited, db=s.db) as client:
+        for user in range(first_user, first_user + videos):
+            client.grant(user, 1)
+            client.submit_video(user_id=user, count=1, product=PRODUCT)
+    if not wait_until(
+        lambda: s.count("status IN ('succeeded', 'failed', 'cancelled')") >= videos, timeout, 0.2
+    ):
+        raise RuntimeError(f"the warm-up's {videos} videos did not finish in {timeout:g} s")
+    time.sleep(window * 1.1)
+    row = s.db.fetchone(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at -"
+        " created_at)) AS s FROM jobs WHERE status = 'succeeded'"
+    )
+    return float(row["s"]) if row and row["s"] is not None else None
+
+
+def create_figures(calls: list[dict[str, Any]], scale: float) -> dict[str, Any]:
+    """The burst's createTask calls at the simulator: 429s per 100, and how much of the
+    account's budget was used (accepted creates per 10 unscaled seconds, from the first to the
+    last; the limit is 20)."""
+    ok = sorted(c["at"] for c in calls if c["status"] == 200)
+    limited = sum(1 for c in calls if c["status"] == 429)
+    span = (ok[-1] - ok[0]) * scale if len(ok) > 1 else 0.0
+    return {
+        "kie_create_calls": len(calls),
+        "kie_429s": limited,
+        "kie_429_per_100": round(100 * limited / len(calls), 2) if calls else 0.0,
+        "creates_per_10s": round(10 * (len(ok) - 1) / span, 2) if span > 0 else None,
+    }
 
 
 def wait_ready(s: Stack, timeout: float = 120.0) -> None:
@@ -234,9 +292,9 @@ def submit_burst(client: Client, load: list[Arrival]) -> list[Submitted]:
                 product=PRODUCT,
                 idempotency_key=f"burst-{a.user_id}",
             )
-            got = Submitted(a, res.request_id, getattr(res, "eta_seconds", None))
+            got = Submitted(a, res.request_id, res.eta_seconds)
         except Busy as refused:
-            got = Submitted(a, None, getattr(refused, "eta_seconds", None), busy=True)
+            got = Submitted(a, None, refused.eta_seconds, busy=True)
         with lock:
             answers.append(got)
 
@@ -246,15 +304,14 @@ def submit_burst(client: Client, load: list[Arrival]) -> list[Submitted]:
     return answers
 
 
-def measure(
-    answers: list[Submitted], rows: list[dict[str, Any]], stats: dict[str, Any], scale: float
-) -> dict[str, Any]:
-    """The pass's figures from the jobs' rows (the database's clock) and the simulator's counts."""
+def measure(answers: list[Submitted], rows: list[dict[str, Any]], scale: float) -> dict[str, Any]:
+    """The pass's figures from the burst's answers and jobs (the database's clock)."""
     by_request: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_request.setdefault(row["request_id"], []).append(row)
     first_video: list[float] = []
     eta_errors: list[float] = []
+    eta_ratios: list[float] = []  # predicted / actual: below 1, the estimate was too short
     no_video = 0
     for a in answers:
         if a.busy or a.request_id is None:
@@ -270,10 +327,9 @@ def measure(
         if a.eta_seconds is not None and len(ended) == len(jobs):
             actual = (max(ended) - submitted).total_seconds()
             eta_errors.append(abs(a.eta_seconds - actual) / actual)
-    creates = stats.get("calls", {}).get("kie", {}).get("createTask", {})
-    calls = sum(int(n) for n in creates.values())
-    limited = int(creates.get("429", 0))
+            eta_ratios.append(a.eta_seconds / actual)
     statuses = [r["status"] for r in rows]
+    starts = [r["created_at"] for r in rows]
     return {
         "requests": len(answers),
         "busy_refusals": sum(1 for a in answers if a.busy),
@@ -283,16 +339,22 @@ def measure(
         "deadline_failures": sum(
             1 for r in rows if r["status"] == "failed" and DEADLINE_WORDS in (r["error"] or "")
         ),
+        # why jobs failed, by the start of their error (a burst should fail none)
+        "failure_reasons": dict(
+            Counter((r["error"] or "")[:80] for r in rows if r["status"] == "failed")
+        ),
         "users_without_video": no_video,
         "first_video_p50_s": _round(percentile(first_video, 0.50)),
         "first_video_p95_s": _round(percentile(first_video, 0.95)),
         "first_video_max_s": _round(max(first_video) if first_video else None),
-        "kie_create_calls": calls,
-        "kie_429s": limited,
-        "kie_429_per_100": round(100 * limited / calls, 2) if calls else 0.0,
         "eta_given": sum(1 for a in answers if a.eta_seconds is not None and not a.busy),
         "eta_error_median": _round(percentile(eta_errors, 0.50), 3),
         "eta_error_p90": _round(percentile(eta_errors, 0.90), 3),
+        "eta_ratio_median": _round(percentile(eta_ratios, 0.50), 3),
+        # the submits' spread, unscaled (the load asks for 10 s)
+        "submit_window_s": _round(
+            (max(starts) - min(starts)).total_seconds() * scale if starts else None
+        ),
     }
 
 
@@ -316,13 +378,18 @@ ROWS: list[tuple[str, str]] = [
     ("refused as Busy", "busy_refusals"),
     ("jobs admitted", "jobs"),
     ("succeeded", "succeeded"),
+    ("failed", "failed"),
     ("failed for the deadline", "deadline_failures"),
     ("first video p50 (s)", "first_video_p50_s"),
     ("first video p95 (s)", "first_video_p95_s"),
     ("first video max (s)", "first_video_max_s"),
+    ("one video alone (s)", "alone_video_s"),
+    ("submit window (s)", "submit_window_s"),
+    ("creates per 10 s (limit 20)", "creates_per_10s"),
     ("KIE 429s per 100 creates", "kie_429_per_100"),
     ("ETA error median", "eta_error_median"),
     ("ETA error p90", "eta_error_p90"),
+    ("ETA / actual, median", "eta_ratio_median"),
     ("pass wall time (real s)", "pass_wall_seconds"),
 ]
 
@@ -351,11 +418,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=20, help="the users' mix and order")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=5,
+        help="videos made before the burst, the estimate's recent history (default 5)",
+    )
     p.add_argument("--json", action="store_true", help="end with one JSON object")
     args = p.parse_args(argv)
     show: Callable[[str], None] = to_stderr
     print(f"time scaled down by {args.scale:g}", flush=True)
-    result = run(args.users, args.scale, args.seed, args.workers, args.threads, show)
+    result = run(args.users, args.scale, args.seed, args.workers, args.threads, show, args.warmup)
     to_stderr("")
     print(table(result))
     if args.json:

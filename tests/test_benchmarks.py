@@ -5,12 +5,13 @@ No figure is judged here: speed is measured by running the benchmarks, never ass
 
 from __future__ import annotations
 
+import json
 import time
 
 import dramatiq
 import pytest
 
-from benchmarks import attribution, floor, latency, peers, pipeline
+from benchmarks import attribution, burst, floor, latency, peers, pipeline
 from benchmarks.instrumented_worker import PARTS as WRAPPED
 from benchmarks.instrumented_worker import Ledger
 from benchmarks.pipeline import CpuMark
@@ -120,3 +121,37 @@ def test_dramatiq_reference_point_drains_every_message() -> None:
     assert result["sent_per_s"] > 0
     assert result["drained_messages"] == 300
     assert result["drained_per_s"] > 0
+
+
+def test_burst_runs_both_passes_and_ends_with_its_json(capsys: pytest.CaptureFixture[str]) -> None:
+    burst.main(["--users", "6", "--scale", "30", "--json"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "time scaled down by 30"
+    result = json.loads(lines[-1])
+    for key in (
+        "fifo_first_video_p95_s",
+        "fair_first_video_p95_s",
+        "fair_deadline_failures",
+        "fair_kie_429_per_100",
+        "busy_refusals",
+        "fair_eta_error_median",
+        "fair_eta_error_p90",
+    ):
+        assert key in result, key
+    assert result["users"] == 6 and result["scale"] == 30
+    for label, fair in (("fifo", False), ("fair", True)):
+        p = result[label]
+        assert p["fair_order"] is fair and p["all_finished"] is True
+        assert p["requests"] == 6 and p["busy_refusals"] == 0
+        assert p["jobs"] == result["videos"] == p["succeeded"]
+        assert p["deadline_failures"] == 0 and p["users_without_video"] == 0
+        # unscaled: no video comes sooner than its 60 s render, all within the half hour
+        assert 60 <= p["first_video_p50_s"] <= p["first_video_p95_s"] <= p["first_video_max_s"]
+        assert p["first_video_max_s"] < 1800
+        assert p["kie_create_calls"] >= p["jobs"] and 0 <= p["kie_429_per_100"] <= 100
+        assert p["eta_given"] == 6  # every admitted request got its estimate
+        assert 0 <= p["eta_error_median"] <= p["eta_error_p90"]
+    assert result["fifo_first_video_p95_s"] == result["fifo"]["first_video_p95_s"]
+    assert result["fair_eta_error_p90"] == result["fair"]["eta_error_p90"]
+    assert set(result["targets"]) == set(burst.targets(result))
+    assert "first video p95 (s)" in "\n".join(lines)  # the human table came first
