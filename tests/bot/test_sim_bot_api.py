@@ -208,3 +208,27 @@ def test_a_photo_arrives_in_sizes_largest_last_and_each_is_a_file(
         assert image.size == (90, 68)
     with pytest.raises(ValueError, match="bytes"):
         sim.send_photo(USER, b"")
+
+
+def test_a_query_unanswered_too_long_can_no_longer_be_answered(
+    api: httpx.Client, sim: RunningSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simulator import telegram_bot
+
+    monkeypatch.setattr(telegram_bot, "CALLBACK_ANSWER_SECONDS", 0.3)  # Telegram's 15 s, shorter
+    sent = call(api, "sendMessage", chat_id=USER, text="Hi", reply_markup=_keyboard(("Go", "go")))
+    query = sim.press_button(USER, sent["message_id"], "go")["callback_query"]
+    time.sleep(0.5)
+    status, why = error(api, "answerCallbackQuery", callback_query_id=query["id"])
+    assert status == 400 and why.startswith("Bad Request: query is too old")
+    assert not sim.chat(USER)["callback_queries"][0]["answered"]
+
+
+def test_limit_and_a_negative_offset(api: httpx.Client, sim: RunningSimulator) -> None:
+    ids = [sim.send_text(USER, f"m{i}")["update_id"] for i in range(5)]
+    assert [u["update_id"] for u in call(api, "getUpdates", limit=0)] == ids[:1]  # at least 1
+    # A negative offset keeps the last ones and forgets every earlier update.
+    assert [u["update_id"] for u in call(api, "getUpdates", offset=-2)] == ids[3:]
+    assert [u["update_id"] for u in call(api, "getUpdates")] == ids[3:]
+    status, _ = error(api, "getUpdates", offset="soon")
+    assert status == 400
