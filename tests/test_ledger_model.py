@@ -116,10 +116,10 @@ def test_ledger_against_a_model(client: Client, db: Database) -> None:
             job = data.draw(st.sampled_from(self._queued()))
             user, _ = self.m.jobs[job]
             with db.transaction() as conn:
-                c = lifecycle.claim(conn, job, "prompt", "model", 30)
+                c = lifecycle.claim(conn, job, "photo", "model", 30)
                 assert c is not None
                 # A replayed or late message finds the job taken and does nothing.
-                assert lifecycle.claim(conn, job, "prompt", "late", 30) is None
+                assert lifecycle.claim(conn, job, "photo", "late", 30) is None
                 if success:
                     assert lifecycle.succeed(conn, c, result="r.mp4")
                 else:

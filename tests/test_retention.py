@@ -30,7 +30,7 @@ def _job(client: Client, user: int = 21) -> int:
     return job
 
 
-def _finish(db: Database, job: int, days_ago: float, result: Path, step: str = "prompt") -> None:
+def _finish(db: Database, job: int, days_ago: float, result: Path, step: str = "photo") -> None:
     """The job succeeds (its hold captured, as a step would), then is aged ``days_ago``."""
     with db.transaction() as conn:
         c = lifecycle.claim(conn, job, step, "test", 30)

@@ -34,16 +34,17 @@ def test_steps_due_at_once_run_back_to_back_on_one_message(
     pipeline: Pipeline, worker: WorkerProcess
 ) -> None:
     (job,) = pipeline.submit(1, credits=1, chat_id=11)
-    assert worker.runtime.execute("video", "prompt", job) == "next"
+    assert worker.runtime.execute("video", "photo", job) == "next"
 
-    # prompt, then submit under a second claim; the poll is delayed, so it goes via the broker.
+    # photo (a link: nothing to fetch), prompt, then submit under a third claim; the poll is
+    # delayed, so it goes via the broker.
     assert _job(pipeline, job) == {
         "status": "queued",
         "step": "poll",
-        "claims": 2,
+        "claims": 3,
         "lease_owner": None,
     }
-    assert _wakeups(worker) == ["video.poll", "video.prompt"]  # the submit's, never consumed
+    assert _wakeups(worker) == ["video.photo", "video.poll"]  # the submit's, never consumed
     assert pipeline.events(job) == ["submitted", "prompt written", "task created"]
 
     # poll finds the video ready and deliver runs right after it; the job ends on this message.
@@ -53,8 +54,8 @@ def test_steps_due_at_once_run_back_to_back_on_one_message(
         time.sleep(0.2)
         label = worker.runtime.execute("video", "poll", job)
     assert label == "succeeded"
-    assert _job(pipeline, job)["claims"] == 4
-    assert _wakeups(worker) == ["video.poll", "video.prompt"]  # none for deliver
+    assert _job(pipeline, job)["claims"] == 5
+    assert _wakeups(worker) == ["video.photo", "video.poll"]  # none for deliver
     view = pipeline.client.job(job)
     assert (view["status"], view["credits"]) == ("succeeded", "captured")
     assert [e["event"] for e in view["events"]][-3:] == ["video ready", "stored", "succeeded"]
@@ -68,28 +69,28 @@ def test_a_draining_worker_hands_the_next_step_to_the_broker(
 ) -> None:
     (job,) = pipeline.submit(2, credits=1)
     worker.runtime.draining.set()
-    assert worker.runtime.execute("video", "prompt", job) == "next"
+    assert worker.runtime.execute("video", "photo", job) == "next"
     assert _job(pipeline, job) == {
         "status": "queued",
-        "step": "submit",
+        "step": "prompt",
         "claims": 1,
         "lease_owner": None,
     }
-    assert _wakeups(worker) == ["video.prompt", "video.submit"]
+    assert _wakeups(worker) == ["video.photo", "video.prompt"]
     assert pipeline.paid_creates() == 0
 
 
 def test_a_step_that_lost_its_claim_cannot_go_on(pipeline: Pipeline) -> None:
     (job,) = pipeline.submit(3, credits=1)
     with pipeline.db.connection() as conn:
-        stale = lifecycle.claim(conn, job, "prompt", "stalled", 30)
+        stale = lifecycle.claim(conn, job, "photo", "stalled", 30)
         assert stale is not None
         conn.execute("UPDATE jobs SET claims = claims + 1 WHERE id = %s", (job,))  # taken over
         moved = lifecycle.advance(
-            conn, stale, step="submit", lease_seconds=30, change=lifecycle.Change()
+            conn, stale, step="prompt", lease_seconds=30, change=lifecycle.Change()
         )
         assert moved is None
-    assert _job(pipeline, job)["step"] == "prompt"
+    assert _job(pipeline, job)["step"] == "photo"
     assert pipeline.events(job) == ["submitted"]
 
 

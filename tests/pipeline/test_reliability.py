@@ -28,14 +28,14 @@ def _maintenance(p: Pipeline, dispatcher: Dispatcher | None = None) -> Maintenan
 def test_a_stalled_worker_cannot_write_after_its_lease_was_taken(pipeline: Pipeline) -> None:
     (job,) = pipeline.submit(1, credits=1)
     with pipeline.db.transaction() as conn:
-        stale = lifecycle.claim(conn, job, "prompt", "stalled-worker", 0.2)
+        stale = lifecycle.claim(conn, job, "photo", "stalled-worker", 0.2)
     assert stale is not None
     time.sleep(0.5)  # the stalled worker misses its heartbeats
     m = _maintenance(pipeline)
     assert m.elect()
     assert m.tick().rescued == 1
     with pipeline.db.transaction() as conn:
-        fresh = lifecycle.claim(conn, job, "prompt", "new-worker", 30)
+        fresh = lifecycle.claim(conn, job, "photo", "new-worker", 30)
         assert fresh is not None and fresh.token == stale.token + 1
         # The stalled worker wakes up: every write it tries is refused by the fence.
         task = lifecycle.Change(provider_task_id="task_dup", key_name="k1")
@@ -64,9 +64,9 @@ def _rescue_in(pipeline: Pipeline, job: int, step: str) -> lifecycle.Claim:
     """A worker claims ``job`` (going on to ``step`` with a written prompt, as a chained run
     does) and dies there: its lease runs out and the maintenance loop takes the job back."""
     with pipeline.db.transaction() as conn:
-        dying = lifecycle.claim(conn, job, "prompt", "dying-worker", 0.2)
+        dying = lifecycle.claim(conn, job, "photo", "dying-worker", 0.2)
         assert dying is not None
-        if step != "prompt":
+        if step != "photo":
             dying = lifecycle.advance(
                 conn,
                 dying,
@@ -144,7 +144,7 @@ def test_a_poison_job_fails_and_refunds_after_the_rescue_cap(pipeline: Pipeline)
     assert m.elect()
     for _ in range(3):  # each claim "dies" (its lease simply runs out)
         with pipeline.db.transaction() as conn:
-            assert lifecycle.claim(conn, job, "prompt", "doomed", 0.1) is not None
+            assert lifecycle.claim(conn, job, "photo", "doomed", 0.1) is not None
         time.sleep(0.3)
         m.tick()
     done = pipeline.client.job(job)

@@ -202,10 +202,10 @@ def test_duplicate_and_late_messages_change_nothing(pipeline: Pipeline) -> None:
     worker = pipeline.start_worker()
     (job,) = pipeline.submit(13, credits=1)
     dispatcher = Dispatcher(worker.broker)
-    for step in ("prompt", "prompt", "submit", "poll", "deliver"):
+    for step in ("photo", "photo", "prompt", "submit", "poll", "deliver"):
         dispatcher.send("video", job, actor=f"video.{step}")
     (done,) = pipeline.wait([job])
-    for step in ("prompt", "submit", "poll", "deliver"):  # late messages after the end
+    for step in ("photo", "prompt", "submit", "poll", "deliver"):  # late messages after the end
         dispatcher.send("video", job, actor=f"video.{step}")
     time.sleep(1)
     assert pipeline.client.job(job)["events"] == done["events"]
