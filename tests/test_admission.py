@@ -100,16 +100,19 @@ def _refusals() -> float:
 def test_busy_changes_nothing_and_carries_the_estimate(
     make: Callable[..., Client], db: Database
 ) -> None:
-    client = make(admission_max_wait_seconds=60.0)
+    client = make(admission_max_wait_seconds=20.0)
+    _waiting_users(client, range(100, 130))  # 30 users' jobs wait for a create slot
     client.grant(7, 10)
     before, balance, refused = _counts(db), client.balance(7), _refusals()
     with pytest.raises(Busy) as caught:
         client.submit_video(user_id=7, product=PRODUCT, count=3, idempotency_key="first")
     busy = caught.value
     assert isinstance(busy, RequestRefused)
-    assert busy.max_wait_seconds == 60.0 and busy.eta_seconds > 60.0
-    # The estimate: the time to the gate, three slots' worth of waiting, render and delivery.
-    assert busy.eta_seconds >= AFTER + DELIVERY_SECONDS
+    # The wait for its last slot: the prompt, then 30 jobs ahead and its own first two.
+    assert busy.max_wait_seconds == 20.0
+    assert busy.wait_seconds == pytest.approx(5.0 + 32 * 10.5 / 10, abs=0.2)
+    # The estimate to the last video adds the render and the delivery.
+    assert busy.eta_seconds == pytest.approx(busy.wait_seconds + AFTER + DELIVERY_SECONDS)
     assert _counts(db) == before and client.balance(7) == balance
     assert _refusals() == refused + 1
     # The key was not used: the same request with a higher limit goes through, not a replay.
@@ -120,7 +123,7 @@ def test_busy_changes_nothing_and_carries_the_estimate(
 
 
 def test_the_async_client_raises_the_same(make: Callable[..., Client], db: Database) -> None:
-    client = make(admission_max_wait_seconds=30.0)
+    client = make(admission_max_wait_seconds=1.0)  # shorter than the prompt alone
     client.grant(8, 5)
     before = _counts(db)
 
@@ -129,7 +132,7 @@ def test_the_async_client_raises_the_same(make: Callable[..., Client], db: Datab
 
     with pytest.raises(Busy) as caught:
         asyncio.run(submit())
-    assert caught.value.eta_seconds > 30.0 and _counts(db) == before
+    assert caught.value.wait_seconds > 1.0 and _counts(db) == before
 
 
 def test_eta_grows_with_the_backlog_ahead(make: Callable[..., Client]) -> None:
@@ -174,31 +177,41 @@ def test_in_submit_order_everyone_waits_for_the_whole_backlog(
     _at_gate(client, heavy)
     client.grant(2, 1)
     light = client.submit_video(user_id=2, product=PRODUCT).eta_seconds
-    assert idle is not None and light == pytest.approx(idle + 10 * 10.5 / 10, abs=1.0)
+    assert idle is not None and light == pytest.approx(idle.eta + 10 * 10.5 / 10, abs=1.0)
 
 
 def test_the_default_limit_is_the_deadline_less_render_and_delivery(
     make: Callable[..., Client], db: Database
 ) -> None:
-    client = make(video_deadline_seconds=400.0)
+    # One create a minute (63 s paced): a job may wait 400 - render - delivery = 205 s for it.
+    client = make(video_deadline_seconds=400.0, kie_create_limit="1/60")
     payload = KIND.validate(PRODUCT, client.settings)
     limit = client.admission.max_wait(KIND, payload)
     assert limit == pytest.approx(400.0 - AFTER - DELIVERY_SECONDS)
     client.grant(1, 10)
     assert client.submit_video(user_id=1, product=PRODUCT, idempotency_key="k").eta_seconds
-    # Ten users ahead put a new request past the limit (10 slots ≈ 10.5 s more than allowed).
-    _waiting_users(client, range(200, 210))
+    # Three users ahead: 5 + 3 × 63 s = 194 s, admitted; four: 257 s, refused.
+    _waiting_users(client, range(200, 203))
     client.grant(2, 10)
+    assert client.submit_video(user_id=2, product=PRODUCT).eta_seconds
+    _waiting_users(client, range(203, 204))
+    client.grant(3, 10)
     before = _counts(db)
     with pytest.raises(Busy) as caught:
-        client.submit_video(user_id=2, product=PRODUCT)
+        client.submit_video(user_id=3, product=PRODUCT)
     assert caught.value.max_wait_seconds == pytest.approx(limit)
+    assert caught.value.wait_seconds == pytest.approx(5.0 + 4 * 63.0, abs=0.5)
     assert _counts(db) == before
     # A replay of a request accepted before is answered, never refused.
     replay = client.submit_video(user_id=1, product=PRODUCT, idempotency_key="k")
     assert replay.replayed and replay.eta_seconds is not None
     # The operator's limit replaces the default.
     assert make(admission_max_wait_seconds=900.0).admission.max_wait(KIND, payload) == 900.0
+    # A deadline shorter than the render itself sets no limit (nothing is refused).
+    short = make(video_deadline_seconds=60.0, kie_create_limit="1/60")
+    assert short.admission.max_wait(KIND, payload) is None
+    short.grant(4, 1)
+    assert short.submit_video(user_id=4, product=PRODUCT).eta_seconds
 
 
 def test_stats_and_doctor_show_the_backlog(make: Callable[..., Client]) -> None:
@@ -214,7 +227,8 @@ def test_stats_and_doctor_show_the_backlog(make: Callable[..., Client]) -> None:
     assert figures["waiting"] == 6 and figures["provider"] == "kie"
     assert figures["accounts"] == [{"account": "acct", "keys": 2, "per_minute": 1.0}]
     assert figures["clear_seconds"] == pytest.approx(6 * 63.0, abs=1.0)
-    assert figures["eta_seconds"] > figures["max_wait_seconds"]
+    assert figures["wait_seconds"] > figures["max_wait_seconds"]
+    assert figures["creatable_before_deadline"] == pytest.approx(205 / 63, abs=0.1)
     assert figures["waits_last_hour"]["jobs"] == 0  # none passed yet
     (late,) = backlog_checks(client.settings, timeout=3.0)
-    assert late.ok and late.warning and "would miss it" in late.detail, late
+    assert late.ok and late.warning and "would miss their deadline" in late.detail, late

@@ -121,6 +121,15 @@ class Backlog:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """Seconds from now until a request's last job passes the gate (``wait``: what admission
+    limits) and until its result is delivered (``eta``: ``SubmitResult.eta_seconds``)."""
+
+    wait: float
+    eta: float
+
+
+@dataclass(frozen=True)
 class Typical:
     """Typical seconds from submit to the gate and from the gate to the finished job, from
     history (``None``: too few recent jobs; the kind's declared figures are used)."""
@@ -190,8 +199,8 @@ class Admission:
         if kind.gate is None or cap is None:
             return
         GATE_BACKLOG.labels(kind=kind.name, provider=cap.provider).set(backlog.total)
-        eta = self._eta(kind, kind.gate, cap, backlog, {}, count=1, last_turn=None)
-        ADMISSION_ETA.labels(kind=kind.name).set(min(eta, 1e9))
+        now = self._estimate(kind, kind.gate, cap, backlog, {}, count=1, last_turn=None)
+        ADMISSION_ETA.labels(kind=kind.name).set(min(now.eta, 1e9))
 
     # -- the estimate ----------------------------------------------------------------------
 
@@ -208,8 +217,8 @@ class Admission:
         *,
         count: int = 1,
         user_id: int | None = None,
-    ) -> float | None:
-        """Expected seconds from now to the last of ``count`` new jobs' results (``None``: the
+    ) -> Estimate | None:
+        """When the last of ``count`` new jobs would pass the gate and be done (``None``: the
         kind has no gate, so nothing is estimated)."""
         gate, cap = kind.gate, self.capacity(kind)
         if gate is None or cap is None:
@@ -222,9 +231,9 @@ class Admission:
                 q.USER_LAST_TURN, {"gate": kind.name, "user_id": user_id, "priority": priority}
             )
             last_turn = int(row["turn"]) if row is not None else None
-        return self._eta(kind, gate, cap, backlog, payload, count=count, last_turn=last_turn)
+        return self._estimate(kind, gate, cap, backlog, payload, count=count, last_turn=last_turn)
 
-    def _eta(
+    def _estimate(
         self,
         kind: JobKind,
         gate: Gate,
@@ -234,7 +243,7 @@ class Admission:
         *,
         count: int,
         last_turn: int | None,
-    ) -> float:
+    ) -> Estimate:
         priority = gate.priority(self.settings, payload)
         if self.settings.fair_order:
             first = max(backlog.round(priority), last_turn + 1 if last_turn is not None else 0)
@@ -243,16 +252,20 @@ class Admission:
             ahead = backlog.above(priority) + backlog.at(priority)
         typical = self.typical(kind)
         before = typical.before if typical.before is not None else gate.before_seconds
-        wait = cap.seconds_for(ahead + count - 1)
-        return round(before + wait + self.after_seconds(kind, payload), 1)
+        wait = before + cap.seconds_for(ahead + count - 1)
+        return Estimate(round(wait, 1), round(wait + self.after_seconds(kind, payload), 1))
 
-    def max_wait(self, kind: JobKind, payload: Mapping[str, Any]) -> float:
-        """The admission limit: ``ADMISSION_MAX_WAIT_SECONDS``, else the job's deadline minus the
-        kind's declared time after the gate."""
+    def max_wait(self, kind: JobKind, payload: Mapping[str, Any]) -> float | None:
+        """The admission limit on the wait for the gate: ``ADMISSION_MAX_WAIT_SECONDS``, else the
+        job's deadline less the kind's declared time after the gate, so that an admitted job is
+        expected to end before its deadline. ``None`` (no limit) when that deadline is shorter
+        than the declared time itself: the operator expects faster work than the declaration
+        (or tests a deadline), and refusing every request would be an outage."""
         if self.settings.admission_max_wait_seconds is not None:
             return self.settings.admission_max_wait_seconds
         after = kind.gate.after_seconds(self.settings, payload) if kind.gate else 0.0
-        return max(0.0, kind.deadline(self.settings, payload) - after)
+        limit = kind.deadline(self.settings, payload) - after
+        return limit if limit > 0 else None
 
     def admit(
         self,
@@ -263,16 +276,16 @@ class Admission:
         user_id: int,
         replay: Callable[[], bool] = lambda: False,
     ) -> float | None:
-        """The estimate for a new request, or :class:`Busy` when it is over the limit (unless
-        ``replay()`` says the request was already accepted: its idempotent replay)."""
-        eta = self.estimate(kind, payload, count=count, user_id=user_id)
-        if eta is None:
+        """The ETA of a new request, or :class:`Busy` when its wait for the gate is over the
+        limit (unless ``replay()`` says the request was already accepted: its replay)."""
+        estimate = self.estimate(kind, payload, count=count, user_id=user_id)
+        if estimate is None:
             return None
         limit = self.max_wait(kind, payload)
-        if eta > limit and not replay():
+        if limit is not None and estimate.wait > limit and not replay():
             BUSY_REFUSALS.labels(kind=kind.name).inc()
-            raise Busy(kind.name, eta, limit)
-        return eta
+            raise Busy(kind.name, estimate.eta, limit, wait_seconds=estimate.wait)
+        return estimate.eta
 
     # -- what operators read ---------------------------------------------------------------
 
@@ -287,6 +300,7 @@ class Admission:
         backlog = self.backlog(kind, fresh=True)
         waits = self.db.fetchone(q.WAITS, {"gate": kind.name, "seconds": HISTORY_SECONDS}) or {}
         limit = self.max_wait(kind, {})
+        now = self._estimate(kind, gate, cap, backlog, {}, count=1, last_turn=None)
         return {
             "provider": cap.provider,
             "purpose": gate.purpose,
@@ -307,9 +321,12 @@ class Admission:
                 "p95_seconds": _rounded(waits.get("p95")),
                 "max_seconds": _rounded(waits.get("max")),
             },
-            "eta_seconds": self._eta(kind, gate, cap, backlog, {}, count=1, last_turn=None),
+            "eta_seconds": now.eta,
+            "wait_seconds": now.wait,
             "max_wait_seconds": limit,
-            "creatable_before_deadline": _finite(cap.per_second * limit),
+            "creatable_before_deadline": (
+                None if limit is None else _finite(cap.per_second * limit)
+            ),
         }
 
 

@@ -257,8 +257,8 @@ class Settings(EnvSettings):
     #: The order at a kind's bottleneck (worker.fair_gate): round-robin across users (true), or
     #: strict submit order (false). Tier priority comes first either way.
     fair_order: bool = True
-    #: Refuse a request (Busy) whose estimated wait to its last result is longer than this;
-    #: unset: the job's deadline minus the kind's typical time after the bottleneck.
+    #: Refuse a request (Busy) whose estimated wait for the kind's bottleneck is longer than
+    #: this; unset: the job's deadline minus the kind's typical time after the bottleneck.
     admission_max_wait_seconds: float | None = Field(None, gt=0)
 
     #: What this object was made from (overrides and ``_env_file``), for the kinds' settings.

@@ -137,17 +137,28 @@ class InsufficientCredits(RequestRefused):
 
 
 class Busy(RequestRefused):
-    """The estimated wait for the request's last result is longer than the admission limit
-    (``ADMISSION_MAX_WAIT_SECONDS``): refused before anything is written (no request, hold, job
-    or message). ``eta_seconds`` is the estimate; ``max_wait_seconds`` the limit it exceeds."""
+    """The request's estimated wait for the kind's bottleneck (e.g. a provider's create slot) is
+    longer than the admission limit (``ADMISSION_MAX_WAIT_SECONDS``; by default the deadline
+    less the typical time after it): refused before anything is written (no request, hold, job
+    or message). ``eta_seconds`` is the estimate to the last result; ``max_wait_seconds`` the
+    limit the wait (``wait_seconds``) exceeds."""
 
-    def __init__(self, kind: str, eta_seconds: float, max_wait_seconds: float) -> None:
+    def __init__(
+        self,
+        kind: str,
+        eta_seconds: float,
+        max_wait_seconds: float,
+        *,
+        wait_seconds: float | None = None,
+    ) -> None:
         self.kind = kind
         self.eta_seconds = eta_seconds
         self.max_wait_seconds = max_wait_seconds
+        self.wait_seconds = eta_seconds if wait_seconds is None else wait_seconds
         super().__init__(
-            f"{kind} is busy: the estimated wait is {eta_seconds:.0f} s, longer than the "
-            f"{max_wait_seconds:.0f} s allowed; try again later"
+            f"{kind} is busy: the estimated wait is {self.wait_seconds:.0f} s, longer than the "
+            f"{max_wait_seconds:.0f} s allowed (the result would take about {eta_seconds:.0f} s); "
+            "try again later"
         )
 
 

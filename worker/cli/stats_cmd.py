@@ -60,9 +60,15 @@ def _print_admission(figures: dict[str, Any]) -> None:
             f"p50 {duration(w['p50_seconds'])}, p95 {duration(w['p95_seconds'])}, "
             f"max {duration(w['max_seconds'])}"
         )
+        limit = f["max_wait_seconds"]
+        busy = (
+            f"refused as Busy when its wait for a slot is over {duration(limit)}"
+            if limit is not None
+            else "no admission limit"
+        )
         console.print(
-            f"a new one-{kind} request now: ETA {duration(f['eta_seconds'])} "
-            f"(refused as Busy over {duration(f['max_wait_seconds'])})"
+            f"a new one-{kind} request now: ETA {duration(f['eta_seconds'])}, slot in "
+            f"{duration(f['wait_seconds'])} ({busy})"
         )
 
 

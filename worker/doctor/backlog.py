@@ -39,21 +39,27 @@ def backlog_checks(settings: Settings, *, timeout: float) -> list[Check]:
 def _check(kind: str, report: dict[str, Any]) -> Check:
     name = f"{kind} backlog"
     waiting = int(report.get("waiting") or 0)
-    creatable = report.get("creatable_before_deadline")
     slots = f"{report.get('provider')} {report.get('purpose')} slots"
-    if creatable is None:
+    if report.get("per_minute") is None:
         return Check(name, True, f"{waiting} jobs waiting for {slots} (not paced)")
-    limit = float(report.get("max_wait_seconds") or 0.0)
-    detail = (
-        f"{waiting} jobs waiting for {slots}; the accounts create {report.get('per_minute'):g} "
-        f"a minute, {creatable:g} before the deadline ({limit / 60:.0f} min less render)"
+    limit, creatable = report.get("max_wait_seconds"), report.get("creatable_before_deadline")
+    pace = (
+        f"{waiting} jobs waiting for {slots}; the accounts create {report['per_minute']:g} a minute"
     )
+    if limit is None or creatable is None:
+        return Check(
+            name,
+            True,
+            f"{pace}; no admission limit (the deadline is shorter than the typical time after "
+            "the slot, so nothing is refused as Busy)",
+        )
+    detail = f"{pace}, {creatable:g} within the {float(limit) / 60:.1f} min a job may wait"
     if waiting <= float(creatable):
         return Check(name, True, detail)
     return Check(
         name,
         True,
-        detail + f": about {waiting - float(creatable):.0f} would miss it",
+        detail + f": about {waiting - float(creatable):.0f} would miss their deadline",
         "Add provider accounts (keys of other accounts), or lower ADMISSION_MAX_WAIT_SECONDS so "
         "new requests are refused as Busy instead of waiting past their deadline.",
         warning=True,
