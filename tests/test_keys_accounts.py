@@ -99,7 +99,11 @@ def test_bad_entries_are_refused_in_one_sentence_without_the_secret(
 def test_the_video_kind_declares_creates_per_account_and_queries_per_key() -> None:
     from jobs.video import KIE
 
-    assert KIE.scopes == {"create": PaceScope.ACCOUNT, "query": PaceScope.KEY}
+    assert KIE.scopes == {
+        "create": PaceScope.ACCOUNT,
+        "upload": PaceScope.ACCOUNT,  # a product photo's upload (jobs/video/intake.py)
+        "query": PaceScope.KEY,
+    }
 
 
 # -- the pool, on a fake clock -----------------------------------------------------------------
