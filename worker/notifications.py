@@ -123,10 +123,12 @@ class Notifications:
             result = self._send(
                 row,
                 lambda t: t.send_message(chat_id, message.text, reply_markup=message.reply_markup),
+                defer_sent=True,
                 text=message.text,
             )
-            if result.status is NotificationStatus.SENT:  # on the timeline: what the user read
-                with self.db.connection() as conn:
+            if result.status is NotificationStatus.SENT:  # marked with what the user read,
+                with self.db.transaction() as conn:  # on the timeline too, in one transaction
+                    self._mark(conn, job_id, kind, result)
                     lifecycle.add_event(
                         conn,
                         job_id,

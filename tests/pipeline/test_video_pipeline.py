@@ -34,7 +34,8 @@ def test_happy_path_count_1_and_3(pipeline: Pipeline) -> None:
         "refunded": 0,
     }
     assert [m["method"] for m in pipeline.messages(1)] == ["sendVideo"]
-    assert [m["method"] for m in pipeline.messages(group)] == ["sendVideo"] * 3
+    # The three videos, then the request's summary (tests/pipeline/test_request_messages.py).
+    assert [m["method"] for m in pipeline.messages(group)] == ["sendVideo"] * 3 + ["sendMessage"]
     assert pipeline.events(one[0]) == [
         "submitted",
         "prompt written",
