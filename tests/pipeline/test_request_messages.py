@@ -25,13 +25,6 @@ from worker.status import JobStatus
 TITLE = "Red ceramic mug"
 
 
-@pytest.fixture(autouse=True)
-def _admit_everything(pipeline: Pipeline) -> None:
-    """These tests are about what the user reads, not admission: a request of three videos is
-    admitted whatever the estimate against the short deadline the pipeline tests use."""
-    pipeline.reconfigure(admission_max_wait_seconds=3600)
-
-
 def _buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
     markup = message["reply_markup"]
     assert isinstance(markup, dict)
