@@ -330,3 +330,44 @@ def test_worker_submit_takes_a_language(
     rows = pipeline.db.fetchall("SELECT payload FROM jobs WHERE user_id = 40")
     assert [r["payload"]["language"] for r in rows] == ["ru"] * 3
     assert _available(pipeline, 40) == 0
+
+
+@pytest.mark.parametrize(
+    ("language", "refunded", "expected"),
+    [
+        ("ru", 3, "Готово 2 из 5 видео «Кружка», 3 не получилось сделать, и мы вернули 3 кредита."),
+        (
+            "ru",
+            5,
+            "Готово 2 из 5 видео «Кружка», 3 не получилось сделать, и мы вернули 5 кредитов.",
+        ),
+        (
+            "ru",
+            21,
+            "Готово 2 из 5 видео «Кружка», 3 не получилось сделать, и мы вернули 21 кредит.",
+        ),
+        ("uk", 3, "Готово 2 з 5 відео «Кружка», 3 не вдалося зробити, і ми повернули 3 кредити."),
+        (
+            "uk",
+            12,
+            "Готово 2 з 5 відео «Кружка», 3 не вдалося зробити, і ми повернули 12 кредитів.",
+        ),
+        ("en", 1, "2 of 5 videos of “Кружка” are ready, 3 failed and 1 credit was refunded."),
+        ("de", 6, "2 of 5 videos of “Кружка” are ready, 3 failed and 6 credits were refunded."),
+    ],
+)
+def test_the_summary_counts_credits_in_the_users_language(
+    language: str, refunded: int, expected: str
+) -> None:
+    """The refund is the ledger's (a tier's price may be several credits a video), in the plural
+    form the language needs (Russian and Ukrainian: one, few, many)."""
+    from jobs.video.summary import summary
+    from worker.kinds import RequestTally
+
+    tally = RequestTally(
+        total=5, succeeded=2, failed=3, cancelled=0, refunded=refunded, button_job=7
+    )
+    message = summary(None, {"title": "Кружка", "language": language}, tally)
+    assert message.text == expected
+    assert message.reply_markup is not None
+    assert message.reply_markup["inline_keyboard"][0][0]["callback_data"] == "again:7"
