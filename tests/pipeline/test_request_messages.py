@@ -306,11 +306,14 @@ def test_user_text_is_shown_as_typed(pipeline: Pipeline) -> None:
     pipeline.start_worker()
     title = "<b>& *mug*_"
     jobs = pipeline.submit(39, count=3, credits=3, title=title)
-    pipeline.wait(jobs)
+    refused = pipeline.submit(42, count=1, credits=1, title=f"FORBIDDEN {title}")  # the failure
+    pipeline.wait(jobs + refused)
     messages = pipeline.messages(39)
     assert [m["caption"] for m in messages[:3]] == [f"Your video of “{title}” is ready."] * 3
     assert messages[-1]["text"] == f"3 of 3 videos of “{title}” are ready."
-    assert all("parse_mode" not in m["params"] for m in messages)
+    (failure,) = pipeline.messages(42)
+    assert failure["text"].startswith(f"Sorry, your video of “FORBIDDEN {title}” could not be")
+    assert all("parse_mode" not in m["params"] for m in [*messages, failure])
 
 
 def test_worker_submit_takes_a_language(
