@@ -258,7 +258,8 @@ def create_figures(calls: list[dict[str, Any]], scale: float) -> dict[str, Any]:
     # the middle 80 % of the creates: the steady rate, without the first burst or a straggler
     low, high = int(0.1 * (len(ok) - 1)), int(0.9 * (len(ok) - 1))
     middle = (ok[high] - ok[low]) * scale if high > low else 0.0
-    gaps = [b - a for a, b in pairwise(ok)]
+    gaps = [(b - a, a - ok[0]) for a, b in pairwise(ok)]
+    gap, gap_at = max(gaps) if gaps else (None, None)
     return {
         "kie_create_calls": len(calls),
         "kie_429s": limited,
@@ -266,7 +267,9 @@ def create_figures(calls: list[dict[str, Any]], scale: float) -> dict[str, Any]:
         "creates_per_10s": round(10 * (len(ok) - 1) / span, 2) if span > 0 else None,
         "creates_per_10s_steady": round(10 * (high - low) / middle, 2) if middle > 0 else None,
         # the longest time the account's budget went unused between two creates
-        "longest_create_gap_s": _round(max(gaps) * scale if gaps else None),
+        "longest_create_gap_s": _round(gap * scale if gap is not None else None),
+        # ... and when it began, seconds after the burst's first create
+        "longest_create_gap_at_s": _round(gap_at * scale if gap_at is not None else None),
     }
 
 
@@ -396,6 +399,7 @@ ROWS: list[tuple[str, str]] = [
     ("creates per 10 s (limit 20)", "creates_per_10s"),
     ("  middle 80 % of them", "creates_per_10s_steady"),
     ("longest gap between creates (s)", "longest_create_gap_s"),
+    ("  it began at (s)", "longest_create_gap_at_s"),
     ("KIE 429s per 100 creates", "kie_429_per_100"),
     ("ETA error median", "eta_error_median"),
     ("ETA error p90", "eta_error_p90"),
