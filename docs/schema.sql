@@ -200,7 +200,7 @@ CREATE UNIQUE INDEX transfers_resolve_once ON public.transfers USING btree (pend
 
 FUNCTION end_job(p_id bigint, p_claims bigint, p_force boolean, p_status text, p_state jsonb, p_result text, p_error_class text, p_error text, p_user_error text, p_code text, p_event text, p_detail text, p_data jsonb, p_notify_kind text, p_notify_text text, OUT done boolean, OUT request_message text) RETURNS record LANGUAGE plpgsql VOLATILE;
 FUNCTION event_code_of(p_event text) RETURNS text LANGUAGE sql IMMUTABLE;
-FUNCTION gate_enter(p_job bigint, p_gate text, p_user bigint, p_priority integer, p_fair boolean, p_step text, p_before text[]) RETURNS TABLE(turn bigint, ahead bigint) LANGUAGE plpgsql VOLATILE;
+FUNCTION gate_enter(p_job bigint, p_gate text, p_user bigint, p_priority integer, p_fair boolean, p_step text, p_before text[], p_width integer) RETURNS TABLE(turn bigint, ahead bigint, passed boolean, woken bigint[]) LANGUAGE plpgsql VOLATILE;
 FUNCTION gate_turn_end() RETURNS trigger LANGUAGE plpgsql VOLATILE;
 FUNCTION job_events_default_code() RETURNS trigger LANGUAGE plpgsql VOLATILE;
 FUNCTION job_transfer_id(p_job_id bigint, p_kind integer) RETURNS uuid LANGUAGE sql IMMUTABLE;

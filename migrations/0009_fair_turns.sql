@@ -29,13 +29,16 @@ CREATE INDEX gate_turns_user ON gate_turns (gate, user_id, priority, turn)
 CREATE INDEX gate_turns_passed ON gate_turns (gate, passed_at) WHERE passed_at IS NOT NULL;
 
 -- A job reaching the gate: its turn (kept if it is already waiting) and how many jobs wait
--- ahead of it. One round trip. A user's jobs keep their order: a job that arrives after a
+-- ahead of it; with fewer than ``p_width`` ahead (the slots the accounts allow in one pacing
+-- window), it passes (``passed``: it may ask the key pool; a refusal there puts it back, with
+-- its turn) and the job that now stands at the window's last place is made due (``woken``).
+-- One round trip. A user's jobs keep their order: a job that arrives after a
 -- later job of the same user (an earlier step ran slower) takes that job's turn, and the user's
 -- waiting turns are handed out again in job order; and the user's earlier jobs still in the
 -- steps before the gate (``p_before``; among their last 50) count as ahead of it.
 CREATE FUNCTION gate_enter(p_job bigint, p_gate text, p_user bigint, p_priority integer,
-                           p_fair boolean, p_step text, p_before text[])
-RETURNS TABLE (turn bigint, ahead bigint)
+                           p_fair boolean, p_step text, p_before text[], p_width integer)
+RETURNS TABLE (turn bigint, ahead bigint, passed boolean, woken bigint[])
 LANGUAGE plpgsql AS $$
 DECLARE
     v_turn bigint;
@@ -99,6 +102,33 @@ BEGIN
                               OR (earlier.step = p_step
                                   AND NOT EXISTS (SELECT 1 FROM gate_turns t
                                                    WHERE t.job_id = earlier.id))));
+    passed := ahead < p_width;
+    IF passed THEN
+        UPDATE gate_turns g SET passed_at = now() WHERE g.job_id = p_job;
+        IF p_fair THEN
+            WITH following AS (
+                SELECT g.job_id FROM gate_turns g
+                 WHERE g.gate = p_gate AND g.passed_at IS NULL
+                 ORDER BY g.priority DESC, g.turn, g.job_id OFFSET p_width - 1 LIMIT 1
+            ), due AS (
+                UPDATE jobs j SET next_run_at = now(), updated_at = now() FROM following f
+                 WHERE j.id = f.job_id AND j.status = 'queued' AND j.step = p_step
+                   AND j.next_run_at > now()
+                RETURNING j.id
+            ) SELECT array_agg(due.id) INTO woken FROM due;
+        ELSE
+            WITH following AS (
+                SELECT g.job_id FROM gate_turns g
+                 WHERE g.gate = p_gate AND g.passed_at IS NULL
+                 ORDER BY g.priority DESC, g.job_id OFFSET p_width - 1 LIMIT 1
+            ), due AS (
+                UPDATE jobs j SET next_run_at = now(), updated_at = now() FROM following f
+                 WHERE j.id = f.job_id AND j.status = 'queued' AND j.step = p_step
+                   AND j.next_run_at > now()
+                RETURNING j.id
+            ) SELECT array_agg(due.id) INTO woken FROM due;
+        END IF;
+    END IF;
     RETURN NEXT;
 END $$;
 

@@ -69,6 +69,7 @@ def _at_gate(client: Client, job_ids: list[int]) -> None:
                 "fair": client.settings.fair_order,
                 "step": "submit",
                 "before": [],
+                "width": 0,  # waiting: none passes
             },
         )
 

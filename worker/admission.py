@@ -47,6 +47,11 @@ HISTORY_TTL_SECONDS = 30.0
 HISTORY_SECONDS = 3600.0
 #: Succeeded jobs the history needs before its medians replace the declared figures.
 HISTORY_MIN_JOBS = 3
+#: The gate's window when the purpose is not paced: every waiting job may go.
+UNPACED_WIDTH = 1_000_000
+#: The gate's window holds the slots the accounts give in this long (about a wake-up's way
+#: through Redis and a claim), at least one per account.
+WINDOW_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,14 @@ class Capacity:
 
     @property
     def width(self) -> int:
-        """How many jobs at the head of the order may try for a slot at once."""
-        return max(1, len(self.accounts))
+        """How many jobs at the head of the line may ask the key pool at once: one per account,
+        or the slots the accounts give in :data:`WINDOW_SECONDS` where that is more (a limit
+        that does not hold the line back must not make it wait for wake-ups in a chain);
+        everyone when nothing is paced. At the head of a busy line that is one per account,
+        so the slots go strictly in the line's order."""
+        if math.isinf(self.per_second):
+            return UNPACED_WIDTH
+        return max(1, len(self.accounts), math.ceil(self.per_second * WINDOW_SECONDS))
 
     def seconds_for(self, jobs: float) -> float:
         if jobs <= 0 or math.isinf(self.per_second) or self.per_second <= 0:

@@ -12,13 +12,16 @@ e.g. the create step's create slots). When that step asks for a key of that purp
    user's job lands in the current round, right behind its head. A user's earlier jobs still
    in the steps before the gate count as ahead of the user's later ones. With
    ``FAIR_ORDER=false`` the order is (priority DESC, job id): submit order.
-2. A job with fewer jobs ahead of it than the window (one per account) asks the key pool for a
-   key (Redis pacing, as before); paced out, it sleeps to the slot's time, still at the head.
-   A job further back sleeps in PostgreSQL (a queued row with ``next_run_at``) until about its
-   turn: (jobs ahead - window + 1) / the accounts' slots per second.
-3. A job that took a key has passed: its row says so (``passed_at``), and the job that now
-   stands at the window's last place is made due and woken at once, so no slot is lost to a
-   sleeping job. A job that ends while waiting leaves the gate with it (a trigger).
+2. A job with fewer jobs ahead of it than the window (one per account; more where the limit
+   is so high that a quarter second's slots are more) passes, in the same statement, and asks
+   the key pool for a key (Redis pacing, as before); the job that now stands at the window's
+   last place is made due and woken, so no slot is lost to a sleeping job. Paced out, the job
+   goes back in line with its turn and sleeps until the slot frees, plus its place in the
+   window (jobs ahead / slots per second). A job further back sleeps in PostgreSQL (a queued
+   row with ``next_run_at``) until about its turn: (jobs ahead - window + 1) / the accounts'
+   slots per second.
+3. A job that passed keeps its row (``passed_at``) for a day, for the wait percentiles and the
+   typical times; a job that ends while waiting leaves the line with it (a trigger).
 
 Every process, on every host, reads and writes the same rows, so the order holds across them
 and survives restarts. The framework knows no provider: the kind names them.
@@ -30,7 +33,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from worker.admission import Admission, Capacity
+from worker.admission import Admission
 from worker.config import ApiKey
 from worker.errors import NoKeyAvailable
 from worker.kinds import Gate
@@ -43,8 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The shortest sleep of a job waiting for its turn.
+#: The shortest and the longest sleep of a job waiting for its turn (a job that took a slot
+#: wakes the next in line anyway).
 MIN_WAIT_SECONDS = 0.25
+MAX_WAIT_SECONDS = 3600.0
 #: How long the rows of jobs that passed are kept (wait percentiles, typical times).
 KEEP_PASSED_SECONDS = 86400.0
 #: How often one process prunes them.
@@ -70,7 +75,6 @@ class FairGate:
         kind = ctx.kind
         cap = self.admission.capacity(kind)
         assert cap is not None
-        priority = gate.priority(self.settings, ctx.payload)
         with self.services.db.connection() as conn:
             row = conn.execute(
                 q.ENTER,
@@ -78,37 +82,40 @@ class FairGate:
                     "id": ctx.job_id,
                     "gate": kind.name,
                     "user_id": ctx.claim.user_id,
-                    "priority": priority,
+                    "priority": gate.priority(self.settings, ctx.payload),
                     "fair": self.settings.fair_order,
                     "step": gate.step,
                     "before": list(kind.steps[: kind.steps.index(gate.step)]),
+                    "width": cap.width,
                 },
             ).fetchone()
         assert row is not None
         ahead = int(row["ahead"])
-        if ahead >= cap.width:
+        for job_id in row["woken"] or []:
+            self.services.dispatcher.send(kind.queue, int(job_id), actor=kind.actor(gate.step))
+        if not row["passed"]:
             wait = max(MIN_WAIT_SECONDS, cap.seconds_for(ahead - cap.width + 1))
             raise NoKeyAvailable(
                 gate.provider,
-                time.time() + min(wait, 3600.0),
+                time.time() + min(wait, MAX_WAIT_SECONDS),
                 f"waiting for its turn at the {gate.provider} {gate.purpose} limit "
                 f"({'fair order' if self.settings.fair_order else 'submit order'})",
             )
-        key = self.services.keys.acquire(gate.provider, gate.purpose)
-        self._passed(ctx, gate, cap)
-        return key
-
-    def _passed(self, ctx: StepContext, gate: Gate, cap: Capacity) -> None:
-        kind = ctx.kind
-        with self.services.db.connection() as conn:
-            row = conn.execute(
-                q.PASS_FAIR if self.settings.fair_order else q.PASS_FIFO,
-                {"id": ctx.job_id, "gate": kind.name, "skip": cap.width - 1, "step": gate.step},
-            ).fetchone()
-        for job_id in (row or {}).get("woken") or []:
-            self.services.dispatcher.send(kind.queue, int(job_id), actor=kind.actor(gate.step))
+        try:
+            key = self.services.keys.acquire(gate.provider, gate.purpose)
+        except NoKeyAvailable as exc:
+            # The accounts' window is spent: back in line with its turn, and look again when a
+            # slot frees, after the jobs ahead of it in the window (so they go in order).
+            with self.services.db.connection() as conn:
+                conn.execute(q.UNPASS, {"id": ctx.job_id})
+            if exc.retry_at is None:
+                raise
+            raise NoKeyAvailable(
+                exc.provider, exc.retry_at + cap.seconds_for(ahead), exc.reason
+            ) from None
         GATE_WAIT_SECONDS.labels(kind=kind.name).observe(ctx.seconds_since(ctx.created_at))
         self._housekeeping(ctx)
+        return key
 
     def _housekeeping(self, ctx: StepContext) -> None:
         """Now and then: refresh the backlog gauges, prune the rows of long-passed jobs."""

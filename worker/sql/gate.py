@@ -1,34 +1,17 @@
 """Queries of the fair gate at a kind's bottleneck (``worker.fair_gate``, ``worker.admission``;
 the table and ``gate_enter`` are in migrations/0009_fair_turns.sql)."""
 
-# A job reaching the gate: its turn and the jobs waiting ahead of it (one round trip).
+# A job reaching the gate: its turn, the jobs waiting ahead of it, whether it passed (fewer
+# than the window ahead) and the job it woke (one round trip).
 ENTER = """
-SELECT turn, ahead
+SELECT turn, ahead, passed, woken
   FROM gate_enter(%(id)s, %(gate)s, %(user_id)s, %(priority)s, %(fair)s, %(step)s,
-                  %(before)s)"""
+                  %(before)s, %(width)s)"""
 
-# The job passed (it holds a create key now); the job that now stands at the window's last place
-# is made due at once (woken), so no slot waits for a sleeping job. Fair order.
-_PASS = """
-WITH passed AS (
-UPDATE gate_turns SET passed_at = now()
- WHERE job_id = %(id)s AND passed_at IS NULL
-RETURNING job_id
-), following AS (
-SELECT job_id FROM gate_turns
- WHERE gate = %(gate)s AND passed_at IS NULL AND job_id <> %(id)s
- ORDER BY {order} OFFSET %(skip)s LIMIT 1
-), woken AS (
-UPDATE jobs SET next_run_at = now(), updated_at = now()
-  FROM following
- WHERE jobs.id = following.job_id AND jobs.status = 'queued' AND jobs.step = %(step)s
-   AND jobs.next_run_at > now()
-RETURNING jobs.id
-)
-SELECT (SELECT count(*) FROM passed) AS passed, (SELECT array_agg(id) FROM woken) AS woken"""
-
-PASS_FAIR = _PASS.format(order="priority DESC, turn, job_id")
-PASS_FIFO = _PASS.format(order="priority DESC, job_id")
+# The key pool refused the job that passed (its accounts' window is spent): it waits again,
+# with the turn it had.
+UNPASS = """
+UPDATE gate_turns SET passed_at = NULL WHERE job_id = %(id)s AND passed_at IS NOT NULL"""
 
 # The waiting jobs by priority and turn: what the estimate at submit reads (cached).
 BACKLOG = """
