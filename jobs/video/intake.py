@@ -47,6 +47,8 @@ MAX_PIXELS = 50_000_000
 #: What every model of the catalog takes (Kling takes JPEG and PNG only; most take 10 MB).
 KIE_FORMATS = {"JPEG": ("image/jpeg", ".jpg"), "PNG": ("image/png", ".png")}
 MAX_KIE_BYTES = 10 * 1024 * 1024
+#: The longest side sent: a larger photo is scaled down (Hailuo 03 takes at most 5760 px).
+MAX_KIE_SIDE = 4096
 #: What a user may send: other formats are refused, WEBP is converted to JPEG.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
 #: An upload is reused while KIE keeps it this much longer than the job may still take.
@@ -114,9 +116,10 @@ def checked_photo(raw: bytes) -> Photo:
     """``raw`` checked as a product photo, upright and in a format every model takes.
 
     JPEG, PNG or WEBP; at least :data:`MIN_SIDE` pixels a side and at most :data:`MAX_ASPECT`
-    long over short, after EXIF orientation. A photo that needs turning, is not JPEG or PNG, or
-    is above :data:`MAX_KIE_BYTES` is re-encoded (as PNG if it was one, else JPEG); anything
-    else goes as sent. Raises :class:`PhotoRefused`."""
+    long over short, after EXIF orientation. A photo that needs turning, is not JPEG or PNG, is
+    above :data:`MAX_KIE_BYTES` or longer than :data:`MAX_KIE_SIDE` is re-encoded (scaled down
+    to that side; as PNG if it was one, else JPEG); anything else goes as sent. Raises
+    :class:`PhotoRefused`."""
     try:
         with Image.open(io.BytesIO(raw)) as image:
             fmt = str(image.format or "")
@@ -130,7 +133,8 @@ def checked_photo(raw: bytes) -> Photo:
                 width, height = height, width
             _check_shape(width, height)
             image.load()  # decodes every pixel: a truncated or corrupt file fails here
-            if fmt in KIE_FORMATS and orientation == 1 and len(raw) <= MAX_KIE_BYTES:
+            fits = len(raw) <= MAX_KIE_BYTES and max(width, height) <= MAX_KIE_SIDE
+            if fmt in KIE_FORMATS and orientation == 1 and fits:
                 mime, extension = KIE_FORMATS[fmt]
                 return Photo(raw, mime, extension, width, height, f"{fmt} as sent")
             return _reencoded(image, fmt, orientation)
@@ -157,6 +161,10 @@ def _check_shape(width: int, height: int) -> None:
 
 def _reencoded(image: Image.Image, fmt: str, orientation: int) -> Photo:
     upright = ImageOps.exif_transpose(image) or image
+    scaled = max(upright.size) > MAX_KIE_SIDE
+    if scaled:
+        upright = upright.copy()
+        upright.thumbnail((MAX_KIE_SIDE, MAX_KIE_SIDE))
     out = io.BytesIO()
     if fmt == "PNG":
         upright.save(out, "PNG", optimize=True)
@@ -172,7 +180,7 @@ def _reencoded(image: Image.Image, fmt: str, orientation: int) -> Photo:
     else:
         fmt_out = "PNG"
     mime, extension = KIE_FORMATS[fmt_out]
-    turned = " turned upright," if orientation != 1 else ""
+    turned = (" turned upright," if orientation != 1 else "") + (" scaled down," if scaled else "")
     return Photo(
         out.getvalue(),
         mime,

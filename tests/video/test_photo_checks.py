@@ -65,6 +65,12 @@ def test_jpeg_and_png_go_as_sent() -> None:
         assert (photo.content, photo.mime) == (raw, mime)
 
 
+def test_a_photo_longer_than_models_take_is_scaled_down() -> None:
+    photo = checked_photo(image((5000, 3000)))
+    assert (photo.width, photo.height) == (4096, 2458)
+    assert Image.open(io.BytesIO(photo.content)).size == (4096, 2458)
+
+
 def test_webp_becomes_jpeg_and_a_transparent_one_gets_a_white_background() -> None:
     photo = checked_photo(image((640, 480), "WEBP", mode="RGBA"))
     assert (photo.mime, photo.extension) == ("image/jpeg", ".jpg")
