@@ -39,15 +39,16 @@ def test_russian_and_ukrainian_users_get_their_texts(pipeline: Pipeline) -> None
     assert video["caption"] == "Ваше відео «Чашка» готове."
     assert _buttons(video) == [("Зробити ще з цим товаром", f"again:{uk}")]
 
+    # The prompt model saw the photo too (OPENAI_VISION), so its refusal names both.
     (failed,) = pipeline.messages(13)
     assert failed["text"] == (
         "К сожалению, не получилось сделать видео «FORBIDDEN кружка». ИИ-сервис отклонил "
-        "описание товара как недопустимое. Пожалуйста, измените название или описание. "
-        "Мы вернули вам 1 кредит."
+        "фото или описание товара как недопустимое. Пожалуйста, измените фото, название или "
+        "описание. Мы вернули вам 1 кредит."
     )
     (failed,) = pipeline.messages(14)
     assert failed["text"].startswith("На жаль, не вдалося зробити відео «FORBIDDEN чашка». ")
-    assert "Сервіс ШІ відхилив опис товару" in failed["text"]
+    assert "Сервіс ШІ відхилив фото або опис товару" in failed["text"]
     assert failed["text"].endswith(" Ми повернули вам 1 кредит.")
     assert [j["error_class"] for j in jobs[2:]] == ["USER_ERROR", "USER_ERROR"]
     assert pipeline.ledger_ok()
