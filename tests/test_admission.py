@@ -57,7 +57,9 @@ def make(settings: Settings, db: Database) -> Iterator[Callable[..., Client]]:
 def _at_gate(client: Client, job_ids: list[int]) -> None:
     """The jobs reach the create gate (as the submit step's key request would make them)."""
     for job_id in job_ids:
-        user = client.db.fetchone("SELECT user_id FROM jobs WHERE id = %s", (job_id,))
+        user = client.db.fetchone(
+            "UPDATE jobs SET step = 'submit' WHERE id = %s RETURNING user_id", (job_id,)
+        )
         assert user is not None
         client.db.fetchone(
             q.ENTER,
@@ -102,7 +104,7 @@ def test_busy_changes_nothing_and_carries_the_estimate(
     make: Callable[..., Client], db: Database
 ) -> None:
     client = make(admission_max_wait_seconds=20.0)
-    _waiting_users(client, range(100, 130))  # 30 users' jobs wait for a create slot
+    _waiting_users(make(), range(100, 130))  # 30 users' jobs wait for a create slot
     client.grant(7, 10)
     before, balance, refused = _counts(db), client.balance(7), _refusals()
     with pytest.raises(Busy) as caught:
@@ -159,22 +161,24 @@ def test_a_heavy_user_waits_for_its_own_backlog_not_others(make: Callable[..., C
     heavy = client.submit_video(user_id=1, product=PRODUCT, count=5).job_ids
     heavy += client.submit_video(user_id=1, product=PRODUCT, count=5).job_ids
     _at_gate(client, heavy)
-    more = client.submit_video(user_id=1, product=PRODUCT).eta_seconds
     client.grant(2, 1)
     light = client.submit_video(user_id=2, product=PRODUCT).eta_seconds
+    more = client.submit_video(user_id=1, product=PRODUCT).eta_seconds
     assert more is not None and light is not None
-    # Fair order: the light user is served in the current round; the heavy one after its ten.
-    assert more - light == pytest.approx(9 * 10.5 / 10, abs=1.0)
+    # Fair order: the light user's job is served in the current round (behind the heavy user's
+    # first); the heavy user's next one after its ten and the light user's.
+    assert light == pytest.approx(5.0 + 10.5 / 10 + AFTER + DELIVERY_SECONDS, abs=0.2)
+    assert more - light == pytest.approx(10 * 10.5 / 10, abs=0.2)
 
 
 def test_in_submit_order_everyone_waits_for_the_whole_backlog(
     make: Callable[..., Client],
 ) -> None:
     client = make(fair_order=False)
+    idle = client.admission.estimate(KIND, {}, count=1)
     client.grant(1, 100)
     heavy = client.submit_video(user_id=1, product=PRODUCT, count=5).job_ids
     heavy += client.submit_video(user_id=1, product=PRODUCT, count=5).job_ids
-    idle = make(fair_order=False).admission.estimate(KIND, {}, count=1)
     _at_gate(client, heavy)
     client.grant(2, 1)
     light = client.submit_video(user_id=2, product=PRODUCT).eta_seconds
@@ -191,11 +195,11 @@ def test_the_default_limit_is_the_deadline_less_render_and_delivery(
     assert limit == pytest.approx(400.0 - AFTER - DELIVERY_SECONDS)
     client.grant(1, 10)
     assert client.submit_video(user_id=1, product=PRODUCT, idempotency_key="k").eta_seconds
-    # Three users ahead: 5 + 3 × 63 s = 194 s, admitted; four: 257 s, refused.
-    _waiting_users(client, range(200, 203))
+    # Three jobs ahead (two waiting, user 1's in its first steps): 5 + 3 × 63 s = 194 s,
+    # admitted; four (user 2's too): 257 s, refused.
+    _waiting_users(client, range(200, 202))
     client.grant(2, 10)
     assert client.submit_video(user_id=2, product=PRODUCT).eta_seconds
-    _waiting_users(client, range(203, 204))
     client.grant(3, 10)
     before = _counts(db)
     with pytest.raises(Busy) as caught:
@@ -223,7 +227,8 @@ def test_stats_and_doctor_show_the_backlog(make: Callable[..., Client]) -> None:
     client = make(kie_create_limit="1/60", video_deadline_seconds=400.0)
     (healthy,) = backlog_checks(client.settings, timeout=3.0)
     assert healthy.name == "video backlog" and healthy.ok and not healthy.warning
-    _waiting_users(client, range(400, 406))
+    setup = make(kie_create_limit="1/60", admission_max_wait_seconds=10**6)
+    _waiting_users(setup, range(400, 406))
     figures = admission_figures(client.settings, client.db)["video"]
     assert figures["waiting"] == 6 and figures["provider"] == "kie"
     assert figures["accounts"] == [{"account": "acct", "keys": 2, "per_minute": 1.0}]

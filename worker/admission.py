@@ -111,9 +111,22 @@ def capacity(settings: Settings, kind: JobKind) -> Capacity | None:
 
 @dataclass(frozen=True)
 class Backlog:
-    """The jobs waiting at a gate, by priority (highest first) and turn."""
+    """The jobs waiting at a gate, by priority (highest first) and turn; and the jobs still in
+    the steps before it, by user (``coming``: they reach it in a moment, in the current rounds)."""
 
     levels: Mapping[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    coming: Mapping[int, int] = field(default_factory=dict)
+
+    def coming_within(self, rounds: int, extra: Mapping[int, int], but: int | None) -> int:
+        """The coming jobs that take one of the next ``rounds`` rounds (each user's first
+        ``rounds``), ``extra`` added by user, leaving out user ``but``."""
+        if rounds <= 0:
+            return 0
+        users = {**self.coming}
+        for user, n in extra.items():
+            users[user] = users.get(user, 0) + n
+        users.pop(but, None)  # type: ignore[arg-type]
+        return sum(min(n, rounds) for n in users.values())
 
     @property
     def total(self) -> int:
@@ -170,6 +183,8 @@ class Admission:
         self._backlog: dict[str, tuple[float, Backlog]] = {}
         self._typical: dict[str, tuple[float, Typical]] = {}
         self._capacity: dict[str, Capacity | None] = {}
+        #: Jobs this process submitted since the backlog was read, by kind and user.
+        self._extra: dict[str, dict[int, int]] = {}
 
     # -- cached figures --------------------------------------------------------------------
 
@@ -187,8 +202,15 @@ class Admission:
             levels: dict[int, list[tuple[int, int]]] = {}
             for r in self.db.fetchall(q.BACKLOG, {"gate": kind.name}):
                 levels.setdefault(int(r["priority"]), []).append((int(r["turn"]), int(r["n"])))
-            backlog = Backlog({p: tuple(level) for p, level in levels.items()})
+            coming = {
+                int(r["user_id"]): int(r["n"])
+                for r in self.db.fetchall(
+                    q.COMING, {"kind": kind.name, "before": _before_gate(kind)}
+                )
+            }
+            backlog = Backlog({p: tuple(level) for p, level in levels.items()}, coming)
             self._backlog[kind.name] = (now, backlog)
+            self._extra[kind.name] = {}
         self._export(kind, backlog)
         return backlog
 
@@ -234,6 +256,8 @@ class Admission:
         gate, cap = kind.gate, self.capacity(kind)
         if gate is None or cap is None:
             return None
+        if math.isinf(cap.per_second):  # nothing paces the gate: no line to read
+            return self._estimate(kind, gate, cap, Backlog(), payload, count=count, last_turn=None)
         backlog = self.backlog(kind)
         last_turn = None
         priority = gate.priority(self.settings, payload)
@@ -242,7 +266,15 @@ class Admission:
                 q.USER_LAST_TURN, {"gate": kind.name, "user_id": user_id, "priority": priority}
             )
             last_turn = int(row["turn"]) if row is not None else None
-        return self._estimate(kind, gate, cap, backlog, payload, count=count, last_turn=last_turn)
+        return self._estimate(
+            kind, gate, cap, backlog, payload, count=count, last_turn=last_turn, user_id=user_id
+        )
+
+    def submitted(self, kind: JobKind, user_id: int, count: int) -> None:
+        """Count jobs this process just submitted until the backlog is read again."""
+        with self._lock:
+            extra = self._extra.setdefault(kind.name, {})
+            extra[user_id] = extra.get(user_id, 0) + count
 
     def _estimate(
         self,
@@ -254,13 +286,20 @@ class Admission:
         *,
         count: int,
         last_turn: int | None,
+        user_id: int | None = None,
     ) -> Estimate:
         priority = gate.priority(self.settings, payload)
+        extra = dict(self._extra.get(kind.name, {}))
+        own = backlog.coming.get(user_id, 0) + extra.get(user_id, 0) if user_id else 0
         if self.settings.fair_order:
-            first = max(backlog.round(priority), last_turn + 1 if last_turn is not None else 0)
-            ahead = backlog.above(priority) + backlog.at(priority, through_turn=first + count - 1)
+            round_ = backlog.round(priority)
+            first = max(round_, last_turn + 1 if last_turn is not None else 0) + own
+            last = first + count - 1
+            ahead = backlog.above(priority) + backlog.at(priority, through_turn=last) + own
+            ahead += backlog.coming_within(last - round_ + 1, extra, user_id)
         else:
-            ahead = backlog.above(priority) + backlog.at(priority)
+            ahead = backlog.above(priority) + backlog.at(priority) + own
+            ahead += backlog.coming_within(10**9, extra, user_id)
         typical = self.typical(kind)
         before = typical.before if typical.before is not None else gate.before_seconds
         wait = before + cap.seconds_for(ahead + count - 1)
@@ -339,6 +378,12 @@ class Admission:
                 None if limit is None else _finite(cap.per_second * limit)
             ),
         }
+
+
+def _before_gate(kind: JobKind) -> list[str]:
+    """The kind's steps before its gate."""
+    assert kind.gate is not None
+    return list(kind.steps[: kind.steps.index(kind.gate.step)])
 
 
 def _finite(value: float) -> float | None:

@@ -211,6 +211,8 @@ class Client(KindSubmits):
         )
         if eta is not None:
             result = replace(result, eta_seconds=eta)
+            if not result.replayed:
+                self.admission.submitted(kind, user_id, count)
         if not result.replayed:
             for job_id in result.job_ids:
                 self.dispatcher.send(kind.queue, job_id, actor=kind.actor(kind.first_step))

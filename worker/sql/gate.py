@@ -19,6 +19,12 @@ SELECT priority, turn, count(*) AS n FROM gate_turns
  WHERE gate = %(gate)s AND passed_at IS NULL
  GROUP BY priority, turn ORDER BY priority DESC, turn"""
 
+# The jobs still in the steps before the gate, by user (they reach it in a moment).
+COMING = """
+SELECT user_id, count(*) AS n FROM jobs
+ WHERE status IN ('queued', 'running') AND kind = %(kind)s AND step = ANY (%(before)s)
+ GROUP BY user_id"""
+
 # One user's waiting jobs at one priority: their last turn.
 USER_LAST_TURN = """
 SELECT turn FROM gate_turns
