@@ -18,7 +18,8 @@ create slot, :mod:`worker.fair_gate`) gets an estimate for every request::
 
 A request whose estimate is over the limit (``ADMISSION_MAX_WAIT_SECONDS``; unset: the job's
 deadline minus the kind's declared time after the gate) is refused with :class:`Busy` before
-anything is written. Jobs still in the steps before the gate (a few seconds) are not counted.
+anything is written. The jobs still in the steps before the gate count too, by user (read with
+the line; those this process submitted since are added): in a burst most jobs are there.
 """
 
 from __future__ import annotations
