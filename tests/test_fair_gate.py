@@ -9,7 +9,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.pipeline.conftest import Pipeline, pipeline, sim, wait_for  # noqa: F401 (fixtures)
+from tests.pipeline import conftest as _fixtures
+from tests.pipeline.conftest import Pipeline, wait_for
+
+#: The fixtures these tests use (real PostgreSQL, Redis, simulator; `worker run` processes).
+pipeline, sim = _fixtures.pipeline, _fixtures.sim
 
 
 def _start(pipeline: Pipeline, *, limit: str, **overrides: Any) -> None:
