@@ -20,7 +20,7 @@ def _check_ok(db: Database) -> None:
 
 def _claim(db: Database, job_id: int) -> lifecycle.Claim:
     with db.transaction() as conn:
-        c = lifecycle.claim(conn, job_id, "prompt", "test-owner", 30)
+        c = lifecycle.claim(conn, job_id, "photo", "test-owner", 30)
     assert c is not None
     return c
 

@@ -41,7 +41,7 @@ def test_submit_commits_jobs_holds_and_events(client: Client, db: Database) -> N
     for j in jobs:
         assert (j["status"], j["step"], j["credits"], j["chat_id"]) == (
             "queued",
-            "prompt",
+            "photo",  # the video kind's first step (a no-op for a link, chained into prompt)
             "held",
             11,
         )

@@ -57,6 +57,7 @@ def test_healthy_setup(pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.M
         "openai key o1",
         "telegram bot",
         "storage",
+        "video backlog",
     }
     assert all(c["ok"] and not c["warning"] for c in report["checks"]), report
     assert "balance 1000 credits" in checks["kie key k1"]["detail"]
@@ -68,7 +69,7 @@ def test_healthy_setup(pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.M
     assert "answers in" in checks["redis"]["detail"]
 
     code, _, out = doctor(pipeline, tmp_path, monkeypatch)
-    assert code == 0 and "all 16 checks passed" in out
+    assert code == 0 and "all 17 checks passed" in out
 
 
 def test_broken_provider_keys(
@@ -104,4 +105,4 @@ def test_broken_provider_keys(
         assert checks[name]["ok"], checks[name]
 
     code, _, out = doctor(pipeline, tmp_path, monkeypatch)
-    assert code == 1 and "3 of 16 checks failed" in out and "fix:" in out
+    assert code == 1 and "3 of 17 checks failed" in out and "fix:" in out
