@@ -34,6 +34,7 @@ CREATE TABLE gate_turns (
     priority   integer DEFAULT 0 NOT NULL,
     turn       bigint NOT NULL,
     entered_at timestamp with time zone DEFAULT now() NOT NULL,
+    asking_at  timestamp with time zone,
     passed_at  timestamp with time zone,
     CONSTRAINT gate_turns_pkey PRIMARY KEY (job_id),
     CONSTRAINT gate_turns_job_id_fkey FOREIGN KEY (job_id) REFERENCES jobs(id) ON DELETE CASCADE
@@ -201,6 +202,7 @@ CREATE UNIQUE INDEX transfers_resolve_once ON public.transfers USING btree (pend
 FUNCTION end_job(p_id bigint, p_claims bigint, p_force boolean, p_status text, p_state jsonb, p_result text, p_error_class text, p_error text, p_user_error text, p_code text, p_event text, p_detail text, p_data jsonb, p_notify_kind text, p_notify_text text, OUT done boolean, OUT request_message text) RETURNS record LANGUAGE plpgsql VOLATILE;
 FUNCTION event_code_of(p_event text) RETURNS text LANGUAGE sql IMMUTABLE;
 FUNCTION gate_enter(p_job bigint, p_gate text, p_user bigint, p_priority integer, p_fair boolean, p_step text, p_before text[], p_width integer) RETURNS TABLE(turn bigint, ahead bigint, passed boolean, woken bigint[]) LANGUAGE plpgsql VOLATILE;
+FUNCTION gate_pass(p_job bigint, p_gate text, p_fair boolean, p_step text, p_width integer) RETURNS bigint[] LANGUAGE plpgsql VOLATILE;
 FUNCTION gate_turn_end() RETURNS trigger LANGUAGE plpgsql VOLATILE;
 FUNCTION job_events_default_code() RETURNS trigger LANGUAGE plpgsql VOLATILE;
 FUNCTION job_transfer_id(p_job_id bigint, p_kind integer) RETURNS uuid LANGUAGE sql IMMUTABLE;

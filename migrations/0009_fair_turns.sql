@@ -13,6 +13,7 @@ CREATE TABLE gate_turns (
     priority   integer NOT NULL DEFAULT 0,
     turn       bigint NOT NULL,
     entered_at timestamptz NOT NULL DEFAULT now(),
+    asking_at  timestamptz,       -- inside the window, asking the key pool (still in line)
     passed_at  timestamptz        -- null: waiting at the gate
 );
 
@@ -30,8 +31,9 @@ CREATE INDEX gate_turns_passed ON gate_turns (gate, passed_at) WHERE passed_at I
 
 -- A job reaching the gate: its turn (kept if it is already waiting) and how many jobs wait
 -- ahead of it; with fewer than ``p_width`` ahead (the slots the accounts allow in one pacing
--- window), it passes (``passed``: it may ask the key pool; a refusal there puts it back, with
--- its turn) and the job that now stands at the window's last place is made due (``woken``).
+-- window), it enters the window (``passed``: it may ask the key pool, ``asking_at``; it stays
+-- in line, ahead of the jobs behind it, until the key is its own, gate_pass, or the pool
+-- refuses and it waits again with its turn; ``woken`` is kept for the callers, always null).
 -- One round trip. A user's jobs keep their order: a job that arrives after a
 -- later job of the same user (an earlier step ran slower) takes that job's turn, and the user's
 -- waiting turns are handed out again in job order; and the user's earlier jobs still in the
@@ -61,7 +63,7 @@ BEGIN
         VALUES (p_job, p_gate, p_user, p_priority, v_turn)
         ON CONFLICT (job_id) DO UPDATE
            SET gate = excluded.gate, user_id = excluded.user_id, priority = excluded.priority,
-               turn = excluded.turn, entered_at = now(), passed_at = NULL;
+               turn = excluded.turn, entered_at = now(), asking_at = NULL, passed_at = NULL;
         IF EXISTS (SELECT 1 FROM gate_turns g
                     WHERE g.gate = p_gate AND g.user_id = p_user AND g.priority = p_priority
                       AND g.passed_at IS NULL AND g.job_id > p_job) THEN
@@ -85,11 +87,13 @@ BEGIN
         SELECT count(*) INTO ahead FROM gate_turns g
          WHERE g.gate = p_gate AND g.passed_at IS NULL
            AND (g.priority > p_priority
-                OR (g.priority = p_priority AND (g.turn, g.job_id) < (v_turn, p_job)));
+                OR (g.priority = p_priority AND (g.turn, g.job_id) < (v_turn, p_job)))
+           AND (g.asking_at IS NULL OR g.asking_at > now() - interval '10 seconds');
     ELSE
         SELECT count(*) INTO ahead FROM gate_turns g
          WHERE g.gate = p_gate AND g.passed_at IS NULL
-           AND (g.priority > p_priority OR (g.priority = p_priority AND g.job_id < p_job));
+           AND (g.priority > p_priority OR (g.priority = p_priority AND g.job_id < p_job))
+           AND (g.asking_at IS NULL OR g.asking_at > now() - interval '10 seconds');
     END IF;
     -- The user's earlier jobs not at the gate yet: in a step before it, or at its step
     -- without a turn (entering right now, in another process).
@@ -104,31 +108,12 @@ BEGIN
                                                    WHERE t.job_id = earlier.id))));
     passed := ahead < p_width;
     IF passed THEN
-        UPDATE gate_turns g SET passed_at = now() WHERE g.job_id = p_job;
-        IF p_fair THEN
-            WITH following AS (
-                SELECT g.job_id FROM gate_turns g
-                 WHERE g.gate = p_gate AND g.passed_at IS NULL
-                 ORDER BY g.priority DESC, g.turn, g.job_id OFFSET p_width - 1 LIMIT 1
-            ), due AS (
-                UPDATE jobs j SET next_run_at = now(), updated_at = now() FROM following f
-                 WHERE j.id = f.job_id AND j.status = 'queued' AND j.step = p_step
-                   AND j.next_run_at > now()
-                RETURNING j.id
-            ) SELECT array_agg(due.id) INTO woken FROM due;
-        ELSE
-            WITH following AS (
-                SELECT g.job_id FROM gate_turns g
-                 WHERE g.gate = p_gate AND g.passed_at IS NULL
-                 ORDER BY g.priority DESC, g.job_id OFFSET p_width - 1 LIMIT 1
-            ), due AS (
-                UPDATE jobs j SET next_run_at = now(), updated_at = now() FROM following f
-                 WHERE j.id = f.job_id AND j.status = 'queued' AND j.step = p_step
-                   AND j.next_run_at > now()
-                RETURNING j.id
-            ) SELECT array_agg(due.id) INTO woken FROM due;
-        END IF;
+        -- Inside the window: it asks the key pool now, and stays in line (counted ahead of the
+        -- jobs behind it) until the key is its own (gate_pass) or the pool refuses (asking_at
+        -- cleared): so a job behind cannot slip past it into a slot that is freeing.
+        UPDATE gate_turns g SET asking_at = now() WHERE g.job_id = p_job;
     END IF;
+    woken := NULL;
     RETURN NEXT;
 END $$;
 
@@ -143,3 +128,27 @@ CREATE TRIGGER jobs_leave_gate AFTER UPDATE OF status ON jobs
     FOR EACH ROW WHEN (NEW.status IN ('succeeded', 'failed', 'cancelled')
                        AND OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION gate_turn_end();
+
+-- The job inside the window got its key: it leaves the line, and the job that now stands at
+-- the window's last place is made due (``woken``), so no slot is lost to a sleeping job.
+CREATE FUNCTION gate_pass(p_job bigint, p_gate text, p_fair boolean, p_step text,
+                          p_width integer)
+RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+    v_woken bigint[];
+BEGIN
+    UPDATE gate_turns g SET passed_at = now(), asking_at = NULL
+     WHERE g.job_id = p_job AND g.passed_at IS NULL;
+    WITH following AS (
+        SELECT g.job_id FROM gate_turns g
+         WHERE g.gate = p_gate AND g.passed_at IS NULL
+         ORDER BY g.priority DESC, CASE WHEN p_fair THEN g.turn ELSE 0 END, g.job_id
+         OFFSET p_width - 1 LIMIT 1
+    ), due AS (
+        UPDATE jobs j SET next_run_at = now(), updated_at = now() FROM following f
+         WHERE j.id = f.job_id AND j.status = 'queued' AND j.step = p_step
+           AND j.next_run_at > now()
+        RETURNING j.id
+    ) SELECT array_agg(due.id) INTO v_woken FROM due;
+    RETURN v_woken;
+END $$;

@@ -13,9 +13,11 @@ e.g. the create step's create slots). When that step asks for a key of that purp
    in the steps before the gate count as ahead of the user's later ones. With
    ``FAIR_ORDER=false`` the order is (priority DESC, job id): submit order.
 2. A job with fewer jobs ahead of it than the window (one per account; more where the limit
-   is so high that a quarter second's slots are more) passes, in the same statement, and asks
-   the key pool for a key (Redis pacing, as before); the job that now stands at the window's
-   last place is made due and woken, so no slot is lost to a sleeping job. Paced out, the job
+   is so high that a quarter second's slots are more) enters the window in the same statement
+   and asks the key pool for a key (Redis pacing, as before), still counted ahead of the jobs
+   behind it, so none slips past it into a slot that is freeing. With the key it leaves the line
+   (``gate_pass``), and the job that now stands at the window's last place is made due and
+   woken, so no slot is lost to a sleeping job. Paced out, the job
    goes back in line with its turn and sleeps until the slot frees, plus its place in the
    window (jobs ahead / slots per second). A job further back sleeps in PostgreSQL (a queued
    row with ``next_run_at``) until about its turn: (jobs ahead - window + 1) / the accounts'
@@ -113,6 +115,20 @@ class FairGate:
             raise NoKeyAvailable(
                 exc.provider, exc.retry_at + cap.seconds_for(ahead), exc.reason
             ) from None
+        # The key is the job's own: it leaves the line, and the next job is woken.
+        with self.services.db.connection() as conn:
+            passed = conn.execute(
+                q.PASS,
+                {
+                    "id": ctx.job_id,
+                    "gate": kind.name,
+                    "fair": self.settings.fair_order,
+                    "step": gate.step,
+                    "width": cap.width,
+                },
+            ).fetchone()
+        for job_id in (passed["woken"] if passed else None) or []:
+            self.services.dispatcher.send(kind.queue, int(job_id), actor=kind.actor(gate.step))
         GATE_WAIT_SECONDS.labels(kind=kind.name).observe(ctx.seconds_since(ctx.created_at))
         self._housekeeping(ctx)
         return key

@@ -8,10 +8,14 @@ SELECT turn, ahead, passed, woken
   FROM gate_enter(%(id)s, %(gate)s, %(user_id)s, %(priority)s, %(fair)s, %(step)s,
                   %(before)s, %(width)s)"""
 
-# The key pool refused the job that passed (its accounts' window is spent): it waits again,
-# with the turn it had.
+# The key pool refused the job inside the window (its accounts' window is spent): it waits
+# again, with the turn it had.
 UNPASS = """
-UPDATE gate_turns SET passed_at = NULL WHERE job_id = %(id)s AND passed_at IS NOT NULL"""
+UPDATE gate_turns SET asking_at = NULL, passed_at = NULL WHERE job_id = %(id)s"""
+
+# The job inside the window got its key: it leaves the line and wakes the next (``gate_pass``).
+PASS = """
+SELECT gate_pass(%(id)s, %(gate)s, %(fair)s, %(step)s, %(width)s) AS woken"""
 
 # The waiting jobs by priority and turn: what the estimate at submit reads (cached).
 BACKLOG = """
