@@ -111,9 +111,9 @@ def _in_own_order(order: list[dict[str, Any]]) -> bool:
 
 
 def test_a_new_users_job_takes_one_of_the_next_two_slots(pipeline: Pipeline) -> None:
-    _start(pipeline, limit="1/1")
+    _start(pipeline, limit="2/1")
     heavy = _submit_many(pipeline, 301, 20)
-    _backlog_of(pipeline, 301, 20, waiting=15)
+    _backlog_of(pipeline, 301, 20, waiting=14)
     (light,) = pipeline.submit(302, count=1, credits=1, title="One mug")
     wait_for(
         lambda: pipeline.db.fetchone(
@@ -124,7 +124,7 @@ def test_a_new_users_job_takes_one_of_the_next_two_slots(pipeline: Pipeline) -> 
     )
     assert _slots_before(pipeline, light) <= 1
     # Meanwhile the heavy user's jobs still wait: the light one did not just come last.
-    assert _gate(pipeline, 301)["waiting"] >= 10
+    assert _gate(pipeline, 301)["waiting"] >= 8
     done = pipeline.wait([*heavy, light], timeout=90)
     assert {j["status"] for j in done} == {"succeeded"}
     order = _creates(pipeline)
@@ -153,11 +153,11 @@ def test_a_higher_tier_goes_first(pipeline: Pipeline, tmp_path: Path) -> None:
         'chain = ["bytedance/seedance-2-mini"]\n',
         encoding="utf-8",
     )
-    _start(pipeline, limit="1/1", video_tiers_file=str(tiers))
+    _start(pipeline, limit="2/1", video_tiers_file=str(tiers))
     heavy = _submit_many(pipeline, 321, 10)
     # Another user's standard jobs, submitted after, wait in the same rounds.
     others = _submit_many(pipeline, 322, 5)
-    _backlog_of(pipeline, 321, 10, waiting=6)
+    _backlog_of(pipeline, 321, 10, waiting=4)
     (vip,) = pipeline.submit(323, count=1, credits=1, title="Premium mug", tier="premium")
     wait_for(
         lambda: pipeline.db.fetchone(
