@@ -29,7 +29,6 @@ import hashlib
 import json
 import secrets
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,7 +52,7 @@ from simulator.kie_schema import (
     Problem,
     is_url,
 )
-from simulator.state import SimState, Task, bearer_token, current_call, get_state
+from simulator.state import SimState, Task, attached, bearer_token, current_call, get_state
 
 #: Veo 3.1's models, in the ``model`` field of its generate body.
 VEO_MODELS = tuple(name for name, spec in MODELS.items() if spec.family == VEO)
@@ -450,24 +449,9 @@ def _accept(
     return kie_ok(request, {"taskId": task.task_id})
 
 
-class _CreatesLog:
-    def __init__(self) -> None:
-        self.epoch = -1
-        self.entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
-
-
-_CREATES: weakref.WeakKeyDictionary[SimState, _CreatesLog] = weakref.WeakKeyDictionary()
-
-
 def creates_log(state: SimState) -> collections.deque[dict[str, Any]]:
     """The body of every accepted create (task id, key, model), since the last reset."""
-    log = _CREATES.get(state)
-    if log is None:
-        log = _CREATES[state] = _CreatesLog()
-    if log.epoch != state.epoch:
-        log.epoch = state.epoch
-        log.entries.clear()
-    return log.entries
+    return attached(state, "kie.creates", lambda: collections.deque(maxlen=10_000))
 
 
 async def admin_creates(request: web.Request) -> web.Response:

@@ -17,7 +17,6 @@ import hashlib
 import re
 import secrets
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import BodyPartReader, web
 
 from simulator.kie import authenticate, kie_error, public_base
-from simulator.state import SimState, current_call, get_state
+from simulator.state import SimState, attached, current_call, get_state
 
 #: The largest upload accepted (KIE documents none; the models take at most 20 MB).
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
@@ -66,27 +65,16 @@ class Upload:
         }
 
 
+@dataclass
 class UploadStore:
     """The uploads of one simulator, emptied when its state is reset."""
 
-    def __init__(self) -> None:
-        self.epoch = -1
-        self.files: dict[str, Upload] = {}  # by file_path
-        self.log: list[Upload] = []  # every upload, in order (a replaced file too)
-
-
-_STORES: weakref.WeakKeyDictionary[SimState, UploadStore] = weakref.WeakKeyDictionary()
+    files: dict[str, Upload] = field(default_factory=dict)  # by file_path
+    log: list[Upload] = field(default_factory=list)  # every upload, in order (a replaced one too)
 
 
 def store(state: SimState) -> UploadStore:
-    found = _STORES.get(state)
-    if found is None:
-        found = _STORES[state] = UploadStore()
-    if found.epoch != state.epoch:
-        found.epoch = state.epoch
-        found.files.clear()
-        found.log.clear()
-    return found
+    return attached(state, "kie.uploads", UploadStore)
 
 
 def lookup(state: SimState, url: str) -> Upload | None:

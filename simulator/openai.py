@@ -26,7 +26,6 @@ import math
 import re
 import secrets
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,7 +33,7 @@ from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
 from simulator import kie_upload
-from simulator.state import SimState, bearer_token, current_call, get_state
+from simulator.state import SimState, attached, bearer_token, current_call, get_state
 
 CYCLE = ("http400", "invalid_prompt", "refusal", "content_filter")
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
@@ -361,24 +360,9 @@ def _nearest(pixel: Any) -> str:
     )
 
 
-class _RequestLog:
-    def __init__(self) -> None:
-        self.epoch = -1
-        self.entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
-
-
-_LOGS: weakref.WeakKeyDictionary[SimState, _RequestLog] = weakref.WeakKeyDictionary()
-
-
 def requests_log(state: SimState) -> collections.deque[dict[str, Any]]:
     """The chat completion requests (model, user texts, image URLs) since the last reset."""
-    log = _LOGS.get(state)
-    if log is None:
-        log = _LOGS[state] = _RequestLog()
-    if log.epoch != state.epoch:
-        log.epoch = state.epoch
-        log.entries.clear()
-    return log.entries
+    return attached(state, "openai.requests", lambda: collections.deque(maxlen=10_000))
 
 
 async def admin_requests(request: web.Request) -> web.Response:

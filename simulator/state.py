@@ -15,8 +15,10 @@ import dataclasses
 import math
 import random
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 
@@ -426,3 +428,21 @@ def bearer_token(request: web.Request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+_T = TypeVar("_T")
+#: What the simulator's modules keep per state beside it (uploads, files, request logs), with
+#: the epoch each was made in.
+_ATTACHED: weakref.WeakKeyDictionary[SimState, dict[str, tuple[int, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def attached(state: SimState, name: str, factory: Callable[[], _T]) -> _T:
+    """The object ``name`` kept beside ``state``, made afresh by ``factory`` after each reset
+    (a new epoch), as the state's own records are."""
+    kept = _ATTACHED.setdefault(state, {})
+    found = kept.get(name)
+    if found is None or found[0] != state.epoch:
+        found = kept[name] = (state.epoch, factory())
+    return cast(_T, found[1])

@@ -60,7 +60,7 @@ def tg_ok(result: Any) -> web.Response:
     return web.json_response({"ok": True, "result": result})
 
 
-async def _read_params(
+async def read_params(
     request: web.Request, max_upload: int
 ) -> tuple[dict[str, Any], dict[str, Upload]]:
     """All parameters of the request and its uploaded files; raises ``TooLarge``."""
@@ -161,7 +161,7 @@ async def bot_method(request: web.Request) -> web.StreamResponse:
     if cfg.bot_token is not None and token != cfg.bot_token:
         return tg_error(request, 401, "Unauthorized")
     try:
-        params, uploads = await _read_params(request, cfg.max_upload_bytes)
+        params, uploads = await read_params(request, cfg.max_upload_bytes)
     except TooLarge:
         return tg_error(request, 413, "Request Entity Too Large")
     call.chat_id = _chat_id(params.get("chat_id"))

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from simulator.state import SimState, current_call, get_state
+from simulator.state import SimState, attached, current_call, get_state
+from simulator.telegram import TooLarge, read_params, tg_error
 
 #: The largest file a bot may download (``getFile`` refuses larger ones).
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
@@ -64,28 +64,17 @@ class StoredFile:
         }
 
 
+@dataclass
 class FileStore:
     """The files of one simulator (one ``SimState``), emptied when the state is reset."""
 
-    def __init__(self) -> None:
-        self.epoch = -1
-        self.by_id: dict[str, StoredFile] = {}
-        self.by_path: dict[str, StoredFile] = {}
-
-
-_STORES: weakref.WeakKeyDictionary[SimState, FileStore] = weakref.WeakKeyDictionary()
+    by_id: dict[str, StoredFile] = field(default_factory=dict)
+    by_path: dict[str, StoredFile] = field(default_factory=dict)
 
 
 def store(state: SimState) -> FileStore:
     """The file store of ``state``, empty again after each ``reset``."""
-    found = _STORES.get(state)
-    if found is None:
-        found = _STORES[state] = FileStore()
-    if found.epoch != state.epoch:
-        found.epoch = state.epoch
-        found.by_id.clear()
-        found.by_path.clear()
-    return found
+    return attached(state, "telegram.files", FileStore)
 
 
 def add_file(state: SimState, data: bytes, *, kind: str = "photo") -> StoredFile:
@@ -107,13 +96,6 @@ def add_file(state: SimState, data: bytes, *, kind: str = "photo") -> StoredFile
     return stored
 
 
-def _tg_error(request: web.Request, code: int, description: str) -> web.Response:
-    current_call(request).code = code
-    return web.json_response(
-        {"ok": False, "error_code": code, "description": description}, status=code
-    )
-
-
 def _token_ok(state: SimState, token: str) -> bool:
     expected = state.config.telegram.bot_token
     return expected is None or token == expected
@@ -123,27 +105,19 @@ async def get_file(request: web.Request) -> web.Response:
     """``POST|GET /bot<token>/getFile`` with ``file_id`` (query, JSON or form)."""
     state = get_state(request)
     if not _token_ok(state, request.match_info["token"]):
-        return _tg_error(request, 401, "Unauthorized")
-    params: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.body_exists:
-        if request.content_type == "application/json":
-            try:
-                body = await request.json()
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                params.update(body)
-        else:
-            form = await request.post()
-            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        return tg_error(request, 401, "Unauthorized")
+    try:
+        params, _ = await read_params(request, max_upload=0)
+    except TooLarge:  # getFile takes no file
+        return tg_error(request, 400, "Bad Request: getFile takes no file")
     file_id = params.get("file_id")
     if not isinstance(file_id, str) or not file_id:
-        return _tg_error(request, 400, "Bad Request: file_id is empty")
+        return tg_error(request, 400, "Bad Request: file_id is empty")
     found = store(state).by_id.get(file_id)
     if found is None:
-        return _tg_error(request, 400, "Bad Request: invalid file_id")
+        return tg_error(request, 400, "Bad Request: invalid file_id")
     if found.file_size > MAX_DOWNLOAD_BYTES:
-        return _tg_error(request, 400, "Bad Request: file is too big")
+        return tg_error(request, 400, "Bad Request: file is too big")
     found.lookups += 1
     current_call(request).code = 200
     return web.json_response(
